@@ -1,0 +1,76 @@
+"""Acks that clients on other servers send back for a BROADCAST (7) request.
+
+Every entry expires: a timer removes it after the ack timeout, whether or not anything
+arrived, so no pending entry outlives its usefulness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._codec import BROADCAST_ACK
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+def new_request_id() -> str:
+    """A random request id, opaque to every peer."""
+    return "".join(secrets.choice(_ALNUM) for _ in range(12))
+
+
+@dataclass(slots=True)
+class _Entry:
+    callback: Callable[..., Any]
+    timer: asyncio.TimerHandle
+    single: bool
+
+
+class AckRequests:
+    """Pending BROADCAST requests of this server, by request id."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, request_id: object) -> bool:
+        return request_id in self._entries
+
+    def add(self, callback: Callable[..., Any], timeout: float, *, single: bool) -> str:
+        """Register ``callback`` for each ack; with ``single`` only the first one counts."""
+        request_id = new_request_id()
+        timer = asyncio.get_running_loop().call_later(timeout, self.discard, request_id)
+        self._entries[request_id] = _Entry(callback, timer, single)
+        return request_id
+
+    def discard(self, request_id: str) -> None:
+        """Forget a request and stop its timer."""
+        entry = self._entries.pop(request_id, None)
+        if entry is not None:
+            entry.timer.cancel()
+
+    def clear(self) -> None:
+        """Forget every request (on close)."""
+        for request_id in list(self._entries):
+            self.discard(request_id)
+
+    async def on_response(self, response: dict[str, Any]) -> bool:
+        """Handle a response if it belongs to a pending request; True if it did."""
+        request_id = response.get("requestId")
+        entry = self._entries.get(request_id) if isinstance(request_id, str) else None
+        if entry is None:
+            return False
+        if response.get("type") == BROADCAST_ACK:
+            if entry.single:
+                self.discard(request_id)  # type: ignore[arg-type]
+            result = entry.callback(response.get("packet"))
+            if inspect.isawaitable(result):
+                await result
+        return True

@@ -1,0 +1,732 @@
+"""``AsyncRedisAdapter``: python-socketio's client manager on Node's Redis adapter protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import string
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import anyio
+import socketio
+from engineio import packet as eio_packet
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+
+from . import _codec as codec
+from ._acks import AckRequests
+from ._channels import NamespaceChannels, Room
+from ._errors import AdapterClosedError, MalformedMessage, RedisAdapterError
+from ._operator import BroadcastOperator, RoomArg, check_room, rooms_of
+from ._options import (
+    DEFAULT_KEY,
+    Options,
+    check_bool,
+    check_key,
+    check_seconds,
+    check_size,
+    redact_url,
+    resolve_url,
+)
+from ._publisher import Publisher
+from ._subscriber import Subscriber
+
+_BROADCAST, _REQUEST, _RESPONSE = 0, 1, 2
+_ALNUM = string.ascii_letters + string.digits
+_EVENT = 2  # socket.io EVENT packet type
+_MESSAGE = eio_packet.MESSAGE
+
+Recipients = list[tuple[str, str]]
+
+
+def _new_uid() -> str:
+    return "".join(secrets.choice(_ALNUM) for _ in range(8))
+
+
+class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
+    """Client manager for ``socketio.AsyncServer`` that shares rooms and events over Redis.
+
+    It speaks the wire protocol of Node's ``@socket.io/redis-adapter`` 8.x (classic mode)
+    and ``@socket.io/redis-emitter`` 5.x, so Python and Node.js servers can share a cluster.
+
+    :param url: Redis URL: ``redis://``, ``rediss://`` (TLS) or ``unix://``, with optional
+        ``user:password@``. Default ``redis://localhost:6379/0``.
+    :param host: Redis host; with ``port``, an alternative to ``url``.
+    :param port: Redis port.
+    :param key: channel prefix shared by the cluster, default ``socket.io``.
+    :param pub_client: a ``redis.asyncio.Redis`` to publish with; never closed by the adapter.
+    :param sub_client: a ``redis.asyncio.Redis`` whose settings the pub/sub connection uses;
+        never closed by the adapter.
+    :param requests_timeout: seconds to wait for other servers' answers (default 5).
+    :param with_channel_multiplexing: subscribe to one channel per room that has local
+        members (default True), so a server never receives traffic for rooms it does not
+        hold; False PSUBSCRIBEs ``key#nsp#*`` like a classic Node server.
+    :param ack_timeout: seconds an ack from a client on another server is waited for
+        (default 60, python-socketio's ``call()`` default); the entry is dropped afterwards.
+    :param max_message_size: largest message published or accepted, in bytes (default 8 MiB).
+    :param health_check_interval: seconds of silence on the pub/sub connection before a PING
+        (default 15); no answer for another interval means reconnect.
+    :param logger: a ``logging.Logger``; default ``logging.getLogger("socketio_redis_async")``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        key: str = DEFAULT_KEY,
+        pub_client: Redis | None = None,
+        sub_client: Redis | None = None,
+        requests_timeout: float = 5.0,
+        with_channel_multiplexing: bool = True,
+        ack_timeout: float = 60.0,
+        max_message_size: int = 8 * 1024 * 1024,
+        health_check_interval: float = 15.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        super().__init__()
+        for name, client in (("pub_client", pub_client), ("sub_client", sub_client)):
+            if client is not None and not isinstance(client, Redis):
+                raise TypeError(
+                    f"{name} must be a redis.asyncio.Redis instance, not {type(client).__name__}"
+                )
+        if logger is not None and not isinstance(logger, logging.Logger):
+            raise TypeError("logger must be a logging.Logger")
+        self._options = Options(
+            url=resolve_url(url, host, port),
+            key=check_key(key),
+            requests_timeout=check_seconds("requests_timeout", requests_timeout),
+            ack_timeout=check_seconds("ack_timeout", ack_timeout),
+            with_channel_multiplexing=check_bool(
+                "with_channel_multiplexing", with_channel_multiplexing
+            ),
+            max_message_size=check_size("max_message_size", max_message_size),
+            health_check_interval=check_seconds("health_check_interval", health_check_interval),
+        )
+        self.logger = logger or logging.getLogger("socketio_redis_async")
+        self._where = redact_url(self._options.url)
+        self._owns_pub = pub_client is None
+        self._owns_sub = sub_client is None
+        self._pub_client = pub_client
+        self._sub_client = sub_client
+        self._pid = os.getpid()
+        self._uid = _new_uid()
+        self._namespaces: dict[str, NamespaceChannels] = {}
+        self._routes: dict[bytes, tuple[int, NamespaceChannels]] = {}
+        self._pattern_routes: dict[bytes, NamespaceChannels] = {}
+        self._room_refs: dict[str, int] = {}
+        self._subscriber = Subscriber(
+            self._open_sub_connection,
+            self._on_message,
+            logger=self.logger,
+            where=self._where,
+            health_check_interval=self._options.health_check_interval,
+        )
+        self._publisher = Publisher(
+            lambda: self.pub_client,
+            max_message_size=self._options.max_message_size,
+            where=self._where,
+        )
+        self._acks = AckRequests()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._dropped = 0
+        self._last_drop_log = -1e9
+
+    # -- properties -----------------------------------------------------------------
+
+    @property
+    def uid(self) -> str:
+        """This server's id on the wire; a new one is made in a forked child process."""
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self._uid = _new_uid()
+        return self._uid
+
+    @property
+    def host_id(self) -> str:
+        """The same as :attr:`uid`; python-socketio's admin UI reads it."""
+        return self.uid
+
+    @property
+    def prefix(self) -> str:
+        """The channel prefix (the ``key`` option)."""
+        return self._options.key
+
+    @property
+    def requests_timeout(self) -> float:
+        """Seconds to wait for answers from other servers."""
+        return self._options.requests_timeout
+
+    @property
+    def pub_client(self) -> Redis:
+        """The Redis client used to publish."""
+        if self._pub_client is None:
+            self._pub_client = Redis.from_url(self._options.url)
+        return self._pub_client
+
+    @property
+    def sub_client(self) -> Redis:
+        """The Redis client whose settings the pub/sub connection uses."""
+        if self._sub_client is None:
+            self._sub_client = Redis.from_url(self._options.url)
+        return self._sub_client
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters for monitoring: dropped messages, reconnects, subscriptions, pending acks."""
+        return {
+            "dropped_messages": self._dropped,
+            "handler_errors": self._subscriber.handler_errors,
+            "reconnects": self._subscriber.reconnects,
+            "subscribed_channels": len(self._subscriber.channels),
+            "pending_acks": len(self._acks),
+            "published": self._publisher.published,
+            "publish_batches": self._publisher.batches,
+        }
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def initialize(self) -> None:
+        """Start the listener (python-socketio calls this on the first connection)."""
+        if self._closed:
+            raise AdapterClosedError("this adapter was closed; create a new one")
+        if self._task is not None and not self._task.done():
+            return
+        for nsp in self._server_namespaces():
+            self._ensure_namespace(nsp)
+        self._task = asyncio.get_running_loop().create_task(
+            self._subscriber.run(), name=f"socketio-redis-async listener {self.uid}"
+        )
+
+    async def start(self) -> None:
+        """Start listening and return once Redis has confirmed the subscriptions.
+
+        Call it from the ASGI lifespan / aiohttp ``on_startup`` so that the server
+        receives cross-server traffic before its first client connects.
+        Raises :class:`RedisAdapterError` if Redis does not answer within
+        ``requests_timeout`` (the listener keeps retrying in the background).
+        """
+        if self.server is None:
+            raise RuntimeError(
+                "pass the adapter to socketio.AsyncServer(client_manager=...) before start()"
+            )
+        self.server.manager_initialized = True
+        self.initialize()
+        if not await self._subscriber.wait(self._subscriber.channels, self.requests_timeout):
+            raise RedisAdapterError(
+                f"Redis at {self._where} did not confirm the subscriptions within "
+                f"{self.requests_timeout:g} s; is it running? (the adapter keeps retrying)"
+            )
+
+    async def aclose(self) -> None:
+        """Stop listening, drop pending acks and close the Redis clients this adapter owns."""
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            if self._task is not None:
+                self._task.cancel()
+                await asyncio.wait([self._task])
+            await self._publisher.aclose()
+            self._acks.clear()
+            for owned, client in ((self._owns_pub, self._pub_client), (self._owns_sub, self._sub_client)):
+                if owned and client is not None:
+                    await client.aclose()
+
+    async def __aenter__(self) -> AsyncRedisAdapter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- broadcast operators (Node's io.to().except()) -------------------------------
+
+    def of(self, namespace: str) -> BroadcastOperator:
+        """Start a broadcast in ``namespace``."""
+        if not isinstance(namespace, str):
+            raise TypeError("namespace must be a str such as '/chat'")
+        return BroadcastOperator(self, nsp=namespace if namespace.startswith("/") else "/" + namespace)
+
+    def to(self, *rooms: RoomArg) -> BroadcastOperator:
+        """Start a broadcast to these rooms of namespace ``/``."""
+        return self.of("/").to(*rooms)
+
+    def in_(self, *rooms: RoomArg) -> BroadcastOperator:
+        """Alias of :meth:`to`."""
+        return self.to(*rooms)
+
+    def except_(self, *rooms: RoomArg) -> BroadcastOperator:
+        """Start a broadcast to namespace ``/`` that skips these rooms."""
+        return self.of("/").except_(*rooms)
+
+    async def _broadcast(
+        self,
+        nsp: str,
+        data: list[Any],
+        rooms: list[Room],
+        except_rooms: list[Room],
+        flags: dict[str, Any],
+        local: bool,
+    ) -> None:
+        payload = None
+        if not local and not self._only_local_sid(nsp, rooms):
+            payload = codec.encode_broadcast(self.uid, nsp, data, rooms, except_rooms, flags)
+            self._publisher.check_size(payload)
+        await self._deliver(nsp, data, self._recipients(nsp, rooms, except_rooms))
+        if payload is not None:
+            await self._publish(self._ensure_namespace(nsp).for_rooms(rooms), payload)
+
+    # -- python-socketio manager API -------------------------------------------------
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Callable[..., Any] | None = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Emit to local sockets, then publish for the other servers.
+
+        ``to``/``room`` may be a room, a socket id or a list of them; ``skip_sid`` a socket
+        id, a room or a list of them (every member of a skipped room is skipped).
+        ``ignore_queue=True`` delivers to local sockets only.
+        """
+        rooms = list(rooms_of(to if to is not None else room))
+        except_rooms = list(rooms_of(skip_sid))
+        if isinstance(data, tuple):
+            args = list(data)
+        elif data is None:
+            args = []
+        else:
+            args = [data]
+        local = bool(kwargs.get("ignore_queue"))
+        if callback is None:
+            await self._broadcast(namespace, [event, *args], rooms, except_rooms, {}, local)
+            return
+        await self._emit_with_callback(
+            namespace, [event, *args], rooms, except_rooms, callback, local
+        )
+
+    async def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
+        """Register a new socket; return once its own room's channel is subscribed."""
+        channels = self._ensure_namespace(namespace)
+        sid: str | None = await super().pre_connect(eio_sid, namespace)
+        if sid is not None and self._options.with_channel_multiplexing:
+            await self._confirm_subscribed([channels.broadcast, channels.room(sid)])
+        return sid
+
+    async def enter_room(
+        self, sid: str, namespace: str, room: Any, eio_sid: str | None = None
+    ) -> None:
+        """Add a socket to a room; for a socket on another server, ask that server."""
+        room = check_room(room)
+        if eio_sid is not None or self._is_local(sid, namespace):
+            self.basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+            if self._options.with_channel_multiplexing:
+                await self._confirm_subscribed([self._ensure_namespace(namespace).room(room)])
+            return
+        await self._remote_rooms(codec.REMOTE_JOIN, namespace, [sid], [room])
+
+    async def leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        """Remove a socket from a room, on whichever server holds it."""
+        if self._is_local(sid, namespace):
+            self.basic_leave_room(sid, namespace, room)
+            return
+        await self._remote_rooms(codec.REMOTE_LEAVE, namespace, [sid], [check_room(room)])
+
+    async def close_room(self, room: Any, namespace: str) -> None:
+        """Make every socket of the cluster leave ``room``."""
+        room = check_room(room)
+        self.basic_close_room(room, namespace)
+        await self._remote_rooms(codec.REMOTE_LEAVE, namespace, [room], [room])
+
+    async def can_disconnect(self, sid: str, namespace: str) -> bool:
+        """True for a local socket; for a remote one, ask its server and return False."""
+        if self._is_local(sid, namespace):
+            return bool(self.is_connected(sid, namespace))
+        await self._remote_disconnect(namespace, [sid], close=False)
+        return False
+
+    async def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        """Forget a local socket, or ask the server that holds it to disconnect it."""
+        if not kwargs.get("ignore_queue") and not self._is_local(sid, namespace):
+            await self._remote_disconnect(namespace, [sid], close=False)
+            return
+        self.basic_disconnect(sid, namespace, **kwargs)
+
+    def basic_enter_room(
+        self, sid: str, namespace: str, room: Any, eio_sid: str | None = None
+    ) -> None:
+        """Add to a room locally; a room's first member subscribes its channel."""
+        if room is not None:
+            check_room(room)
+        ns = self.rooms.get(namespace)
+        created = room is not None and (ns is None or room not in ns)
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        if created and self._options.with_channel_multiplexing:
+            channel = self._ensure_namespace(namespace).room(room)
+            refs = self._room_refs.get(channel, 0)
+            self._room_refs[channel] = refs + 1
+            if not refs:
+                self._routes[channel.encode()] = (_BROADCAST, self._namespaces[namespace])
+                self._subscriber.want(channel)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        """Leave a room locally; a room's last member unsubscribes its channel."""
+        ns = self.rooms.get(namespace)
+        existed = ns is not None and room in ns
+        super().basic_leave_room(sid, namespace, room)
+        ns = self.rooms.get(namespace)
+        if (
+            existed
+            and room is not None
+            and (ns is None or room not in ns)
+            and self._options.with_channel_multiplexing
+        ):
+            channel = self._namespaces[namespace].room(room)
+            refs = self._room_refs.get(channel, 1) - 1
+            if refs:
+                self._room_refs[channel] = refs
+            else:
+                self._room_refs.pop(channel, None)
+                self._routes.pop(channel.encode(), None)
+                self._subscriber.unwant(channel)
+
+    # -- local delivery ---------------------------------------------------------------
+
+    def _is_local(self, sid: str, namespace: str) -> bool:
+        return sid in self.rooms.get(namespace, {}).get(None, ())
+
+    def _only_local_sid(self, nsp: str, rooms: list[Room]) -> bool:
+        return len(rooms) == 1 and isinstance(rooms[0], str) and self._is_local(rooms[0], nsp)
+
+    def _recipients(self, nsp: str, rooms: Iterable[Room], except_rooms: Iterable[Room]) -> Recipients:
+        """Local (sid, eio_sid) pairs in any of ``rooms`` (all if none) and in no except room."""
+        ns = self.rooms.get(nsp)
+        if not ns:
+            return []
+        rooms = list(rooms)
+        if not rooms:
+            members: dict[str, str] = dict(ns.get(None, {}))
+        elif len(rooms) == 1:
+            members = dict(ns.get(rooms[0], {}))
+        else:
+            members = {}
+            for room in rooms:
+                if room in ns:
+                    members.update(ns[room])
+        for room in except_rooms:
+            for sid in ns.get(room, ()):
+                members.pop(sid, None)
+        return list(members.items())
+
+    async def _deliver(self, nsp: str, data: list[Any], recipients: Recipients) -> None:
+        """Encode the packet once and hand the same bytes to every recipient."""
+        if not recipients:
+            return
+        encoded = self.server.packet_class(_EVENT, namespace=nsp, data=data).encode()
+        send = self.server._send_eio_packet
+        if isinstance(encoded, list):
+            # Binary: engine.io caches one encoding per packet object, and websocket and
+            # polling clients need different ones, so each recipient gets its own objects.
+            for _, eio_sid in recipients:
+                for part in encoded:
+                    await send(eio_sid, eio_packet.Packet(_MESSAGE, part))
+            return
+        pkt = eio_packet.Packet(_MESSAGE, encoded)
+        for _, eio_sid in recipients:
+            await send(eio_sid, pkt)
+
+    async def _deliver_with_acks(
+        self,
+        nsp: str,
+        data: list[Any],
+        recipients: Recipients,
+        callback: Callable[..., Any],
+    ) -> None:
+        for sid, eio_sid in recipients:
+            ack_id = self._generate_ack_id(sid, callback)
+            pkt = self.server.packet_class(_EVENT, namespace=nsp, data=data, id=ack_id)
+            await self.server._send_packet(eio_sid, pkt)
+
+    # -- publishing -------------------------------------------------------------------
+
+    async def _publish(self, channel: str, payload: bytes) -> int:
+        if self._closed:
+            raise AdapterClosedError("this adapter was closed; create a new one")
+        return await self._publisher.publish(channel, payload)
+
+    async def _request(self, namespace: str, request: dict[str, Any], msgpack: bool = False) -> None:
+        payload = codec.pack(request) if msgpack else codec.dump_json(request)
+        await self._publish(self._ensure_namespace(namespace).request, payload)
+
+    async def _respond(self, channels: NamespaceChannels, request: dict[str, Any], answer: dict[str, Any], msgpack: bool = False) -> None:
+        requester = request.get("uid")
+        channel = (
+            channels.response_for(requester)
+            if isinstance(requester, str) and requester and "#" not in requester
+            else channels.response
+        )
+        await self._publish(channel, codec.pack(answer) if msgpack else codec.dump_json(answer))
+
+    async def _remote_rooms(
+        self, kind: int, namespace: str, selector: list[Room], rooms: list[Room]
+    ) -> None:
+        await self._request(
+            namespace,
+            {"uid": self.uid, "type": kind, "opts": {"rooms": selector, "except": []}, "rooms": rooms},
+        )
+
+    async def _remote_disconnect(self, namespace: str, selector: list[Room], close: bool) -> None:
+        await self._request(
+            namespace,
+            {"uid": self.uid, "type": codec.REMOTE_DISCONNECT, "opts": {"rooms": selector, "except": []}, "close": close},
+        )
+
+    async def _emit_with_callback(
+        self,
+        nsp: str,
+        data: list[Any],
+        rooms: list[Room],
+        except_rooms: list[Room],
+        callback: Callable[..., Any],
+        local: bool,
+    ) -> None:
+        """Local sockets get per-socket ack ids; remote ones a BROADCAST (7) request."""
+        request = None
+        if not local and not self._only_local_sid(nsp, rooms):
+            single = len(rooms) == 1 and not except_rooms
+            request_id = self._acks.add(
+                callback, self._options.ack_timeout, single=single
+            )
+            flags: dict[str, Any] = {"timeout": int(self._options.ack_timeout * 1000)}
+            if single:
+                flags["expectSingleResponse"] = True
+            request = {
+                "uid": self.uid,
+                "requestId": request_id,
+                "type": codec.BROADCAST,
+                "packet": {"type": _EVENT, "data": data, "nsp": nsp},
+                "opts": {"rooms": rooms, "except": except_rooms, "flags": flags},
+            }
+        await self._deliver_with_acks(nsp, data, self._recipients(nsp, rooms, except_rooms), callback)
+        if request is not None:
+            try:
+                await self._request(nsp, request, msgpack=True)
+            except BaseException:
+                self._acks.discard(request["requestId"])
+                raise
+
+    # -- namespaces and subscriptions -------------------------------------------------
+
+    def _server_namespaces(self) -> set[str]:
+        names = {"/"}
+        server = self.server
+        if server is not None:
+            names.update(server.handlers)
+            names.update(server.namespace_handlers)
+            if isinstance(server.namespaces, (list, tuple, set)):
+                names.update(server.namespaces)
+        return {name for name in names if isinstance(name, str) and name != "*"}
+
+    def _ensure_namespace(self, nsp: str) -> NamespaceChannels:
+        channels = self._namespaces.get(nsp)
+        if channels is not None:
+            return channels
+        channels = NamespaceChannels.build(self._options.key, nsp)
+        self._namespaces[nsp] = channels
+        own = channels.response_for(self.uid)
+        for channel, kind in ((channels.request, _REQUEST), (channels.response, _RESPONSE), (own, _RESPONSE)):
+            self._routes[channel.encode()] = (kind, channels)
+            self._subscriber.want(channel)
+        if self._options.with_channel_multiplexing:
+            self._routes[channels.broadcast.encode()] = (_BROADCAST, channels)
+            self._subscriber.want(channels.broadcast)
+        else:
+            self._pattern_routes[channels.pattern.encode()] = channels
+            self._subscriber.want_pattern(channels.pattern)
+        return channels
+
+    async def _confirm_subscribed(self, channels: list[str]) -> None:
+        if self._task is None or not self._subscriber.connected:
+            return
+        if not await self._subscriber.wait(channels, self.requests_timeout):
+            self.logger.warning(
+                "Redis at %s did not confirm subscribing %s within %g s; "
+                "broadcasts from other servers may be missed until it does",
+                self._where,
+                channels,
+                self.requests_timeout,
+            )
+
+    async def _open_sub_connection(self) -> AbstractConnection:
+        pool = self.sub_client.connection_pool
+        kwargs = dict(pool.connection_kwargs)
+        kwargs.update(protocol=2, decode_responses=False, client_name=f"socketio-redis-async:{self.uid}")
+        conn: AbstractConnection = pool.connection_class(**kwargs)
+        await conn.connect()
+        return conn
+
+    # -- receiving --------------------------------------------------------------------
+
+    async def _on_message(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
+        if pattern is not None:
+            channels = self._pattern_routes.get(pattern)
+            if channels is None:
+                return
+            room = channels.room_of(channel.decode(errors="replace"))
+            if room is None or (room and not self._has_room(channels.nsp, room)):
+                return
+            kind = _BROADCAST
+        else:
+            route = self._routes.get(channel)
+            if route is None:
+                return
+            kind, channels = route
+        if len(payload) > self._options.max_message_size:
+            self._drop(channel, f"{len(payload)} bytes is over max_message_size")
+            return
+        try:
+            if kind == _BROADCAST:
+                await self._on_broadcast(channels, payload)
+            elif kind == _REQUEST:
+                await self._on_request(channels, codec.decode_request(payload))
+            else:
+                await self._on_response(codec.decode_request(payload))
+        except MalformedMessage as exc:
+            self._drop(channel, str(exc))
+
+    def _has_room(self, nsp: str, room: str) -> bool:
+        ns = self.rooms.get(nsp, {})
+        if room in ns:
+            return True
+        try:
+            return int(room) in ns
+        except ValueError:
+            return False
+
+    def _drop(self, channel: bytes, reason: str) -> None:
+        self._dropped += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._last_drop_log >= 1.0:
+            self._last_drop_log = now
+            self.logger.warning(
+                "dropped a malformed message on %r: %s (%d dropped so far)",
+                channel,
+                reason,
+                self._dropped,
+            )
+
+    async def _on_broadcast(self, channels: NamespaceChannels, payload: bytes) -> None:
+        msg = codec.decode_broadcast(payload)
+        if msg.uid == self.uid or msg.nsp != channels.nsp:
+            return
+        await self._deliver(channels.nsp, msg.data, self._recipients(msg.nsp, msg.rooms, msg.except_rooms))
+
+    async def _on_response(self, response: dict[str, Any]) -> None:
+        await self._acks.on_response(response)
+
+    async def _on_request(self, channels: NamespaceChannels, request: dict[str, Any]) -> None:
+        kind = request.get("type")
+        handler = self._request_handlers.get(kind) if isinstance(kind, int) else None
+        if handler is None:
+            return
+        await handler(self, channels, request)
+
+    async def _handle_rooms(self, channels: NamespaceChannels, request: dict[str, Any]) -> None:
+        join = request["type"] == codec.REMOTE_JOIN
+        nsp = channels.nsp
+        if "opts" not in request:  # legacy 6.x/7.x form: {requestId, sid, room}
+            sid, room = request.get("sid"), request.get("room")
+            if not isinstance(sid, str) or not self._is_local(sid, nsp):
+                return
+            room = _wire_room(room)
+            (self.basic_enter_room if join else self.basic_leave_room)(sid, nsp, room)
+            await self._respond(channels, request, {"requestId": request.get("requestId")})
+            return
+        if request.get("uid") == self.uid:
+            return  # applied locally before it was published
+        rooms_field = request.get("rooms")
+        if not isinstance(rooms_field, list):
+            raise MalformedMessage("rooms must be a list")
+        rooms = [_wire_room(room) for room in rooms_field]
+        selector, excluded, _ = codec.check_opts(request["opts"])
+        for sid, _eio in self._recipients(nsp, selector, excluded):
+            for room in rooms:
+                if join:
+                    if sid != room and self.is_sid_room(nsp, room):
+                        continue
+                    self.basic_enter_room(sid, nsp, room)
+                else:
+                    self.basic_leave_room(sid, nsp, room)
+
+    async def _handle_disconnect(self, channels: NamespaceChannels, request: dict[str, Any]) -> None:
+        nsp = channels.nsp
+        close = request.get("close") is True
+        if "opts" not in request:
+            sid = request.get("sid")
+            if not isinstance(sid, str) or not self._is_local(sid, nsp):
+                return
+            targets = [(sid, self.eio_sid_from_sid(sid, nsp))]
+            await self._respond(channels, request, {"requestId": request.get("requestId")})
+        else:
+            if request.get("uid") == self.uid:
+                return
+            selector, excluded, _ = codec.check_opts(request["opts"])
+            targets = self._recipients(nsp, selector, excluded)
+        for sid, eio_sid in targets:
+            if close:
+                await self.server.eio.disconnect(eio_sid)
+            else:
+                await self.server.disconnect(sid, namespace=nsp, ignore_queue=True)
+
+    async def _handle_broadcast(self, channels: NamespaceChannels, request: dict[str, Any]) -> None:
+        request_id = request.get("requestId")
+        if not isinstance(request_id, str) or request_id in self._acks:
+            return
+        if request.get("uid") == self.uid:
+            return
+        nsp, data = codec.check_packet(request.get("packet"))
+        if nsp != channels.nsp:
+            return
+        rooms, excluded, _ = codec.check_opts(request.get("opts"))
+        recipients = self._recipients(nsp, rooms, excluded)
+        await self._respond(
+            channels,
+            request,
+            {"type": codec.BROADCAST_CLIENT_COUNT, "requestId": request_id, "clientCount": len(recipients)},
+        )
+        if not recipients:
+            return
+
+        async def ack(*args: Any) -> None:
+            answer = {"type": codec.BROADCAST_ACK, "requestId": request_id, "packet": args[0] if args else None}
+            try:
+                await self._respond(channels, request, answer, msgpack=True)
+            except Exception as exc:
+                self.logger.error("could not send an ack back to server %s: %s", request.get("uid"), exc)
+
+        await self._deliver_with_acks(nsp, data, recipients, ack)
+
+    _request_handlers: dict[int, Callable[..., Any]] = {
+        codec.REMOTE_JOIN: _handle_rooms,
+        codec.REMOTE_LEAVE: _handle_rooms,
+        codec.REMOTE_DISCONNECT: _handle_disconnect,
+        codec.BROADCAST: _handle_broadcast,
+    }
+
+
+def _wire_room(room: Any) -> Room:
+    if isinstance(room, bool) or not isinstance(room, (str, int)):
+        raise MalformedMessage(f"not a room: {room!r:.40}")
+    return room

