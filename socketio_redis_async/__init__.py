@@ -1,17 +1,10 @@
-"""asyncio Redis adapter for python-socketio, wire-compatible with Node's Socket.IO Redis adapter."""
+"""asyncio Redis adapter for python-socketio, wire-compatible with Node's Socket.IO adapter."""
 
 from __future__ import annotations
-
-from importlib.metadata import PackageNotFoundError, version
 
 from ._adapter import AsyncRedisAdapter
 from ._errors import AdapterClosedError, PublishError, RedisAdapterError
 from ._operator import BroadcastOperator
-
-try:
-    __version__ = version("socketio-redis-async")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
 
 __all__ = [
     "AdapterClosedError",
@@ -21,3 +14,11 @@ __all__ = [
     "RedisAdapterError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("socketio-redis-async")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -217,7 +217,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             )
         self.server.manager_initialized = True
         self.initialize()
-        if not await self._subscriber.wait(self._subscriber.channels, self.requests_timeout):
+        if not await self._subscriber.wait(
+            self._subscriber.channels, self.requests_timeout, self._subscriber.patterns
+        ):
             raise RedisAdapterError(
                 f"Redis at {self._where} did not confirm the subscriptions within "
                 f"{self.requests_timeout:g} s; is it running? (the adapter keeps retrying)"
@@ -234,7 +236,10 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                 await asyncio.wait([self._task])
             await self._publisher.aclose()
             self._acks.clear()
-            for owned, client in ((self._owns_pub, self._pub_client), (self._owns_sub, self._sub_client)):
+            for owned, client in (
+                (self._owns_pub, self._pub_client),
+                (self._owns_sub, self._sub_client),
+            ):
                 if owned and client is not None:
                     await client.aclose()
 
@@ -251,7 +256,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         """Start a broadcast in ``namespace``."""
         if not isinstance(namespace, str):
             raise TypeError("namespace must be a str such as '/chat'")
-        return BroadcastOperator(self, nsp=namespace if namespace.startswith("/") else "/" + namespace)
+        return BroadcastOperator(
+            self, nsp=namespace if namespace.startswith("/") else "/" + namespace
+        )
 
     def to(self, *rooms: RoomArg) -> BroadcastOperator:
         """Start a broadcast to these rooms of namespace ``/``."""
@@ -410,7 +417,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
     def _only_local_sid(self, nsp: str, rooms: list[Room]) -> bool:
         return len(rooms) == 1 and isinstance(rooms[0], str) and self._is_local(rooms[0], nsp)
 
-    def _recipients(self, nsp: str, rooms: Iterable[Room], except_rooms: Iterable[Room]) -> Recipients:
+    def _recipients(
+        self, nsp: str, rooms: Iterable[Room], except_rooms: Iterable[Room]
+    ) -> Recipients:
         """Local (sid, eio_sid) pairs in any of ``rooms`` (all if none) and in no except room."""
         ns = self.rooms.get(nsp)
         if not ns:
@@ -466,11 +475,19 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             raise AdapterClosedError("this adapter was closed; create a new one")
         return await self._publisher.publish(channel, payload)
 
-    async def _request(self, namespace: str, request: dict[str, Any], msgpack: bool = False) -> None:
+    async def _request(
+        self, namespace: str, request: dict[str, Any], msgpack: bool = False
+    ) -> None:
         payload = codec.pack(request) if msgpack else codec.dump_json(request)
         await self._publish(self._ensure_namespace(namespace).request, payload)
 
-    async def _respond(self, channels: NamespaceChannels, request: dict[str, Any], answer: dict[str, Any], msgpack: bool = False) -> None:
+    async def _respond(
+        self,
+        channels: NamespaceChannels,
+        request: dict[str, Any],
+        answer: dict[str, Any],
+        msgpack: bool = False,
+    ) -> None:
         requester = request.get("uid")
         channel = (
             channels.response_for(requester)
@@ -484,13 +501,23 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
     ) -> None:
         await self._request(
             namespace,
-            {"uid": self.uid, "type": kind, "opts": {"rooms": selector, "except": []}, "rooms": rooms},
+            {
+                "uid": self.uid,
+                "type": kind,
+                "opts": {"rooms": selector, "except": []},
+                "rooms": rooms,
+            },
         )
 
     async def _remote_disconnect(self, namespace: str, selector: list[Room], close: bool) -> None:
         await self._request(
             namespace,
-            {"uid": self.uid, "type": codec.REMOTE_DISCONNECT, "opts": {"rooms": selector, "except": []}, "close": close},
+            {
+                "uid": self.uid,
+                "type": codec.REMOTE_DISCONNECT,
+                "opts": {"rooms": selector, "except": []},
+                "close": close,
+            },
         )
 
     async def _emit_with_callback(
@@ -506,9 +533,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         request = None
         if not local and not self._only_local_sid(nsp, rooms):
             single = len(rooms) == 1 and not except_rooms
-            request_id = self._acks.add(
-                callback, self._options.ack_timeout, single=single
-            )
+            request_id: str = self._acks.add(callback, self._options.ack_timeout, single=single)
             flags: dict[str, Any] = {"timeout": int(self._options.ack_timeout * 1000)}
             if single:
                 flags["expectSingleResponse"] = True
@@ -519,12 +544,14 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                 "packet": {"type": _EVENT, "data": data, "nsp": nsp},
                 "opts": {"rooms": rooms, "except": except_rooms, "flags": flags},
             }
-        await self._deliver_with_acks(nsp, data, self._recipients(nsp, rooms, except_rooms), callback)
+        await self._deliver_with_acks(
+            nsp, data, self._recipients(nsp, rooms, except_rooms), callback
+        )
         if request is not None:
             try:
                 await self._request(nsp, request, msgpack=True)
             except BaseException:
-                self._acks.discard(request["requestId"])
+                self._acks.discard(request_id)
                 raise
 
     # -- namespaces and subscriptions -------------------------------------------------
@@ -546,7 +573,11 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         channels = NamespaceChannels.build(self._options.key, nsp)
         self._namespaces[nsp] = channels
         own = channels.response_for(self.uid)
-        for channel, kind in ((channels.request, _REQUEST), (channels.response, _RESPONSE), (own, _RESPONSE)):
+        for channel, kind in (
+            (channels.request, _REQUEST),
+            (channels.response, _RESPONSE),
+            (own, _RESPONSE),
+        ):
             self._routes[channel.encode()] = (kind, channels)
             self._subscriber.want(channel)
         if self._options.with_channel_multiplexing:
@@ -572,9 +603,11 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
     async def _open_sub_connection(self) -> AbstractConnection:
         pool = self.sub_client.connection_pool
         kwargs = dict(pool.connection_kwargs)
-        kwargs.update(protocol=2, decode_responses=False, client_name=f"socketio-redis-async:{self.uid}")
+        kwargs.update(
+            protocol=2, decode_responses=False, client_name=f"socketio-redis-async:{self.uid}"
+        )
         conn: AbstractConnection = pool.connection_class(**kwargs)
-        await conn.connect()
+        await conn.connect()  # type: ignore[no-untyped-call]
         return conn
 
     # -- receiving --------------------------------------------------------------------
@@ -631,7 +664,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         msg = codec.decode_broadcast(payload)
         if msg.uid == self.uid or msg.nsp != channels.nsp:
             return
-        await self._deliver(channels.nsp, msg.data, self._recipients(msg.nsp, msg.rooms, msg.except_rooms))
+        await self._deliver(
+            channels.nsp, msg.data, self._recipients(msg.nsp, msg.rooms, msg.except_rooms)
+        )
 
     async def _on_response(self, response: dict[str, Any]) -> None:
         await self._acks.on_response(response)
@@ -670,7 +705,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                 else:
                     self.basic_leave_room(sid, nsp, room)
 
-    async def _handle_disconnect(self, channels: NamespaceChannels, request: dict[str, Any]) -> None:
+    async def _handle_disconnect(
+        self, channels: NamespaceChannels, request: dict[str, Any]
+    ) -> None:
         nsp = channels.nsp
         close = request.get("close") is True
         if "opts" not in request:
@@ -704,17 +741,27 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         await self._respond(
             channels,
             request,
-            {"type": codec.BROADCAST_CLIENT_COUNT, "requestId": request_id, "clientCount": len(recipients)},
+            {
+                "type": codec.BROADCAST_CLIENT_COUNT,
+                "requestId": request_id,
+                "clientCount": len(recipients),
+            },
         )
         if not recipients:
             return
 
         async def ack(*args: Any) -> None:
-            answer = {"type": codec.BROADCAST_ACK, "requestId": request_id, "packet": args[0] if args else None}
+            answer = {
+                "type": codec.BROADCAST_ACK,
+                "requestId": request_id,
+                "packet": args[0] if args else None,
+            }
             try:
                 await self._respond(channels, request, answer, msgpack=True)
             except Exception as exc:
-                self.logger.error("could not send an ack back to server %s: %s", request.get("uid"), exc)
+                self.logger.error(
+                    "could not send an ack back to server %s: %s", request.get("uid"), exc
+                )
 
         await self._deliver_with_acks(nsp, data, recipients, ack)
 

@@ -95,7 +95,7 @@ def unpack(payload: bytes) -> Any:
 def pack(value: Any) -> bytes:
     """Encode plain data as msgpack (bytes as ``bin``), or raise TypeError."""
     try:
-        return msgpack.packb(value, use_bin_type=True, datetime=True)  # type: ignore[no-any-return]
+        return msgpack.packb(value, use_bin_type=True, datetime=True)
     except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(
             f"cannot encode {value!r:.200} for Redis: {exc}; send only dict, list, tuple, "
@@ -139,10 +139,16 @@ def check_opts(opts: Any) -> tuple[list[Room], list[Room], dict[str, Any]]:
         return [], [], {}
     if not isinstance(opts, dict):
         raise MalformedMessage("opts must be a map")
-    flags = opts.get("flags") or {}
-    if not isinstance(flags, dict):
+    flags = opts.get("flags")
+    if flags is None:
+        flags = {}
+    elif not isinstance(flags, dict):
         raise MalformedMessage("flags must be a map")
-    return _check_rooms(opts.get("rooms"), "rooms"), _check_rooms(opts.get("except"), "except"), flags
+    return (
+        _check_rooms(opts.get("rooms"), "rooms"),
+        _check_rooms(opts.get("except"), "except"),
+        flags,
+    )
 
 
 def check_packet(packet: Any) -> tuple[str, list[Any]]:

@@ -23,9 +23,7 @@ _Item = tuple[bytes, bytes, "asyncio.Future[int]"]
 class Publisher:
     """Coalesces PUBLISH commands on one Redis client."""
 
-    def __init__(
-        self, client: Callable[[], Redis], *, max_message_size: int, where: str
-    ) -> None:
+    def __init__(self, client: Callable[[], Redis], *, max_message_size: int, where: str) -> None:
         self._client = client
         self._max = max_message_size
         self._where = where
@@ -68,8 +66,12 @@ class Publisher:
             try:
                 counts = await self._send(batch)
             except BaseException as exc:
-                error = exc if isinstance(exc, PublishError) else PublishError(
-                    f"could not publish to Redis at {self._where}: {type(exc).__name__}: {exc}"
+                error = (
+                    exc
+                    if isinstance(exc, PublishError)
+                    else PublishError(
+                        f"could not publish to Redis at {self._where}: {type(exc).__name__}: {exc}"
+                    )
                 )
                 for _, _, fut in batch + self._queue:
                     if not fut.done():
@@ -78,13 +80,13 @@ class Publisher:
                     self._queue.clear()
                     raise
                 continue
-            for (_, _, fut), count in zip(batch, counts):
+            for (_, _, fut), count in zip(batch, counts, strict=True):
                 if not fut.done():
                     fut.set_result(count)
 
     async def _send(self, batch: list[_Item]) -> list[int]:
         pool = self._client().connection_pool
-        conn = await pool.get_connection()
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             commands = [("PUBLISH", channel, payload) for channel, payload, _ in batch]
             try:
@@ -112,4 +114,6 @@ async def _read(response: Awaitable[object]) -> int:
     value = await response
     if isinstance(value, Exception):
         raise PublishError(f"Redis refused PUBLISH: {value}")
-    return int(value)  # type: ignore[call-overload]
+    if not isinstance(value, int):
+        raise PublishError(f"unexpected answer to PUBLISH: {value!r:.40}")
+    return value

@@ -58,7 +58,16 @@ class RedisServer:
     def start(self) -> RedisServer:
         """Start the server and return once it accepts connections."""
         args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--save", "", "--appendonly", "no", "--dir", self._dir.name, "--loglevel", "notice"]
+        args += [
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self._dir.name,
+            "--loglevel",
+            "notice",
+        ]
         proc = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -26,15 +25,82 @@ from typing import Any
 import anyio
 from redis.asyncio.connection import AbstractConnection
 
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
-
 MessageHandler = Callable[[bytes, bytes, "bytes | None"], Awaitable[None]]
 """``handler(channel, payload, pattern)``: pattern is None for a plain SUBSCRIBE."""
 
 _CHUNK = 1000
 _BACKOFF_BASE = 0.1
 _BACKOFF_CAP = 10.0
+
+
+class _Subscriptions:
+    """One kind of subscription (channels or patterns): wanted, sent, and who waits."""
+
+    def __init__(self, subscribe: str, unsubscribe: str, dirty: asyncio.Event) -> None:
+        self.subscribe = subscribe
+        self.unsubscribe = unsubscribe
+        self.wanted: set[str] = set()
+        self._dirty = dirty
+        self._sent: set[str] = set()
+        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
+        self._inflight: dict[str, deque[list[asyncio.Future[None]]]] = {}
+
+    def want(self, name: str) -> None:
+        if name not in self.wanted:
+            self.wanted.add(name)
+            self._dirty.set()
+
+    def unwant(self, name: str) -> None:
+        if name in self.wanted:
+            self.wanted.discard(name)
+            for fut in self._waiting.pop(name, ()):
+                _resolve(fut)
+            self._dirty.set()
+
+    def waiter(self, name: str) -> asyncio.Future[None] | None:
+        """A future resolved by the confirmation of a SUBSCRIBE sent from now on."""
+        if name not in self.wanted:
+            return None
+        inflight = self._inflight.get(name)
+        if name in self._sent and not inflight:
+            return None
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if inflight:
+            inflight[-1].append(fut)
+        else:
+            self._waiting.setdefault(name, []).append(fut)
+        return fut
+
+    def reset(self) -> None:
+        """A new connection: nothing is subscribed; whoever waited keeps waiting."""
+        self._sent.clear()
+        for name, batches in self._inflight.items():
+            for batch in batches:
+                self._waiting.setdefault(name, []).extend(batch)
+        self._inflight.clear()
+
+    def plan(self) -> list[list[str]]:
+        """The commands that bring Redis in line with ``wanted``, as argument lists."""
+        commands = []
+        for chunk in _chunks(list(self.wanted - self._sent)):
+            for name in chunk:
+                self._sent.add(name)
+                batch = self._waiting.pop(name, [])
+                self._inflight.setdefault(name, deque()).append(batch)
+            commands.append([self.subscribe, *chunk])
+        for chunk in _chunks(list(self._sent - self.wanted)):
+            self._sent.difference_update(chunk)
+            commands.append([self.unsubscribe, *chunk])
+        return commands
+
+    def confirm(self, name: str) -> None:
+        batches = self._inflight.get(name)
+        if not batches:
+            return
+        for fut in batches.popleft():
+            _resolve(fut)
+        if not batches:
+            del self._inflight[name]
 
 
 class Subscriber:
@@ -54,13 +120,9 @@ class Subscriber:
         self._logger = logger
         self._where = where
         self._health_check_interval = health_check_interval
-        self._channels: set[str] = set()
-        self._patterns: set[str] = set()
-        self._sent: set[str] = set()
-        self._psent: set[str] = set()
-        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
-        self._inflight: dict[str, deque[list[asyncio.Future[None]]]] = {}
         self._dirty = asyncio.Event()
+        self._channels = _Subscriptions("SUBSCRIBE", "UNSUBSCRIBE", self._dirty)
+        self._patterns = _Subscriptions("PSUBSCRIBE", "PUNSUBSCRIBE", self._dirty)
         self.connected = False
         self.reconnects = 0
         self.handler_errors = 0
@@ -68,50 +130,38 @@ class Subscriber:
     @property
     def channels(self) -> frozenset[str]:
         """The channels this subscriber wants (subscribed, or about to be)."""
-        return frozenset(self._channels)
+        return frozenset(self._channels.wanted)
+
+    @property
+    def patterns(self) -> frozenset[str]:
+        """The patterns this subscriber wants."""
+        return frozenset(self._patterns.wanted)
 
     def want(self, channel: str) -> None:
         """Ask for ``channel`` to be subscribed."""
-        if channel not in self._channels:
-            self._channels.add(channel)
-            self._dirty.set()
+        self._channels.want(channel)
 
     def unwant(self, channel: str) -> None:
         """Ask for ``channel`` to be unsubscribed; anyone waiting for it stops waiting."""
-        if channel in self._channels:
-            self._channels.discard(channel)
-            for fut in self._waiting.pop(channel, ()):
-                _resolve(fut)
-            self._dirty.set()
+        self._channels.unwant(channel)
 
     def want_pattern(self, pattern: str) -> None:
-        """Ask for ``pattern`` to be PSUBSCRIBEd (confirmations are not awaited)."""
-        if pattern not in self._patterns:
-            self._patterns.add(pattern)
-            self._dirty.set()
+        """Ask for ``pattern`` to be PSUBSCRIBEd."""
+        self._patterns.want(pattern)
 
-    async def wait(self, channels: Iterable[str], timeout: float) -> bool:
-        """Wait until Redis confirms ``channels``; False if ``timeout`` ran out first."""
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[None]] = []
-        for channel in channels:
-            if channel not in self._channels:
-                continue
-            inflight = self._inflight.get(channel)
-            if channel in self._sent and not inflight:
-                continue
-            fut: asyncio.Future[None] = loop.create_future()
-            if inflight:
-                inflight[-1].append(fut)
-            else:
-                self._waiting.setdefault(channel, []).append(fut)
-            futures.append(fut)
-        if not futures:
+    async def wait(
+        self, channels: Iterable[str], timeout: float, patterns: Iterable[str] = ()
+    ) -> bool:
+        """Wait until Redis confirms ``channels`` and ``patterns``; False on timeout."""
+        futures = [self._channels.waiter(name) for name in channels]
+        futures += [self._patterns.waiter(name) for name in patterns]
+        pending = [fut for fut in futures if fut is not None]
+        if not pending:
             return True
-        _, pending = await asyncio.wait(futures, timeout=timeout)
-        for fut in pending:
+        _, late = await asyncio.wait(pending, timeout=timeout)
+        for fut in late:
             fut.cancel()
-        return not pending
+        return not late
 
     async def run(self) -> None:
         """Stay connected and subscribed until cancelled."""
@@ -128,8 +178,8 @@ class Subscriber:
                 self._logger.warning(
                     "reconnected to Redis at %s; re-subscribing %d channels and %d patterns",
                     self._where,
-                    len(self._channels),
-                    len(self._patterns),
+                    len(self._channels.wanted),
+                    len(self._patterns.wanted),
                 )
             failures = 0
             try:
@@ -157,12 +207,8 @@ class Subscriber:
         await anyio.sleep(delay)
 
     async def _serve(self, conn: AbstractConnection) -> None:
-        self._sent.clear()
-        self._psent.clear()
-        for channel, batches in self._inflight.items():
-            for batch in batches:
-                self._waiting.setdefault(channel, []).extend(batch)
-        self._inflight.clear()
+        self._channels.reset()
+        self._patterns.reset()
         self._dirty.set()
         self.connected = True
         async with anyio.create_task_group() as tg:
@@ -173,27 +219,8 @@ class Subscriber:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            subscribe = list(self._channels - self._sent)
-            unsubscribe = list(self._sent - self._channels)
-            psubscribe = list(self._patterns - self._psent)
-            for chunk in _chunks(subscribe):
-                for channel in chunk:
-                    self._sent.add(channel)
-                    batch = self._waiting.pop(channel, [])
-                    self._inflight.setdefault(channel, deque()).append(batch)
-                await conn.send_packed_command(
-                    conn.pack_command("SUBSCRIBE", *chunk), check_health=False
-                )
-            for chunk in _chunks(unsubscribe):
-                self._sent.difference_update(chunk)
-                await conn.send_packed_command(
-                    conn.pack_command("UNSUBSCRIBE", *chunk), check_health=False
-                )
-            for chunk in _chunks(psubscribe):
-                self._psent.update(chunk)
-                await conn.send_packed_command(
-                    conn.pack_command("PSUBSCRIBE", *chunk), check_health=False
-                )
+            for command in self._channels.plan() + self._patterns.plan():
+                await conn.send_packed_command(conn.pack_command(*command), check_health=False)
 
     async def _read(self, conn: AbstractConnection) -> None:
         interval = self._health_check_interval
@@ -215,7 +242,9 @@ class Subscriber:
             elif kind == b"pmessage" and len(response) == 4:
                 await self._dispatch(response[2], response[3], response[1])
             elif kind == b"subscribe":
-                self._confirm(response[1].decode())
+                self._channels.confirm(response[1].decode())
+            elif kind == b"psubscribe":
+                self._patterns.confirm(response[1].decode())
 
     async def _dispatch(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
         try:
@@ -223,15 +252,6 @@ class Subscriber:
         except Exception:
             self.handler_errors += 1
             self._logger.exception("error while handling a message from channel %r", channel)
-
-    def _confirm(self, channel: str) -> None:
-        batches = self._inflight.get(channel)
-        if not batches:
-            return
-        for fut in batches.popleft():
-            _resolve(fut)
-        if not batches:
-            del self._inflight[channel]
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -245,6 +265,7 @@ def _chunks(items: list[str]) -> Iterable[list[str]]:
 
 
 def _describe(exc: BaseException) -> str:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
+    # Unwrap task-group exception groups that hold a single error.
+    while len(getattr(exc, "exceptions", ())) == 1:
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
     return f"{type(exc).__name__}: {exc}"

@@ -18,7 +18,13 @@ NAMESPACES = ["/", "/custom"]
 class Node:
     """One AsyncServer with an AsyncRedisAdapter, served by aiohttp on 127.0.0.1."""
 
-    def __init__(self, sio: socketio.AsyncServer, adapter: AsyncRedisAdapter, runner: web.AppRunner, port: int):
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        adapter: AsyncRedisAdapter,
+        runner: web.AppRunner,
+        port: int,
+    ):
         self.sio = sio
         self.adapter = adapter
         self.runner = runner
@@ -31,7 +37,10 @@ class Node:
         adapter_options.setdefault("requests_timeout", 2)
         adapter = AsyncRedisAdapter(redis_url, key=key, **adapter_options)
         sio = socketio.AsyncServer(
-            async_mode="aiohttp", client_manager=adapter, namespaces=NAMESPACES, transports=["websocket"]
+            async_mode="aiohttp",
+            client_manager=adapter,
+            namespaces=NAMESPACES,
+            transports=["websocket"],
         )
         app = web.Application()
         sio.attach(app)
@@ -48,6 +57,8 @@ class Node:
         return {sid for sid, _ in self.sio.manager.get_participants(namespace, None)}
 
     async def aclose(self) -> None:
+        if self.sio.eio.sockets:
+            await self.sio.eio.disconnect()
         await self.adapter.aclose()
         await self.runner.cleanup()
 
@@ -62,11 +73,15 @@ class Client:
         self.ack_value: Callable[[str, list[Any]], Any] = lambda event, args: None
         self._changed = asyncio.Event()
         self.disconnected = asyncio.Event()
+        self.never_ack: set[str] = set()
+        self._forever = asyncio.Event()
 
         @self.sio.on("*", namespace="*")
         async def on_any(event: str, namespace: str, *args: Any) -> Any:
             self.events.append((namespace, event, list(args)))
             self._changed.set()
+            if event in self.never_ack:
+                await self._forever.wait()
             return self.ack_value(event, list(args))
 
         @self.sio.on("disconnect", namespace="*")
@@ -74,11 +89,13 @@ class Client:
             self.disconnected.set()
 
     async def connect(self, node: Node, namespaces: list[str] | None = None) -> Client:
-        await self.sio.connect(node.url, transports=["websocket"], namespaces=namespaces or ["/"], wait_timeout=5)
+        await self.sio.connect(
+            node.url, transports=["websocket"], namespaces=namespaces or ["/"], wait_timeout=5
+        )
         return self
 
     def sid(self, namespace: str = "/") -> str:
-        sid = self.sio.get_sid(namespace)
+        sid: str | None = self.sio.get_sid(namespace)
         assert sid is not None
         return sid
 
@@ -86,7 +103,9 @@ class Client:
         """Argument lists of every ``event`` received so far in ``namespace``."""
         return [args for ns, ev, args in self.events if ev == event and ns == namespace]
 
-    async def wait_for(self, event: str, count: int = 1, namespace: str = "/", timeout: float = 5) -> list[list[Any]]:
+    async def wait_for(
+        self, event: str, count: int = 1, namespace: str = "/", timeout: float = 5
+    ) -> list[list[Any]]:
         """Wait until ``event`` arrived ``count`` times; return the argument lists."""
         with anyio.fail_after(timeout):
             while len(self.received(event, namespace)) < count:
@@ -99,7 +118,9 @@ class Client:
             await self.sio.disconnect()
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5, what: str = "condition") -> None:
+async def wait_until(
+    predicate: Callable[[], bool], timeout: float = 5, what: str = "condition"
+) -> None:
     """Poll ``predicate`` until it holds (for state that has no event to await)."""
     with anyio.fail_after(timeout):
         while not predicate():

@@ -38,11 +38,15 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[redis.asyncio
 
 
 @pytest.fixture
-async def make_node(redis_server: RedisServer, key: str) -> AsyncIterator[Callable[..., Awaitable[Node]]]:
+async def make_node(
+    redis_server: RedisServer, key: str
+) -> AsyncIterator[Callable[..., Awaitable[Node]]]:
     nodes: list[Node] = []
 
     async def make(**options: Any) -> Node:
-        node = await Node.start(options.pop("url", redis_server.url), options.pop("key", key), **options)
+        node = await Node.start(
+            options.pop("url", redis_server.url), options.pop("key", key), **options
+        )
         nodes.append(node)
         return node
 

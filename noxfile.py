@@ -1,0 +1,48 @@
+"""Sessions: tests, lint, typecheck, demo, bench.  ``nox -s tests`` is the test command."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.error_on_external_run = True
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+INTEROP = ROOT / "tests" / "interop"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite against real redis-server and, with Node.js, real Node servers."""
+    session.install(".", *nox.project.dependency_groups(PYPROJECT, "tests"))
+    npm = shutil.which("npm")
+    if npm and not (INTEROP / "node_modules").exists():
+        session.run(npm, "ci", "--no-audit", "--no-fund", "--prefix", str(INTEROP), external=True)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package and the tests."""
+    session.install(".", *nox.project.dependency_groups(PYPROJECT, "typing", "tests"))
+    session.run("mypy")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """A demo cluster on an embedded Redis: two server processes and four clients."""
+    session.install(".[demo]")
+    session.run("python", "-m", "socketio_redis_async", "demo", *session.posargs)

@@ -1,0 +1,354 @@
+#!/usr/bin/env node
+// Node.js Socket.IO 4.8 + @socket.io/redis-adapter 8.3 (classic) harness for the
+// Python interop tests. Protocol: JSON lines. Commands on stdin, replies and
+// events on stdout, logs on stderr. See README.md in this directory.
+"use strict";
+
+const http = require("http");
+const readline = require("readline");
+const { Server } = require("socket.io");
+const { createAdapter } = require("@socket.io/redis-adapter");
+const { Emitter } = require("@socket.io/redis-emitter");
+const { createClient } = require("redis");
+
+// ---------------------------------------------------------------- options
+function parseArgs(argv) {
+  const o = { port: 0, redis: "redis://127.0.0.1:6379", key: "socket.io",
+    requestsTimeout: 5000, specificResponseChannel: false, namespaces: ["/", "/custom"] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => { if (i + 1 >= argv.length) throw new Error(`missing value for ${a}`); return argv[++i]; };
+    if (a === "--port") o.port = Number(next());
+    else if (a === "--redis") o.redis = next();
+    else if (a === "--key") o.key = next();
+    else if (a === "--requests-timeout") o.requestsTimeout = Number(next());
+    else if (a === "--publish-on-specific-response-channel") o.specificResponseChannel = true;
+    else if (a === "--nsp") o.namespaces.push(next());
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return o;
+}
+const opts = parseArgs(process.argv.slice(2));
+const log = (...a) => console.error(`[interop-node pid=${process.pid}]`, ...a);
+
+// ------------------------------------------------- JSON <-> JS value mapping
+// Bytes travel as {"$bytes": "<base64>"}, dates (output only) as {"$date": "<ISO>"}.
+function fromWire(v) {
+  if (Array.isArray(v)) return v.map(fromWire);
+  if (v && typeof v === "object") {
+    const keys = Object.keys(v);
+    if (keys.length === 1 && keys[0] === "$bytes" && typeof v.$bytes === "string") {
+      return Buffer.from(v.$bytes, "base64");
+    }
+    const out = {};
+    for (const k of keys) out[k] = fromWire(v[k]);
+    return out;
+  }
+  return v;
+}
+
+function toWire(v) {
+  if (v === undefined || typeof v === "function") return null;
+  if (typeof v === "bigint") return v.toString();
+  if (v === null || typeof v !== "object") return v;
+  if (Buffer.isBuffer(v)) return { $bytes: v.toString("base64") };
+  if (ArrayBuffer.isView(v)) return { $bytes: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") };
+  if (v instanceof ArrayBuffer) return { $bytes: Buffer.from(v).toString("base64") };
+  if (v instanceof Date) return { $date: isNaN(v.getTime()) ? null : v.toISOString() };
+  if (v instanceof Set) return [...v].map(toWire);
+  if (v instanceof Map) return toWire(Object.fromEntries(v));
+  if (Array.isArray(v)) return v.map(toWire);
+  const out = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (x !== undefined && typeof x !== "function") out[k] = toWire(x);
+  }
+  return out;
+}
+
+function send(obj) {
+  try { process.stdout.write(JSON.stringify(toWire(obj)) + "\n"); } catch (err) { log("failed to write line", err); }
+}
+
+// ------------------------------------------------------------------ state
+const state = {
+  clientAck: "node-ack", // value sent back when a client asks for an ack
+  clientAckEnabled: true,
+  sseHandlers: new Map(), // `${nsp}\u0000${event}` -> {listener, hasReply, reply}
+};
+let io, pub, sub, emitter;
+
+const popAck = (args) => (typeof args[args.length - 1] === "function" ? args.pop() : null);
+const argsOf = (c) => fromWire(c.args || []);
+
+function getNsp(name = "/") {
+  const nsp = io._nsps.get(name);
+  if (!nsp) throw new Error(`unknown namespace ${name} (use addNamespace first)`);
+  return nsp;
+}
+
+function localSocket(c) {
+  const s = getNsp(c.nsp).sockets.get(c.sid);
+  if (!s) throw new Error(`no local socket ${c.sid} in namespace ${c.nsp || "/"}`);
+  return s;
+}
+
+// fetchSockets() then act on the (Remote)Socket with id c.sid; result tells which kind it was.
+async function onFound(c, act) {
+  const s = await findSocket(c);
+  await act(s);
+  await flush();
+  return { remote: !s.server };
+}
+
+async function findSocket(c) {
+  const all = await getNsp(c.nsp).fetchSockets();
+  const s = all.find((x) => x.id === c.sid);
+  if (!s) throw new Error(`socket ${c.sid} not found by fetchSockets() in ${c.nsp || "/"}`);
+  return s;
+}
+
+// Applies the optional to/except/local/volatile/compress fields of a command to
+// io.of(nsp) or emitter.of(nsp) (the emitter has no `local` flag).
+function chain(op, c) {
+  if (c.to != null) op = op.to(c.to);
+  if (c.except != null) op = op.except(c.except);
+  if (c.local) {
+    if (!("local" in op)) throw new Error("the emitter has no local flag");
+    op = op.local;
+  }
+  if (c.volatile) op = op.volatile;
+  if (c.compress != null) op = op.compress(c.compress);
+  return op;
+}
+const operator = (c) => chain(getNsp(c.nsp), c);
+const emitterOperator = (c) => chain(emitter.of(c.nsp || "/"), c);
+
+const describeSocket = (s) => ({ id: s.id, handshake: s.handshake, rooms: [...s.rooms], data: s.data });
+const sortRooms = (rooms) => [...rooms].sort((a, b) => (String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0));
+// Fire-and-forget operations (PUBLISH) reply only after a marker published
+// afterwards on the same pub connection came back on our sub connection: Redis
+// delivers in order, so by then this process has handled its own message
+// (Node applies its own socketsJoin/Leave/disconnectSockets only on that echo).
+const SYNC_CHANNEL = `interop-harness-sync#${process.pid}#${Math.random().toString(36).slice(2)}`;
+const syncWaiters = new Map();
+let syncSeq = 0;
+const onSyncMarker = (msg) => { const w = syncWaiters.get(String(msg)); if (w) w(); };
+function flush() {
+  const marker = String(++syncSeq);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { syncWaiters.delete(marker); reject(new Error("sync marker timed out")); }, 5000);
+    syncWaiters.set(marker, () => { clearTimeout(timer); syncWaiters.delete(marker); resolve(null); });
+    pub.publish(SYNC_CHANNEL, marker).catch(reject);
+  });
+}
+
+const ackPromise = (start) => new Promise((resolve) => start((err, value) => resolve({ error: err ? err.message : null, value })));
+
+// --------------------------------------------------------------- namespaces
+function setupNamespace(name) {
+  const nsp = io.of(name);
+  nsp.on("connection", (socket) => {
+    send({ type: "connection", nsp: name, sid: socket.id });
+    socket.onAny((event, ...args) => {
+      const ack = popAck(args);
+      send({ type: "clientEvent", nsp: name, sid: socket.id, event, args, withAck: !!ack });
+      if (ack && state.clientAckEnabled) ack(state.clientAck);
+    });
+    socket.on("disconnect", (reason) => send({ type: "disconnect", nsp: name, sid: socket.id, reason }));
+  });
+  return nsp;
+}
+
+// Ready when this adapter's own SUBSCRIBE (request, response and uid-specific
+// response channels, issued after its PSUBSCRIBE on the same connection) is
+// visible in Redis: NUMSUB of the uid-specific response channel is exactly ours.
+async function waitSubscribed(nsp, deadline = Date.now() + 15000) {
+  const { requestChannel, specificResponseChannel } = nsp.adapter;
+  for (;;) {
+    const r = await pub.sendCommand(["PUBSUB", "NUMSUB", requestChannel, specificResponseChannel]);
+    if (Number(r[1]) >= 1 && Number(r[3]) >= 1) return;
+    if (Date.now() > deadline) throw new Error(`subscriptions of ${nsp.name} not visible in Redis`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
+// ----------------------------------------------------------------- commands
+const commands = {
+  ping: async () => "pong",
+  uid: async (c) => getNsp(c.nsp).adapter.uid,
+  addNamespace: async (c) => {
+    const nsp = io._nsps.get(c.nsp) || setupNamespace(c.nsp);
+    await waitSubscribed(nsp);
+    return nsp.adapter.uid;
+  },
+
+  emit: async (c) => { operator(c).emit(c.event, ...argsOf(c)); return flush(); },
+  emitWithAck: async (c) => {
+    const r = await ackPromise((cb) => operator(c).timeout(c.timeout ?? 5000).emit(c.event, ...argsOf(c), cb));
+    return { error: r.error, responses: r.value };
+  },
+  socketEmit: async (c) => { localSocket(c).emit(c.event, ...argsOf(c)); return null; },
+  socketEmitWithAck: async (c) => {
+    const s = localSocket(c);
+    const r = await ackPromise((cb) => s.timeout(c.timeout ?? 5000).emit(c.event, ...argsOf(c), cb));
+    return { error: r.error, response: r.value };
+  },
+
+  socketsJoin: async (c) => { operator(c).socketsJoin(c.rooms); return flush(); },
+  socketsLeave: async (c) => { operator(c).socketsLeave(c.rooms); return flush(); },
+  disconnectSockets: async (c) => { operator(c).disconnectSockets(!!c.close); return flush(); },
+  fetchSockets: async (c) => (await operator(c).fetchSockets()).map(describeSocket),
+
+  remoteSocketEmit: (c) => onFound(c, (s) => s.emit(c.event, ...argsOf(c))),
+  remoteSocketEmitWithAck: async (c) => {
+    const s = await findSocket(c);
+    const r = await ackPromise((cb) => s.timeout(c.timeout ?? 5000).emit(c.event, ...argsOf(c), cb));
+    return { error: r.error, response: r.value, remote: !s.server };
+  },
+  remoteSocketJoin: (c) => onFound(c, (s) => s.join(c.room)),
+  remoteSocketLeave: (c) => onFound(c, (s) => s.leave(c.room)),
+  remoteSocketDisconnect: (c) => onFound(c, (s) => s.disconnect(!!c.close)),
+
+  allRooms: async (c) => sortRooms(await getNsp(c.nsp).adapter.allRooms()),
+  serverCount: async (c) => Number(await getNsp(c.nsp).adapter.serverCount()),
+
+  serverSideEmit: async (c) => { getNsp(c.nsp).serverSideEmit(c.event, ...argsOf(c)); return flush(); },
+  serverSideEmitWithAck: (c) => new Promise((resolve) => {
+    // The adapter's requestsTimeout applies; `timeout` is only an extra harness-side guard.
+    const guard = c.timeout ? setTimeout(() => resolve({ error: `harness timeout after ${c.timeout} ms`, responses: null }), c.timeout) : null;
+    const done = (r) => { clearTimeout(guard); resolve(r); };
+    getNsp(c.nsp).serverSideEmitWithAck(c.event, ...argsOf(c)).then(
+      (responses) => done({ error: null, responses }),
+      (err) => done({ error: err.message, responses: err.responses ?? null }),
+    );
+  }),
+  onServerSideEmit: async (c) => {
+    const name = c.nsp || "/";
+    const key = `${name}\u0000${c.event}`;
+    let h = state.sseHandlers.get(key);
+    if (!h) {
+      h = {};
+      h.listener = (...args) => {
+        const ack = popAck(args);
+        send({ type: "serverSideEvent", nsp: name, event: c.event, args, withAck: !!ack });
+        if (ack && h.hasReply) ack(h.reply);
+      };
+      getNsp(name).on(c.event, h.listener);
+      state.sseHandlers.set(key, h);
+    }
+    h.hasReply = Object.prototype.hasOwnProperty.call(c, "reply");
+    h.reply = fromWire(c.reply);
+    return null;
+  },
+  offServerSideEmit: async (c) => {
+    const key = `${c.nsp || "/"}\u0000${c.event}`;
+    const h = state.sseHandlers.get(key);
+    if (h) getNsp(c.nsp).off(c.event, h.listener);
+    state.sseHandlers.delete(key);
+    return null;
+  },
+
+  setClientAck: async (c) => {
+    state.clientAckEnabled = !c.noAck;
+    state.clientAck = fromWire(c.value);
+    return null;
+  },
+  setData: async (c) => { localSocket(c).data = fromWire(c.data); return null; },
+  join: async (c) => { await localSocket(c).join(c.room); return null; },
+  leave: async (c) => { await localSocket(c).leave(c.room); return null; },
+  localSockets: async (c) => [...getNsp(c.nsp).sockets.values()].map((s) => ({ id: s.id, rooms: [...s.rooms] })),
+
+  "emitter.emit": async (c) => { emitterOperator(c).emit(c.event, ...argsOf(c)); return flush(); },
+  "emitter.socketsJoin": async (c) => { emitterOperator(c).socketsJoin(c.rooms); return flush(); },
+  "emitter.socketsLeave": async (c) => { emitterOperator(c).socketsLeave(c.rooms); return flush(); },
+  "emitter.disconnectSockets": async (c) => { emitterOperator(c).disconnectSockets(!!c.close); return flush(); },
+  "emitter.serverSideEmit": async (c) => { emitter.of(c.nsp || "/").serverSideEmit(c.event, ...argsOf(c)); return flush(); },
+
+  exit: async () => { setImmediate(() => shutdown(0)); return null; },
+};
+
+async function handleLine(line) {
+  if (!line.trim()) return;
+  let c;
+  try {
+    c = JSON.parse(line);
+  } catch (err) {
+    return send({ type: "reply", id: null, ok: false, error: `invalid JSON: ${err.message}` });
+  }
+  const id = c && c.id !== undefined ? c.id : null;
+  try {
+    const fn = Object.prototype.hasOwnProperty.call(commands, c.cmd) ? commands[c.cmd] : null;
+    if (!fn) throw new Error(`unknown command ${JSON.stringify(c.cmd)}`);
+    const result = await fn(c);
+    send({ type: "reply", id, ok: true, result: result === undefined ? null : result });
+  } catch (err) {
+    send({ type: "reply", id, ok: false, error: err && err.message ? err.message : String(err) });
+  }
+}
+
+// ---------------------------------------------------------------- lifecycle
+let closing = false;
+async function shutdown(code) {
+  if (closing) return;
+  closing = true;
+  setTimeout(() => process.exit(code), 3000).unref();
+  await (io ? io.close() : null)?.catch((err) => log("io.close failed", err));
+  for (const client of [sub, pub]) {
+    if (client && client.isOpen) await client.quit().catch((err) => log("redis quit failed", err.message));
+  }
+  process.exit(code);
+}
+
+function reportError(source, err) {
+  log(source, err);
+  if (!closing) send({ type: "error", source, message: err && err.message ? err.message : String(err) });
+}
+process.on("uncaughtException", (err) => reportError("uncaughtException", err));
+process.on("unhandledRejection", (err) => reportError("unhandledRejection", err));
+process.on("SIGTERM", () => shutdown(0));
+process.on("SIGINT", () => shutdown(0));
+process.stdout.on("error", () => shutdown(0)); // parent went away (EPIPE)
+
+async function main() {
+  pub = createClient({ url: opts.redis });
+  sub = pub.duplicate();
+  pub.on("error", (err) => reportError("redis-pub", err));
+  sub.on("error", (err) => reportError("redis-sub", err));
+  await Promise.all([pub.connect(), sub.connect()]);
+  await sub.subscribe(SYNC_CHANNEL, onSyncMarker);
+
+  const httpServer = http.createServer((req, res) => { res.writeHead(404); res.end(); });
+  io = new Server(httpServer, {
+    adapter: createAdapter(pub, sub, {
+      key: opts.key,
+      requestsTimeout: opts.requestsTimeout,
+      publishOnSpecificResponseChannel: opts.specificResponseChannel,
+    }),
+  });
+  const nsps = [...new Set(opts.namespaces)].map(setupNamespace);
+  emitter = new Emitter(pub, { key: opts.key });
+
+  await new Promise((resolve, reject) => {
+    httpServer.once("error", reject);
+    httpServer.listen(opts.port, "127.0.0.1", resolve);
+  });
+  await Promise.all(nsps.map((nsp) => waitSubscribed(nsp)));
+  const port = httpServer.address().port;
+  const uids = Object.fromEntries(nsps.map((n) => [n.name, n.adapter.uid]));
+  log(`ready on 127.0.0.1:${port}, redis ${opts.redis}, key ${opts.key}, uids`, uids);
+  send({ type: "ready", port, pid: process.pid, uids });
+  pending.splice(0).forEach(handleLine);
+  pending = null;
+}
+
+// Commands received before "ready" are queued; stdin EOF shuts down at any time.
+let pending = [];
+const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+rl.on("line", (line) => (pending ? pending.push(line) : handleLine(line)));
+rl.on("close", () => shutdown(0)); // the test runner is gone or done
+
+const startupTimer = setTimeout(() => { log("startup timed out"); process.exit(1); }, 20000);
+main().then(() => clearTimeout(startupTimer), (err) => {
+  log("startup failed:", err);
+  process.exit(1);
+});

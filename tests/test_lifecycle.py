@@ -1,0 +1,130 @@
+"""Starting, closing, forking and surviving a Redis restart."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import redis.asyncio
+import socketio
+
+from socketio_redis_async import AdapterClosedError, AsyncRedisAdapter, RedisAdapterError
+from socketio_redis_async._redis_server import RedisServer, free_port
+from tests.cluster import Node, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_aclose_unsubscribes_and_closes_owned_clients(redis_server, redis_client, key):
+    """After aclose() the server is gone from NUMSUB and its own clients are closed."""
+    node = await Node.start(redis_server.url, key)
+    channel = f"{key}-request#/#"
+    assert dict(await redis_client.pubsub_numsub(channel))[channel.encode()] == 1
+    await node.aclose()
+    assert dict(await redis_client.pubsub_numsub(channel))[channel.encode()] == 0
+    with pytest.raises(AdapterClosedError):
+        await node.sio.emit("late")
+    with pytest.raises(AdapterClosedError):
+        node.adapter.initialize()
+
+
+async def test_user_clients_are_never_closed(redis_server, key):
+    """pub_client and sub_client passed in stay usable after the adapter closes."""
+    pub = redis.asyncio.Redis.from_url(redis_server.url)
+    sub = redis.asyncio.Redis.from_url(redis_server.url)
+    adapter = AsyncRedisAdapter(pub_client=pub, sub_client=sub, key=key)
+    assert adapter.pub_client is pub and adapter.sub_client is sub
+    socketio.AsyncServer(async_mode="aiohttp", client_manager=adapter)
+    async with adapter:
+        await adapter.of("/").emit("x")
+    assert await pub.ping() and await sub.ping()
+    await pub.aclose()
+    await sub.aclose()
+
+
+async def test_lazy_initialize_on_first_connection(redis_server, key, make_client):
+    """Without start(), python-socketio's first connection starts the listener."""
+    from aiohttp import web
+
+    adapter = AsyncRedisAdapter(redis_server.url, key=key)
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp", client_manager=adapter, transports=["websocket"]
+    )
+    app = web.Application()
+    sio.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    lazy = Node(sio, adapter, runner, runner.addresses[0][1])
+    other = await Node.start(redis_server.url, key)
+    try:
+        client = await make_client(lazy)
+        await other.sio.emit("from-other")
+        assert await client.wait_for("from-other") == [[]]
+    finally:
+        await lazy.aclose()
+        await other.aclose()
+
+
+async def test_start_fails_clearly_without_redis(key):
+    """start() raises RedisAdapterError naming the URL when Redis does not answer."""
+    url = f"redis://:secret@127.0.0.1:{free_port()}/0"
+    adapter = AsyncRedisAdapter(url, key=key, requests_timeout=0.3)
+    socketio.AsyncServer(async_mode="aiohttp", client_manager=adapter)
+    with pytest.raises(RedisAdapterError, match="did not confirm") as info:
+        await adapter.start()
+    assert "secret" not in str(info.value)
+    await adapter.aclose()
+
+
+async def test_start_needs_a_server():
+    """start() on an adapter not given to an AsyncServer says what to do."""
+    with pytest.raises(RuntimeError, match="client_manager"):
+        await AsyncRedisAdapter().start()
+
+
+async def test_listener_survives_redis_restart(key, make_client):
+    """After Redis restarts, the listener re-subscribes and traffic flows again."""
+    with RedisServer() as server:
+        a, b = await Node.start(server.url, key), await Node.start(server.url, key)
+        try:
+            client = await make_client(b)
+            await b.sio.enter_room(client.sid(), "kept")
+            server.restart()
+            await wait_until(lambda: b.adapter.stats["reconnects"] >= 1, timeout=15)
+            probe = redis.asyncio.Redis.from_url(server.url)
+            room = f"{key}#/#kept#"
+            await wait_until_numsub(probe, room)
+            await a.sio.emit("after-restart", to="kept")
+            assert await client.wait_for("after-restart", timeout=10) == [[]]
+            await probe.aclose()
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+
+async def wait_until_numsub(client, channel, expected=1):
+    import anyio
+
+    with anyio.fail_after(15):
+        while dict(await client.pubsub_numsub(channel))[channel.encode()] != expected:
+            await anyio.sleep(0.02)
+
+
+def test_uid_is_renewed_in_a_forked_child():
+    """An adapter created before os.fork() has a different uid in the child."""
+    script = (
+        "import os\n"
+        "from socketio_redis_async import AsyncRedisAdapter\n"
+        "a = AsyncRedisAdapter()\n"
+        "parent = a.uid\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    print(a.uid != parent and a.host_id == a.uid, flush=True)\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print(a.uid == parent, flush=True)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]

@@ -1,0 +1,194 @@
+"""Pure code: channel names, the wire codec and option validation (no Redis)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgpack
+import pytest
+
+import socketio_redis_async
+from socketio_redis_async import AsyncRedisAdapter
+from socketio_redis_async._channels import NamespaceChannels, glob_escape
+from socketio_redis_async._codec import (
+    Broadcast,
+    decode_broadcast,
+    decode_request,
+    dump_json,
+    encode_broadcast,
+    pack,
+    unpack,
+)
+from socketio_redis_async._errors import MalformedMessage
+from socketio_redis_async._options import redact_url, resolve_url
+
+
+def test_channel_names_match_node():
+    """Channel names are exactly the Node adapter's."""
+    ch = NamespaceChannels.build("socket.io", "/chat")
+    assert ch.broadcast == "socket.io#/chat#"
+    assert ch.room("r") == "socket.io#/chat#r#"
+    assert ch.room(12) == "socket.io#/chat#12#"
+    assert ch.request == "socket.io-request#/chat#"
+    assert ch.response == "socket.io-response#/chat#"
+    assert ch.response_for("abc") == "socket.io-response#/chat#abc#"
+    assert ch.pattern == "socket.io#/chat#*"
+    assert ch.for_rooms(["a"]) == "socket.io#/chat#a#"
+    assert ch.for_rooms(["a", "b"]) == ch.for_rooms([]) == "socket.io#/chat#"
+
+
+def test_room_of_parses_broadcast_channels():
+    """room_of extracts the room, '' for the namespace channel, None for foreign ones."""
+    ch = NamespaceChannels.build("k", "/")
+    assert ch.room_of("k#/#") == ""
+    assert ch.room_of("k#/#a#b#") == "a#b"
+    assert ch.room_of("k#/chat#x#") is None
+    assert ch.room_of("k#/#x") is None
+
+
+def test_glob_characters_are_escaped_in_patterns():
+    """A key with glob characters still gives a pattern that matches only itself."""
+    assert glob_escape("a*b?[c]\\") == "a\\*b\\?\\[c\\]\\\\"
+    assert NamespaceChannels.build("k*", "/").pattern == "k\\*#/#*"
+
+
+def test_broadcast_round_trip():
+    """encode_broadcast and decode_broadcast agree, bytes included."""
+    payload = encode_broadcast(
+        "u1", "/", ["ev", b"\x00", {"a": [1]}], ["r", 3], ["x"], {"volatile": True}
+    )
+    assert decode_broadcast(payload) == Broadcast(
+        "u1", "/", ["ev", b"\x00", {"a": [1]}], ["r", 3], ["x"], {"volatile": True}
+    )
+
+
+def test_notepack_bytes_decode():
+    """A literal notepack.io encoding of an emitter broadcast decodes as Node meant it."""
+    # ["emitter", {type: 2, data: ["e", <Buffer 01 02>], nsp: "/"},
+    #  {rooms: [], flags: {}, except: []}]
+    raw = bytes.fromhex(
+        "93a7656d6974746572"
+        "83a47479706502a46461746192a165c4020102a36e7370a12f"
+        "83a5726f6f6d7390a5666c61677380a6657863657074"
+        "90"
+    )
+    msg = decode_broadcast(raw)
+    assert (msg.uid, msg.nsp, msg.data, msg.rooms, msg.except_rooms, msg.flags) == (
+        "emitter",
+        "/",
+        ["e", b"\x01\x02"],
+        [],
+        [],
+        {},
+    )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"\xc1",
+        msgpack.packb("text"),
+        msgpack.packb([1, {}, {}]),
+        msgpack.packb(["u", {"type": 3, "data": ["e"]}, {}]),
+        msgpack.packb(["u", {"type": 2, "data": [1]}, {}]),
+        msgpack.packb(["u", {"type": 2, "data": ["e"], "nsp": 5}, {}]),
+        msgpack.packb(["u", {"type": 2, "data": ["e"]}, []]),
+        msgpack.packb(["u", {"type": 2, "data": ["e"]}, {"flags": []}]),
+        msgpack.packb(["u", {"type": 2, "data": ["e"]}, {"except": [True]}]),
+        msgpack.packb(["u", {"type": 2, "data": ["e", msgpack.ExtType(5, b"x")]}, {}]),
+    ],
+)
+def test_malformed_broadcasts_raise(payload):
+    """Every malformed broadcast raises MalformedMessage, never anything else."""
+    with pytest.raises(MalformedMessage):
+        decode_broadcast(payload)
+
+
+def test_timestamps_become_iso_strings():
+    """msgpack timestamps (notepack 3 Dates) decode to JavaScript's ISO format."""
+    when = dt.datetime(2024, 2, 29, 12, 0, 1, 5000, tzinfo=dt.timezone.utc)
+    assert unpack(pack({"d": [when]})) == {"d": ["2024-02-29T12:00:01.005Z"]}
+
+
+def test_requests_are_json_or_msgpack_by_first_byte():
+    """decode_request reads JSON when the payload starts with '{', msgpack otherwise."""
+    assert decode_request(b'{"type":1,"requestId":"x"}') == {"type": 1, "requestId": "x"}
+    assert decode_request(msgpack.packb({"type": 7})) == {"type": 7}
+    for bad in (b"{oops", msgpack.packb([1]), b"\xc1"):
+        with pytest.raises(MalformedMessage):
+            decode_request(bad)
+
+
+def test_json_matches_node_stringify():
+    """JSON is compact, and bytes become Node's Buffer JSON form."""
+    assert (
+        dump_json({"a": [1, "b"], "buf": b"\x01\x02"})
+        == b'{"a":[1,"b"],"buf":{"type":"Buffer","data":[1,2]}}'
+    )
+    with pytest.raises(TypeError, match="cannot encode"):
+        dump_json({"x": object()})
+
+
+def test_pack_rejects_unencodable_values():
+    """pack raises TypeError that says which types travel."""
+    with pytest.raises(TypeError, match="send only dict, list"):
+        pack({"x": object()})
+
+
+def test_url_options():
+    """url, host and port resolve to one URL; bad values raise with a hint."""
+    assert resolve_url(None, None, None) == "redis://localhost:6379/0"
+    assert resolve_url(None, "h", 7000) == "redis://h:7000/0"
+    assert resolve_url("rediss://u:p@h:1/2", None, None) == "rediss://u:p@h:1/2"
+    with pytest.raises(ValueError, match="either url or host/port"):
+        resolve_url("redis://h", "h", None)
+    with pytest.raises(ValueError, match="scheme 'http'"):
+        resolve_url("http://h", None, None)
+    with pytest.raises(TypeError, match="port must be an int"):
+        resolve_url(None, "h", "6379")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="between 1 and 65535"):
+        resolve_url(None, None, 70000)
+
+
+def test_passwords_never_appear_in_redacted_urls():
+    """redact_url hides the password and keeps the rest."""
+    assert redact_url("redis://user:s3cret@host:6380/1") == "redis://user:***@host:6380/1"
+    assert redact_url("redis://host:6379/0") == "redis://host:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"key": ""}, ValueError, "key must not be empty"),
+        ({"key": 5}, TypeError, "key must be a str"),
+        ({"requests_timeout": 0}, ValueError, "requests_timeout must be"),
+        ({"requests_timeout": "5"}, TypeError, "requests_timeout must be a number"),
+        ({"ack_timeout": -1}, ValueError, "ack_timeout"),
+        ({"with_channel_multiplexing": 1}, TypeError, "True or False"),
+        ({"max_message_size": 0}, ValueError, "max_message_size"),
+        ({"pub_client": "redis://x"}, TypeError, "redis.asyncio.Redis"),
+        ({"logger": "log"}, TypeError, "logging.Logger"),
+    ],
+)
+def test_adapter_options_are_validated(kwargs, error, match):
+    """Every bad option raises ValueError or TypeError saying what to pass."""
+    with pytest.raises(error, match=match):
+        AsyncRedisAdapter(**kwargs)
+
+
+def test_adapter_properties():
+    """The original adapter's properties are there."""
+    adapter = AsyncRedisAdapter(host="localhost", port=6380, key="k", requests_timeout=2)
+    assert adapter.prefix == "k"
+    assert adapter.requests_timeout == 2.0
+    assert adapter.host_id == adapter.uid and len(adapter.uid) == 8
+    assert "6380" in repr(adapter.pub_client.connection_pool)
+
+
+def test_public_api_is_sorted_and_complete():
+    """__all__ is sorted and lists every public name of the package."""
+    names = socketio_redis_async.__all__
+    assert names == sorted(names)
+    public = {n for n in dir(socketio_redis_async) if not n.startswith("_")} | {"__version__"}
+    assert set(names) == public - {"annotations"}
