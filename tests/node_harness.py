@@ -1,0 +1,161 @@
+"""Drives tests/interop/server.js: a real socket.io 4.8 server on @socket.io/redis-adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+INTEROP = Path(__file__).parent / "interop"
+
+
+def require_node() -> str:
+    """Path of node; skip (locally) or fail (in CI) when Node or the npm packages are missing."""
+    node = shutil.which("node")
+    missing = None
+    if node is None:
+        missing = "node is not installed"
+    elif not (INTEROP / "node_modules" / "@socket.io" / "redis-adapter").exists():
+        missing = "tests/interop/node_modules is missing (run: npm ci --prefix tests/interop)"
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"interop prerequisites missing in CI: {missing}")
+        pytest.skip(missing)
+    assert node is not None
+    return node
+
+
+def to_node(value: Any) -> Any:
+    """Python value -> the harness's JSON form ({"$bytes": base64} for bytes)."""
+    if isinstance(value, (bytes, bytearray)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, (list, tuple)):
+        return [to_node(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_node(v) for k, v in value.items()}
+    return value
+
+
+def from_node(value: Any) -> Any:
+    """The harness's JSON form -> Python values."""
+    if isinstance(value, dict):
+        if set(value) == {"$bytes"}:
+            return base64.b64decode(value["$bytes"])
+        return {k: from_node(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_node(v) for v in value]
+    return value
+
+
+class NodeError(Exception):
+    """A harness command failed."""
+
+
+class NodeServer:
+    """One harness process: send commands, read replies and events."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, ready: dict[str, Any]) -> None:
+        self.proc = proc
+        self.port: int = ready["port"]
+        self.uids: dict[str, str] = ready["uids"]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.events: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+        self._replies: dict[int, asyncio.Future[Any]] = {}
+        self._next_id = 0
+        self._changed = asyncio.Event()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def start(cls, redis_url: str, key: str, requests_timeout_ms: int = 1000) -> NodeServer:
+        node = require_node()
+        proc = await asyncio.create_subprocess_exec(
+            node,
+            str(INTEROP / "server.js"),
+            "--port",
+            "0",
+            "--redis",
+            redis_url,
+            "--key",
+            key,
+            "--requests-timeout",
+            str(requests_timeout_ms),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            limit=16 * 1024 * 1024,
+        )
+        assert proc.stdout is not None
+        with anyio.fail_after(20):
+            while True:
+                line = await proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"node harness exited early ({await proc.wait()})")
+                msg = json.loads(line)
+                if msg.get("type") == "ready":
+                    return cls(proc, msg)
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            msg = json.loads(line)
+            if msg.get("type") == "reply":
+                fut = self._replies.pop(msg["id"], None)
+                if fut is not None and not fut.done():
+                    if msg["ok"]:
+                        fut.set_result(from_node(msg.get("result")))
+                    else:
+                        fut.set_exception(NodeError(msg.get("error")))
+            else:
+                if msg.get("type") == "error":
+                    self.errors.append(msg)
+                msg = from_node(msg)
+                self.events.append(msg)
+                self._changed.set()
+
+    async def cmd(self, cmd: str, *, wait: float = 15, **args: Any) -> Any:
+        """Run a harness command and return its result."""
+        self._next_id += 1
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._replies[self._next_id] = fut
+        assert self.proc.stdin is not None
+        line = {"id": self._next_id, "cmd": cmd, **{k: to_node(v) for k, v in args.items()}}
+        self.proc.stdin.write(json.dumps(line).encode() + b"\n")
+        await self.proc.stdin.drain()
+        with anyio.fail_after(wait):
+            return await fut
+
+    def matching(self, **fields: Any) -> list[dict[str, Any]]:
+        """Events whose fields equal ``fields``."""
+        return [e for e in self.events if all(e.get(k) == v for k, v in fields.items())]
+
+    async def wait_event(
+        self, count: int = 1, timeout: float = 10, **fields: Any
+    ) -> list[dict[str, Any]]:
+        """Wait until ``count`` events match ``fields``."""
+        with anyio.fail_after(timeout):
+            while len(self.matching(**fields)) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.matching(**fields)
+
+    async def aclose(self) -> None:
+        if self.proc.returncode is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            with anyio.move_on_after(10):
+                await self.proc.wait()
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
