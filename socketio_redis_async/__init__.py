@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from ._adapter import AsyncRedisAdapter
-from ._errors import AdapterClosedError, PublishError, RedisAdapterError
+from ._errors import AdapterClosedError, PublishError, RedisAdapterError, RequestTimeoutError
+from ._handlers import CUSTOM_REQUEST_EVENT
 from ._operator import BroadcastOperator
+from ._sockets import RemoteSocket
 
 __all__ = [
     "AdapterClosedError",
     "AsyncRedisAdapter",
     "BroadcastOperator",
+    "CUSTOM_REQUEST_EVENT",
     "PublishError",
     "RedisAdapterError",
+    "RemoteSocket",
+    "RequestTimeoutError",
     "__version__",
 ]
 

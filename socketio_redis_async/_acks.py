@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._codec import BROADCAST_ACK
+from ._codec import BROADCAST_ACK, BROADCAST_CLIENT_COUNT
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -29,6 +29,7 @@ class _Entry:
     callback: Callable[..., Any]
     timer: asyncio.TimerHandle
     single: bool
+    on_count: Callable[[int], None] | None
 
 
 class AckRequests:
@@ -43,11 +44,19 @@ class AckRequests:
     def __contains__(self, request_id: object) -> bool:
         return request_id in self._entries
 
-    def add(self, callback: Callable[..., Any], timeout: float, *, single: bool) -> str:
-        """Register ``callback`` for each ack; with ``single`` only the first one counts."""
+    def add(
+        self,
+        callback: Callable[..., Any],
+        timeout: float,
+        *,
+        single: bool = False,
+        on_count: Callable[[int], None] | None = None,
+    ) -> str:
+        """Register ``callback`` for each ack (only the first with ``single``), and
+        ``on_count`` for each server's client count."""
         request_id = new_request_id()
         timer = asyncio.get_running_loop().call_later(timeout, self.discard, request_id)
-        self._entries[request_id] = _Entry(callback, timer, single)
+        self._entries[request_id] = _Entry(callback, timer, single, on_count)
         return request_id
 
     def discard(self, request_id: str) -> None:
@@ -67,7 +76,16 @@ class AckRequests:
         entry = self._entries.get(request_id) if isinstance(request_id, str) else None
         if entry is None:
             return False
-        if response.get("type") == BROADCAST_ACK:
+        kind = response.get("type")
+        if kind == BROADCAST_CLIENT_COUNT:
+            count = response.get("clientCount")
+            if (
+                entry.on_count is not None
+                and isinstance(count, int)
+                and not isinstance(count, bool)
+            ):
+                entry.on_count(count)
+        elif kind == BROADCAST_ACK:
             if entry.single:
                 self.discard(request_id)  # type: ignore[arg-type]
             result = entry.callback(response.get("packet"))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import secrets
 import string
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -16,11 +18,18 @@ from engineio import packet as eio_packet
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
+from . import _cluster as cluster
 from . import _codec as codec
 from ._acks import AckRequests
 from ._channels import NamespaceChannels, Room
-from ._errors import AdapterClosedError, MalformedMessage, RedisAdapterError
-from ._operator import BroadcastOperator, RoomArg, check_room, rooms_of
+from ._errors import (
+    AdapterClosedError,
+    MalformedMessage,
+    RedisAdapterError,
+    RequestTimeoutError,
+)
+from ._handlers import CUSTOM_REQUEST_EVENT, HANDLERS, apply_disconnect, apply_rooms, wire_rooms
+from ._operator import BroadcastOperator, RoomArg, check_event, check_room, rooms_of
 from ._options import (
     DEFAULT_KEY,
     Options,
@@ -32,6 +41,8 @@ from ._options import (
     resolve_url,
 )
 from ._publisher import Publisher
+from ._requests import PendingRequests
+from ._sockets import RemoteSocket, build_handshake
 from ._subscriber import Subscriber
 
 _BROADCAST, _REQUEST, _RESPONSE = 0, 1, 2
@@ -69,6 +80,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
     :param max_message_size: largest message published or accepted, in bytes (default 8 MiB).
     :param health_check_interval: seconds of silence on the pub/sub connection before a PING
         (default 15); no answer for another interval means reconnect.
+    :param share_sensitive_headers: include ``Cookie``/``Authorization`` headers in the
+        handshakes that ``fetch_sockets`` answers ship over Redis (default False).
     :param logger: a ``logging.Logger``; default ``logging.getLogger("socketio_redis_async")``.
     """
 
@@ -86,6 +99,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         ack_timeout: float = 60.0,
         max_message_size: int = 8 * 1024 * 1024,
         health_check_interval: float = 15.0,
+        share_sensitive_headers: bool = False,
         logger: logging.Logger | None = None,
     ) -> None:
         super().__init__()
@@ -106,6 +120,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             ),
             max_message_size=check_size("max_message_size", max_message_size),
             health_check_interval=check_seconds("health_check_interval", health_check_interval),
+        )
+        self._share_sensitive_headers = check_bool(
+            "share_sensitive_headers", share_sensitive_headers
         )
         self.logger = logger or logging.getLogger("socketio_redis_async")
         self._where = redact_url(self._options.url)
@@ -132,6 +149,11 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             where=self._where,
         )
         self._acks = AckRequests()
+        self._pending = PendingRequests()
+        self._server_handlers: dict[tuple[str, str], Callable[..., Any]] = {}
+        self._socket_info: dict[tuple[str, str], list[Any]] = {}
+        self.custom_hook: Callable[[Any], Any] | None = None
+        """Answers ``custom_request(data)`` on this server; sync or async, returns the answer."""
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._dropped = 0
@@ -185,6 +207,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             "reconnects": self._subscriber.reconnects,
             "subscribed_channels": len(self._subscriber.channels),
             "pending_acks": len(self._acks),
+            "pending_requests": len(self._pending),
             "published": self._publisher.published,
             "publish_batches": self._publisher.batches,
         }
@@ -236,6 +259,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                 await asyncio.wait([self._task])
             await self._publisher.aclose()
             self._acks.clear()
+            self._pending.clear()
             for owned, client in (
                 (self._owns_pub, self._pub_client),
                 (self._owns_sub, self._sub_client),
@@ -328,6 +352,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         """Register a new socket; return once its own room's channel is subscribed."""
         channels = self._ensure_namespace(namespace)
         sid: str | None = await super().pre_connect(eio_sid, namespace)
+        if sid is not None:
+            self._socket_info[(namespace, sid)] = [time.time(), None]
         if sid is not None and self._options.with_channel_multiplexing:
             await self._confirm_subscribed([channels.broadcast, channels.room(sid)])
         return sid
@@ -371,6 +397,11 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             return
         self.basic_disconnect(sid, namespace, **kwargs)
 
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        """Forget a local socket, its rooms and its ``data``."""
+        super().basic_disconnect(sid, namespace, **kwargs)
+        self._socket_info.pop((namespace, sid), None)
+
     def basic_enter_room(
         self, sid: str, namespace: str, room: Any, eio_sid: str | None = None
     ) -> None:
@@ -408,6 +439,313 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                 self._room_refs.pop(channel, None)
                 self._routes.pop(channel.encode(), None)
                 self._subscriber.unwant(channel)
+
+    # -- cluster-wide queries and operations (the original adapter's and Node 4.x's API) ----
+
+    async def server_count(self, *, namespace: str = "/") -> int:
+        """How many servers serve ``namespace`` (``PUBSUB NUMSUB`` on its request channel)."""
+        channel = self._ensure_namespace(namespace).request
+        counts = await self.pub_client.pubsub_numsub(channel)
+        return int(counts[0][1]) if counts else 0
+
+    async def all_rooms(self, *, namespace: str = "/") -> set[Room]:
+        """Every room of every server, socket-id rooms included (Node's ``allRooms()``)."""
+        rooms = {room for room in self.rooms.get(namespace, {}) if room is not None}
+        for remote in await cluster.gather(
+            self,
+            namespace,
+            {"type": codec.ALL_ROOMS},
+            lambda r: wire_rooms(r["rooms"]),
+            what="allRooms",
+        ):
+            rooms.update(remote)
+        return rooms
+
+    async def clients(self, rooms: RoomArg | None = None, *, namespace: str = "/") -> list[str]:
+        """Sids of the sockets in any of ``rooms`` (all sockets if None), cluster-wide."""
+        selector = list(rooms_of(rooms))
+        sids = [sid for sid, _ in self._recipients(namespace, selector, ())]
+        for remote in await cluster.gather(
+            self,
+            namespace,
+            {"type": codec.SOCKETS, "rooms": selector},
+            lambda r: list(r["sockets"]),
+            what="clients",
+        ):
+            sids.extend(sid for sid in remote if isinstance(sid, str))
+        return sids
+
+    async def client_rooms(self, sid: str, *, namespace: str = "/") -> set[Room] | None:
+        """The rooms of socket ``sid`` wherever it lives; None if no server holds it."""
+        if self._is_local(sid, namespace):
+            return set(self.get_rooms(sid, namespace))
+        found = await self.fetch_sockets(sid, namespace=namespace)
+        return set(found[0].rooms) if found else None
+
+    async def fetch_sockets(
+        self,
+        rooms: RoomArg | None = None,
+        except_rooms: RoomArg | None = None,
+        *,
+        namespace: str = "/",
+    ) -> list[RemoteSocket]:
+        """The sockets in ``rooms`` (all if None) and in no ``except_rooms``, cluster-wide.
+
+        Each has ``id``, ``handshake``, ``rooms`` and ``data``, and ``emit``, ``join``,
+        ``leave`` and ``disconnect`` methods that work wherever it lives.
+        """
+        selector, excluded = list(rooms_of(rooms)), list(rooms_of(except_rooms))
+        found = [
+            self._socket_details(namespace, sid)
+            for sid, _ in self._recipients(namespace, selector, excluded)
+        ]
+        if not self._only_local_sid(namespace, selector):
+            request = {"type": codec.REMOTE_FETCH, "opts": {"rooms": selector, "except": excluded}}
+            for remote in await cluster.gather(
+                self, namespace, request, lambda r: list(r["sockets"]), what="fetchSockets"
+            ):
+                found.extend(
+                    s for s in remote if isinstance(s, dict) and isinstance(s.get("id"), str)
+                )
+        return [
+            RemoteSocket(
+                self,
+                namespace,
+                s["id"],
+                _as_dict(s.get("handshake")),
+                frozenset(r for r in s.get("rooms") or () if isinstance(r, (str, int))),
+                s.get("data"),
+            )
+            for s in found
+        ]
+
+    async def sockets_join(
+        self,
+        rooms: RoomArg,
+        to: RoomArg | None = None,
+        except_rooms: RoomArg | None = None,
+        *,
+        namespace: str = "/",
+    ) -> None:
+        """Make the matching sockets of the cluster join ``rooms`` (Node's ``socketsJoin``)."""
+        await self._sockets_rooms(codec.REMOTE_JOIN, rooms, to, except_rooms, namespace)
+
+    async def sockets_leave(
+        self,
+        rooms: RoomArg,
+        to: RoomArg | None = None,
+        except_rooms: RoomArg | None = None,
+        *,
+        namespace: str = "/",
+    ) -> None:
+        """Make the matching sockets of the cluster leave ``rooms`` (Node's ``socketsLeave``)."""
+        await self._sockets_rooms(codec.REMOTE_LEAVE, rooms, to, except_rooms, namespace)
+
+    async def disconnect_sockets(
+        self,
+        close: bool = False,
+        to: RoomArg | None = None,
+        except_rooms: RoomArg | None = None,
+        *,
+        namespace: str = "/",
+    ) -> None:
+        """Disconnect the matching sockets of the cluster; ``close`` closes their connection."""
+        selector, excluded = list(rooms_of(to)), list(rooms_of(except_rooms))
+        targets = self._recipients(namespace, selector, excluded)
+        if not self._only_local_sid(namespace, selector):
+            await self._remote_disconnect(namespace, selector, close, excluded)
+        await apply_disconnect(self, namespace, targets, close)
+
+    async def remote_join(self, sid: str, room: Room, *, namespace: str = "/") -> None:
+        """Make socket ``sid`` join ``room``; raise RequestTimeoutError if no server holds it."""
+        await self._remote_single(
+            codec.REMOTE_JOIN, "remoteJoin", sid, namespace, room=check_room(room)
+        )
+
+    async def remote_leave(self, sid: str, room: Room, *, namespace: str = "/") -> None:
+        """Make socket ``sid`` leave ``room``; raise RequestTimeoutError if no server holds it."""
+        await self._remote_single(
+            codec.REMOTE_LEAVE, "remoteLeave", sid, namespace, room=check_room(room)
+        )
+
+    async def remote_disconnect(
+        self, sid: str, close: bool = False, *, namespace: str = "/"
+    ) -> None:
+        """Disconnect socket ``sid``; raise RequestTimeoutError if no server holds it."""
+        await self._remote_single(
+            codec.REMOTE_DISCONNECT, "remoteDisconnect", sid, namespace, close=close
+        )
+
+    async def custom_request(self, data: Any, *, namespace: str = "/") -> list[Any]:
+        """Every server's ``custom_hook(data)`` answer, this server's first.
+
+        Travels as SERVER_SIDE_EMIT with ack of the event ``CUSTOM_REQUEST_EVENT``, so a
+        Node server answers with ``io.on("__socketio_redis_custom_request__", (d, cb) => cb(x))``.
+        """
+        own = self.custom_hook(data) if self.custom_hook else None
+        if inspect.isawaitable(own):
+            own = await own
+        request = {"type": codec.SERVER_SIDE_EMIT, "data": [CUSTOM_REQUEST_EVENT, data]}
+        return [
+            own,
+            *await cluster.gather(
+                self, namespace, request, lambda r: r["data"], what="customRequest"
+            ),
+        ]
+
+    def on(
+        self, event: str, handler: Callable[..., Any] | None = None, *, namespace: str = "/"
+    ) -> Any:
+        """Register a handler for ``server_side_emit(event, ...)`` from other servers.
+
+        The handler gets the event's arguments; what it returns (or its coroutine returns)
+        is the answer to ``server_side_emit_with_ack``. Usable as a decorator.
+        """
+        check_event(event)
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self._server_handlers[(namespace, event)] = fn
+            return fn
+
+        return register if handler is None else register(handler)
+
+    async def server_side_emit(self, event: str, *args: Any, namespace: str = "/") -> None:
+        """Send an event to the other servers' handlers (never to this server's)."""
+        check_event(event)
+        await self._request(
+            namespace, {"uid": self.uid, "type": codec.SERVER_SIDE_EMIT, "data": [event, *args]}
+        )
+
+    async def server_side_emit_with_ack(
+        self, event: str, *args: Any, namespace: str = "/", timeout: float | None = None
+    ) -> list[Any]:
+        """Send an event to the other servers and return each one's answer.
+
+        Raises RequestTimeoutError (``timeout reached: only X responses received out of Y``)
+        when some server does not answer within ``timeout`` (default ``requests_timeout``).
+        """
+        check_event(event)
+        request = {"type": codec.SERVER_SIDE_EMIT, "data": [event, *args]}
+        return await cluster.gather(
+            self, namespace, request, lambda r: r["data"], what=None, timeout=timeout
+        )
+
+    async def emit_with_ack(
+        self,
+        event: str,
+        data: Any = None,
+        to: RoomArg | None = None,
+        except_rooms: RoomArg | None = None,
+        *,
+        timeout: float | None = None,
+        namespace: str = "/",
+    ) -> list[Any]:
+        """Emit to every matching client of the cluster and return all their acks.
+
+        Node's ``io.timeout(ms).emit(ev, cb)``. Each ack is the client's first ack argument.
+        Raises RequestTimeoutError("operation has timed out") with the acks received so far.
+        """
+        check_event(event)
+        wait = check_seconds("timeout", timeout) if timeout is not None else self.requests_timeout
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        rooms, excluded = list(rooms_of(to)), list(rooms_of(except_rooms))
+        packet_data = [event, *args]
+        servers = (
+            1
+            if self._only_local_sid(namespace, rooms)
+            else await self.server_count(namespace=namespace)
+        )
+        collector = cluster.AckCollector(max(servers, 1))
+        request_id = self._acks.add(collector.on_ack, wait, on_count=collector.on_count)
+        try:
+            if servers > 1:
+                flags = {"timeout": int(wait * 1000)}
+                request = {
+                    "uid": self.uid,
+                    "requestId": request_id,
+                    "type": codec.BROADCAST,
+                    "packet": {"type": _EVENT, "data": packet_data, "nsp": namespace},
+                    "opts": {"rooms": rooms, "except": excluded, "flags": flags},
+                }
+                await self._request(namespace, request, msgpack=True)
+            recipients = self._recipients(namespace, rooms, excluded)
+            await self._deliver_with_acks(namespace, packet_data, recipients, collector.on_ack)
+            collector.on_count(len(recipients))
+            try:
+                await asyncio.wait_for(asyncio.shield(collector.done), wait)
+            except asyncio.TimeoutError:
+                raise RequestTimeoutError(
+                    "operation has timed out", list(collector.responses)
+                ) from None
+            return list(collector.responses)
+        finally:
+            self._acks.discard(request_id)
+
+    def set_socket_data(self, sid: str, data: Any, *, namespace: str = "/") -> None:
+        """Set the ``data`` that ``fetch_sockets`` reports for a local socket (socket.data)."""
+        info = self._socket_info.get((namespace, sid))
+        if info is None:
+            raise KeyError(
+                f"socket {sid!r} is not connected to this server in namespace {namespace!r}"
+            )
+        info[1] = data
+
+    def get_socket_data(self, sid: str, *, namespace: str = "/") -> Any:
+        """The ``data`` of a local socket (None until set)."""
+        info = self._socket_info.get((namespace, sid))
+        return None if info is None else info[1]
+
+    def _socket_details(self, namespace: str, sid: str) -> dict[str, Any]:
+        issued, data = self._socket_info.get((namespace, sid), (time.time(), None))
+        environ = self.server.get_environ(sid, namespace) if self.server is not None else None
+        return {
+            "id": sid,
+            "handshake": build_handshake(
+                environ, issued, None, share_sensitive_headers=self._share_sensitive_headers
+            ),
+            "rooms": self.get_rooms(sid, namespace),
+            "data": data,
+        }
+
+    async def _sockets_rooms(
+        self,
+        kind: int,
+        rooms: RoomArg,
+        to: RoomArg | None,
+        except_rooms: RoomArg | None,
+        namespace: str,
+    ) -> None:
+        target, selector, excluded = (
+            list(rooms_of(rooms)),
+            list(rooms_of(to)),
+            list(rooms_of(except_rooms)),
+        )
+        apply_rooms(self, namespace, kind == codec.REMOTE_JOIN, selector, excluded, target)
+        if not self._only_local_sid(namespace, selector):
+            await self._remote_rooms(kind, namespace, selector, target, excluded)
+        if kind == codec.REMOTE_JOIN and self._options.with_channel_multiplexing:
+            channels = self._ensure_namespace(namespace)
+            await self._confirm_subscribed([channels.room(room) for room in target])
+
+    async def _remote_single(
+        self, kind: int, what: str, sid: str, namespace: str, **fields: Any
+    ) -> None:
+        if self._is_local(sid, namespace):
+            if kind == codec.REMOTE_DISCONNECT:
+                await apply_disconnect(
+                    self, namespace, [(sid, self.eio_sid_from_sid(sid, namespace))], fields["close"]
+                )
+            else:
+                apply_rooms(self, namespace, kind == codec.REMOTE_JOIN, [sid], (), [fields["room"]])
+            return
+        await cluster.gather(
+            self,
+            namespace,
+            {"type": kind, "sid": sid, **fields},
+            lambda r: None,
+            what=what,
+            expected=1,
+        )
 
     # -- local delivery ---------------------------------------------------------------
 
@@ -497,25 +835,36 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         await self._publish(channel, codec.pack(answer) if msgpack else codec.dump_json(answer))
 
     async def _remote_rooms(
-        self, kind: int, namespace: str, selector: list[Room], rooms: list[Room]
+        self,
+        kind: int,
+        namespace: str,
+        selector: list[Room],
+        rooms: list[Room],
+        excluded: list[Room] | None = None,
     ) -> None:
         await self._request(
             namespace,
             {
                 "uid": self.uid,
                 "type": kind,
-                "opts": {"rooms": selector, "except": []},
+                "opts": {"rooms": selector, "except": excluded or []},
                 "rooms": rooms,
             },
         )
 
-    async def _remote_disconnect(self, namespace: str, selector: list[Room], close: bool) -> None:
+    async def _remote_disconnect(
+        self,
+        namespace: str,
+        selector: list[Room],
+        close: bool,
+        excluded: list[Room] | None = None,
+    ) -> None:
         await self._request(
             namespace,
             {
                 "uid": self.uid,
                 "type": codec.REMOTE_DISCONNECT,
-                "opts": {"rooms": selector, "except": []},
+                "opts": {"rooms": selector, "except": excluded or []},
                 "close": close,
             },
         )
@@ -669,111 +1018,15 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         )
 
     async def _on_response(self, response: dict[str, Any]) -> None:
-        await self._acks.on_response(response)
+        if not await self._acks.on_response(response):
+            self._pending.on_response(response)
 
     async def _on_request(self, channels: NamespaceChannels, request: dict[str, Any]) -> None:
         kind = request.get("type")
-        handler = self._request_handlers.get(kind) if isinstance(kind, int) else None
-        if handler is None:
-            return
-        await handler(self, channels, request)
-
-    async def _handle_rooms(self, channels: NamespaceChannels, request: dict[str, Any]) -> None:
-        join = request["type"] == codec.REMOTE_JOIN
-        nsp = channels.nsp
-        if "opts" not in request:  # legacy 6.x/7.x form: {requestId, sid, room}
-            sid, room = request.get("sid"), request.get("room")
-            if not isinstance(sid, str) or not self._is_local(sid, nsp):
-                return
-            room = _wire_room(room)
-            (self.basic_enter_room if join else self.basic_leave_room)(sid, nsp, room)
-            await self._respond(channels, request, {"requestId": request.get("requestId")})
-            return
-        if request.get("uid") == self.uid:
-            return  # applied locally before it was published
-        rooms_field = request.get("rooms")
-        if not isinstance(rooms_field, list):
-            raise MalformedMessage("rooms must be a list")
-        rooms = [_wire_room(room) for room in rooms_field]
-        selector, excluded, _ = codec.check_opts(request["opts"])
-        for sid, _eio in self._recipients(nsp, selector, excluded):
-            for room in rooms:
-                if join:
-                    if sid != room and self.is_sid_room(nsp, room):
-                        continue
-                    self.basic_enter_room(sid, nsp, room)
-                else:
-                    self.basic_leave_room(sid, nsp, room)
-
-    async def _handle_disconnect(
-        self, channels: NamespaceChannels, request: dict[str, Any]
-    ) -> None:
-        nsp = channels.nsp
-        close = request.get("close") is True
-        if "opts" not in request:
-            sid = request.get("sid")
-            if not isinstance(sid, str) or not self._is_local(sid, nsp):
-                return
-            targets = [(sid, self.eio_sid_from_sid(sid, nsp))]
-            await self._respond(channels, request, {"requestId": request.get("requestId")})
-        else:
-            if request.get("uid") == self.uid:
-                return
-            selector, excluded, _ = codec.check_opts(request["opts"])
-            targets = self._recipients(nsp, selector, excluded)
-        for sid, eio_sid in targets:
-            if close:
-                await self.server.eio.disconnect(eio_sid)
-            else:
-                await self.server.disconnect(sid, namespace=nsp, ignore_queue=True)
-
-    async def _handle_broadcast(self, channels: NamespaceChannels, request: dict[str, Any]) -> None:
-        request_id = request.get("requestId")
-        if not isinstance(request_id, str) or request_id in self._acks:
-            return
-        if request.get("uid") == self.uid:
-            return
-        nsp, data = codec.check_packet(request.get("packet"))
-        if nsp != channels.nsp:
-            return
-        rooms, excluded, _ = codec.check_opts(request.get("opts"))
-        recipients = self._recipients(nsp, rooms, excluded)
-        await self._respond(
-            channels,
-            request,
-            {
-                "type": codec.BROADCAST_CLIENT_COUNT,
-                "requestId": request_id,
-                "clientCount": len(recipients),
-            },
-        )
-        if not recipients:
-            return
-
-        async def ack(*args: Any) -> None:
-            answer = {
-                "type": codec.BROADCAST_ACK,
-                "requestId": request_id,
-                "packet": args[0] if args else None,
-            }
-            try:
-                await self._respond(channels, request, answer, msgpack=True)
-            except Exception as exc:
-                self.logger.error(
-                    "could not send an ack back to server %s: %s", request.get("uid"), exc
-                )
-
-        await self._deliver_with_acks(nsp, data, recipients, ack)
-
-    _request_handlers: dict[int, Callable[..., Any]] = {
-        codec.REMOTE_JOIN: _handle_rooms,
-        codec.REMOTE_LEAVE: _handle_rooms,
-        codec.REMOTE_DISCONNECT: _handle_disconnect,
-        codec.BROADCAST: _handle_broadcast,
-    }
+        handler = HANDLERS.get(kind) if isinstance(kind, int) else None
+        if handler is not None:
+            await handler(self, channels, request)
 
 
-def _wire_room(room: Any) -> Room:
-    if isinstance(room, bool) or not isinstance(room, (str, int)):
-        raise MalformedMessage(f"not a room: {room!r:.40}")
-    return room
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

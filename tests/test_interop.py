@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from socketio_redis_async import CUSTOM_REQUEST_EVENT, RequestTimeoutError
 from tests.cluster import Client, wait_until
 from tests.node_harness import NodeServer
 from tests.test_broadcast import barrier
@@ -302,3 +303,105 @@ async def test_python_tolerates_foreign_channels_and_node_survives_python(mixed,
     for client in clients.values():
         await client.wait_for("after")
         await client.wait_for("after-js")
+
+
+async def test_node_remote_socket_ack_from_python_client(mixed):
+    """A Node RemoteSocket emit with ack reaches a Python server's client and returns its ack."""
+    _, js1, _, clients = mixed
+    clients["py"].ack_value = lambda event, args: ["ok", *args]
+    result = await js1.cmd(
+        "remoteSocketEmitWithAck", sid=clients["py"].sid(), event="q", args=[5], timeout=5000
+    )
+    assert result["error"] is None and result["remote"] is True
+    assert result["response"] == ["ok", 5]
+
+
+async def test_node_all_rooms_includes_python_rooms(mixed):
+    """allRooms: Node's allRooms() includes the Python server's rooms, and all_rooms() Node's."""
+    py, js1, js2, clients = mixed
+    await py.sio.enter_room(clients["py"].sid(), "py-room")
+    await js2.cmd("join", sid=clients["js2"].sid(), room="js-room")
+    expected = {c.sid() for c in clients.values()} | {"py-room", "js-room"}
+    assert set(await js1.cmd("allRooms")) == expected
+    assert await py.adapter.all_rooms() == expected
+    assert py.adapter.stats["pending_requests"] == 0
+
+
+async def test_fetch_sockets_both_ways(mixed):
+    """fetchSockets: Node sees Python sockets (handshake, data, rooms) and Python sees Node's."""
+    py, js1, js2, clients = mixed
+    py_sid, js_sid = clients["py"].sid(), clients["js2"].sid()
+    py.adapter.set_socket_data(py_sid, "test")
+    await js2.cmd("setData", sid=js_sid, data={"n": 1})
+    found = {s["id"]: s for s in await js1.cmd("fetchSockets")}
+    assert set(found) == {c.sid() for c in clients.values()}
+    assert found[py_sid]["data"] == "test"
+    assert found[py_sid]["rooms"] == [py_sid]
+    assert found[py_sid]["handshake"]["query"]["transport"] == "websocket"
+    one = await js1.cmd("fetchSockets", to=[py_sid])
+    assert [s["id"] for s in one] == [py_sid]
+    mine = {s.id: s for s in await py.adapter.fetch_sockets()}
+    assert set(mine) == set(found)
+    assert mine[js_sid].data == {"n": 1} and mine[js_sid].rooms == {js_sid}
+    assert mine[js_sid].handshake["query"]["transport"] == "websocket"
+
+
+async def test_server_side_emit_both_ways(mixed):
+    """serverSideEmit: Node -> Python and Python -> Node handlers, with and without acks."""
+    py, js1, js2, _ = mixed
+    got: list[tuple[object, ...]] = []
+
+    def hello(*args: object) -> str:
+        got.append(args)
+        return "py-answer"
+
+    py.adapter.on("hello", hello)
+    await js1.cmd("serverSideEmit", event="hello", args=[1, "two"])
+    await wait_until(lambda: got == [(1, "two")])
+    await js2.cmd("onServerSideEmit", event="hello", reply="js2-answer")
+    result = await js1.cmd("serverSideEmitWithAck", event="hello", args=[])
+    assert result["error"] is None and sorted(result["responses"]) == ["js2-answer", "py-answer"]
+    await js1.cmd("onServerSideEmit", event="from-py", reply="js1-answer")
+    await js2.cmd("onServerSideEmit", event="from-py", reply="js2-answer")
+    await py.adapter.server_side_emit("from-py", {"k": 1})
+    await js1.wait_event(type="serverSideEvent", event="from-py")
+    assert js1.matching(type="serverSideEvent", event="from-py")[0]["args"] == [{"k": 1}]
+    assert sorted(await py.adapter.server_side_emit_with_ack("from-py")) == [
+        "js1-answer",
+        "js2-answer",
+    ]
+
+
+async def test_server_side_emit_timeout_text_matches_node(mixed):
+    """serverSideEmit timeout: both sides give Node's 'timeout reached: only 1 ...' text."""
+    py, js1, js2, _ = mixed
+    await js2.cmd("onServerSideEmit", event="half", reply="ok")
+    with pytest.raises(RequestTimeoutError) as info:
+        await py.adapter.server_side_emit_with_ack("half", timeout=1)
+    assert info.value.args[0] == "timeout reached: only 1 responses received out of 2"
+    # Node answers are unsigned: both Node uids are candidates, and one of them answered.
+    assert sorted(info.value.silent_servers) == sorted([js1.uids["/"], js2.uids["/"]])
+    assert info.value.unsigned_answers == 1
+    py.adapter.on("half", lambda: None)
+    await js1.cmd("offServerSideEmit", event="half")
+    await js2.cmd("onServerSideEmit", event="half")  # never answers now
+    result = await js1.cmd("serverSideEmitWithAck", event="half", args=[])
+    assert result["error"] == "timeout reached: only 1 responses received out of 2"
+
+
+async def test_custom_request_answered_by_node(mixed):
+    """custom_request() travels as a server-side emit that Node servers can answer."""
+    py, js1, js2, _ = mixed
+    for js, name in ((js1, "js1"), (js2, "js2")):
+        await js.cmd("onServerSideEmit", event=CUSTOM_REQUEST_EVENT, reply=name)
+    py.adapter.custom_hook = lambda data: "py"
+    assert sorted(await py.adapter.custom_request("q")) == ["js1", "js2", "py"]
+
+
+async def test_emitter_server_side_emit_reaches_python(mixed):
+    """The Node emitter's serverSideEmit reaches Python handlers."""
+    py, js1, _, _ = mixed
+    got: list[tuple[object, ...]] = []
+    py.adapter.on("from-emitter", lambda *args: got.append(args))
+    await js1.cmd("emitter.serverSideEmit", event="from-emitter", args=["e"])
+    await wait_until(lambda: got == [("e",)])

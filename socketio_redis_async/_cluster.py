@@ -1,0 +1,95 @@
+"""Asking the whole cluster: request/response rounds and broadcast-with-ack collection."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from ._channels import glob_escape
+from ._errors import RequestTimeoutError
+from ._requests import Extract
+
+if TYPE_CHECKING:
+    from ._adapter import AsyncRedisAdapter
+
+
+async def live_servers(adapter: AsyncRedisAdapter, namespace: str) -> list[str]:
+    """Uids of the servers listening on their own response channel (Python, Node >= 7.1)."""
+    channels = adapter._ensure_namespace(namespace)
+    found = await adapter.pub_client.pubsub_channels(glob_escape(channels.response) + "?*#")
+    prefix = len(channels.response)
+    uids = (c.decode() if isinstance(c, bytes) else str(c) for c in found)
+    return sorted(uid[prefix:-1] for uid in uids)
+
+
+async def gather(
+    adapter: AsyncRedisAdapter,
+    namespace: str,
+    request: dict[str, Any],
+    extract: Extract,
+    *,
+    what: str | None,
+    expected: int | None = None,
+    timeout: float | None = None,
+) -> list[Any]:
+    """Publish ``request`` and collect one extracted value per answering server.
+
+    ``expected`` defaults to the server count minus this server; with no other server
+    there is no request at all. On timeout raise RequestTimeoutError: "timeout reached
+    while waiting for <what> response", or Node's serverSideEmit text when ``what`` is
+    None, with the partial answers and the silent servers.
+    """
+    if expected is None:
+        expected = await adapter.server_count(namespace=namespace) - 1
+    if expected <= 0:
+        return []
+    request_id, entry = adapter._pending.open(expected, extract)
+    try:
+        await adapter._request(namespace, {"uid": adapter.uid, "requestId": request_id, **request})
+        try:
+            await asyncio.wait_for(asyncio.shield(entry.done), timeout or adapter.requests_timeout)
+        except asyncio.TimeoutError:
+            if what is None:
+                message = (
+                    f"timeout reached: only {len(entry.responses)} responses received "
+                    f"out of {entry.expected}"
+                )
+            else:
+                message = f"timeout reached while waiting for {what} response"
+            live = await live_servers(adapter, namespace)
+            silent = [uid for uid in live if uid != adapter.uid and uid not in entry.signers]
+            raise RequestTimeoutError(
+                message, list(entry.responses), silent, entry.unsigned
+            ) from None
+        return list(entry.responses)
+    finally:
+        adapter._pending.close(request_id)
+
+
+class AckCollector:
+    """Node's broadcast-with-ack bookkeeping: done when every server reported its client
+    count and that many acks arrived."""
+
+    def __init__(self, servers: int) -> None:
+        self.servers = servers
+        self.reported = 0
+        self.expected_acks = 0
+        self.responses: list[Any] = []
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_count(self, count: int) -> None:
+        self.reported += 1
+        self.expected_acks += count
+        self._check()
+
+    def on_ack(self, *args: Any) -> None:
+        self.responses.append(args[0] if args else None)
+        self._check()
+
+    def _check(self) -> None:
+        if (
+            not self.done.done()
+            and self.reported >= self.servers
+            and len(self.responses) >= self.expected_acks
+        ):
+            self.done.set_result(None)

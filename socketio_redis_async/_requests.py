@@ -1,0 +1,83 @@
+"""Requests this server sent to the others, waiting for their answers, by request id.
+
+An entry lives only while its requester awaits it: it is removed on success, timeout,
+cancellation and close, so the map never grows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._acks import new_request_id
+
+Extract = Callable[[dict[str, Any]], Any]
+"""Turns one answer into the value to collect; raises KeyError/TypeError if unusable."""
+
+
+@dataclass(slots=True)
+class Pending:
+    """One request's answers so far."""
+
+    expected: int
+    extract: Extract
+    done: asyncio.Future[None]
+    responses: list[Any] = field(default_factory=list)
+    signers: set[str] = field(default_factory=set)
+    unsigned: int = 0
+
+
+class PendingRequests:
+    """The requests this server is waiting on."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Pending] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, request_id: object) -> bool:
+        return request_id in self._entries
+
+    def open(self, expected: int, extract: Extract) -> tuple[str, Pending]:
+        """Start waiting for ``expected`` answers."""
+        request_id = new_request_id()
+        entry = Pending(expected, extract, asyncio.get_running_loop().create_future())
+        self._entries[request_id] = entry
+        return request_id, entry
+
+    def close(self, request_id: str) -> None:
+        """Stop waiting (success, timeout or cancellation)."""
+        entry = self._entries.pop(request_id, None)
+        if entry is not None and not entry.done.done():
+            entry.done.cancel()
+
+    def clear(self) -> None:
+        """Stop waiting for everything (on close)."""
+        for request_id in list(self._entries):
+            self.close(request_id)
+
+    def on_response(self, response: dict[str, Any]) -> bool:
+        """Record an answer if it belongs to a pending request; True if it did.
+
+        An answer without the expected field still counts as an answer (as in Node), so
+        a server that has nothing to report does not make the request time out.
+        """
+        request_id = response.get("requestId")
+        entry = self._entries.get(request_id) if isinstance(request_id, str) else None
+        if entry is None or entry.done.done():
+            return entry is not None
+        try:
+            entry.responses.append(entry.extract(response))
+        except (KeyError, TypeError, ValueError):
+            entry.expected -= 1
+        uid = response.get("uid")
+        if isinstance(uid, str):
+            entry.signers.add(uid)
+        else:
+            entry.unsigned += 1
+        if len(entry.responses) >= entry.expected:
+            entry.done.set_result(None)
+        return True

@@ -1,0 +1,87 @@
+"""Sockets as ``fetch_sockets`` returns them, and Node-like handshakes built from WSGI environs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from ._channels import Room
+
+if TYPE_CHECKING:
+    from ._adapter import AsyncRedisAdapter
+
+SENSITIVE_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
+
+
+def _js_date(epoch: float) -> str:
+    # What Node's String(new Date()) looks like, in UTC.
+    return time.strftime(
+        "%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)", time.gmtime(epoch)
+    )
+
+
+def build_handshake(
+    environ: dict[str, Any] | None, issued: float, auth: Any, *, share_sensitive_headers: bool
+) -> dict[str, Any]:
+    """The ``socket.handshake`` a Node server would report for this connection.
+
+    ``Cookie``, ``Authorization`` and ``Proxy-Authorization`` are left out unless
+    ``share_sensitive_headers`` is set, because answers cross Redis in clear text.
+    """
+    environ = environ or {}
+    headers: dict[str, str] = {}
+    for name, value in environ.items():
+        if name.startswith("HTTP_") and isinstance(value, str):
+            header = name[5:].lower().replace("_", "-")
+            if share_sensitive_headers or header not in SENSITIVE_HEADERS:
+                headers[header] = value
+    query_string = environ.get("QUERY_STRING") or ""
+    path = environ.get("PATH_INFO") or "/socket.io/"
+    address = environ.get("REMOTE_ADDR") or ""
+    scope = environ.get("asgi.scope")
+    if isinstance(scope, dict) and scope.get("client"):
+        address = scope["client"][0]
+    return {
+        "headers": headers,
+        "time": _js_date(issued),
+        "address": address,
+        "xdomain": "origin" in headers,
+        "secure": environ.get("wsgi.url_scheme") in ("https", "wss"),
+        "issued": int(issued * 1000),
+        "url": path + ("?" + query_string if query_string else ""),
+        "query": dict(parse_qsl(query_string)),
+        "auth": auth if isinstance(auth, dict) else {},
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteSocket:
+    """A socket somewhere in the cluster, as ``fetch_sockets`` found it.
+
+    ``emit``, ``join``, ``leave`` and ``disconnect`` work wherever the socket lives.
+    """
+
+    adapter: AsyncRedisAdapter = field(repr=False, compare=False)
+    namespace: str
+    id: str
+    handshake: dict[str, Any] = field(compare=False)
+    rooms: frozenset[Room] = field(compare=False)
+    data: Any = field(compare=False)
+
+    async def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to this socket."""
+        await self.adapter.of(self.namespace).to(self.id).emit(event, *args)
+
+    async def join(self, *rooms: Room) -> None:
+        """Make this socket join ``rooms``."""
+        await self.adapter.sockets_join(list(rooms), to=self.id, namespace=self.namespace)
+
+    async def leave(self, *rooms: Room) -> None:
+        """Make this socket leave ``rooms``."""
+        await self.adapter.sockets_leave(list(rooms), to=self.id, namespace=self.namespace)
+
+    async def disconnect(self, close: bool = False) -> None:
+        """Disconnect this socket; ``close`` also closes its underlying connection."""
+        await self.adapter.disconnect_sockets(close, to=self.id, namespace=self.namespace)
