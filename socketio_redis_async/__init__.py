@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._adapter import AsyncRedisAdapter
+from ._emitter import AsyncEmitter, AsyncEmitterOperator, Emitter, EmitterOperator
 from ._errors import AdapterClosedError, PublishError, RedisAdapterError, RequestTimeoutError
 from ._handlers import CUSTOM_REQUEST_EVENT
 from ._operator import BroadcastOperator
@@ -10,9 +11,13 @@ from ._sockets import RemoteSocket
 
 __all__ = [
     "AdapterClosedError",
+    "AsyncEmitter",
+    "AsyncEmitterOperator",
     "AsyncRedisAdapter",
     "BroadcastOperator",
     "CUSTOM_REQUEST_EVENT",
+    "Emitter",
+    "EmitterOperator",
     "PublishError",
     "RedisAdapterError",
     "RemoteSocket",

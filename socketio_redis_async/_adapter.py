@@ -29,7 +29,14 @@ from ._errors import (
     RequestTimeoutError,
 )
 from ._handlers import CUSTOM_REQUEST_EVENT, HANDLERS, apply_disconnect, apply_rooms, wire_rooms
-from ._operator import BroadcastOperator, RoomArg, check_event, check_room, rooms_of
+from ._operator import (
+    BroadcastOperator,
+    RoomArg,
+    check_event,
+    check_namespace,
+    check_room,
+    rooms_of,
+)
 from ._options import (
     DEFAULT_KEY,
     Options,
@@ -278,11 +285,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
 
     def of(self, namespace: str) -> BroadcastOperator:
         """Start a broadcast in ``namespace``."""
-        if not isinstance(namespace, str):
-            raise TypeError("namespace must be a str such as '/chat'")
-        return BroadcastOperator(
-            self, nsp=namespace if namespace.startswith("/") else "/" + namespace
-        )
+        return BroadcastOperator(nsp=check_namespace(namespace), _target=self)
 
     def to(self, *rooms: RoomArg) -> BroadcastOperator:
         """Start a broadcast to these rooms of namespace ``/``."""

@@ -1,20 +1,21 @@
 """Node's broadcast modifiers as an immutable chain: ``to(...).except_(...).volatile.emit()``.
 
-Every modifier returns a new operator, so a half-built chain can be kept and reused.
-The operator only collects the target; the adapter (or the emitter) it was made from
-does the sending.
+Every modifier returns a new object, so a half-built chain can be kept and reused.
+``Selection`` holds the target (namespace, rooms, except rooms, flags) and the modifiers;
+the adapter's ``BroadcastOperator`` and the emitters' operators add the sending.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ._channels import Room
 from ._codec import RESERVED_EVENTS
 
 RoomArg = Room | Iterable[Room]
+_S = TypeVar("_S", bound="Selection")
 
 
 def check_room(room: Any) -> Room:
@@ -48,8 +49,66 @@ def check_event(event: Any) -> str:
     return event
 
 
+def check_namespace(namespace: Any) -> str:
+    """Validate a namespace and add a missing leading ``/`` (as Node's ``of()`` does)."""
+    if not isinstance(namespace, str):
+        raise TypeError("namespace must be a str such as '/chat'")
+    return namespace if namespace.startswith("/") else "/" + namespace
+
+
+def _merge(current: tuple[Room, ...], new: Iterable[Room]) -> tuple[Room, ...]:
+    merged = dict.fromkeys(current)
+    merged.update(dict.fromkeys(new))
+    return tuple(merged)
+
+
+def _flatten(args: tuple[RoomArg, ...]) -> list[Room]:
+    rooms: list[Room] = []
+    for arg in args:
+        rooms.extend(rooms_of(arg))
+    return rooms
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which sockets a broadcast or a socket operation targets."""
+
+    nsp: str = "/"
+    rooms: tuple[Room, ...] = ()
+    except_rooms: tuple[Room, ...] = ()
+    flags: tuple[tuple[str, Any], ...] = ()
+
+    def to(self: _S, *rooms: RoomArg) -> _S:
+        """Target these rooms too (a socket id is a room); several calls add up."""
+        return replace(self, rooms=_merge(self.rooms, _flatten(rooms)))
+
+    def in_(self: _S, *rooms: RoomArg) -> _S:
+        """Alias of :meth:`to`."""
+        return self.to(*rooms)
+
+    def except_(self: _S, *rooms: RoomArg) -> _S:
+        """Skip every socket in these rooms (a socket id is a room)."""
+        return replace(self, except_rooms=_merge(self.except_rooms, _flatten(rooms)))
+
+    @property
+    def volatile(self: _S) -> _S:
+        """Mark the packet volatile (Node drops it if the client is not ready)."""
+        return self._flag("volatile", True)
+
+    def compress(self: _S, value: bool) -> _S:
+        """Set the compress flag that travels to Node servers."""
+        if not isinstance(value, bool):
+            raise TypeError("compress() takes True or False")
+        return self._flag("compress", value)
+
+    def _flag(self: _S, name: str, value: Any) -> _S:
+        flags = dict(self.flags)
+        flags[name] = value
+        return replace(self, flags=tuple(flags.items()))
+
+
 class BroadcastTarget(Protocol):
-    """What an operator sends through: an adapter or an emitter."""
+    """What a BroadcastOperator sends through: the adapter."""
 
     async def _broadcast(
         self,
@@ -62,45 +121,12 @@ class BroadcastTarget(Protocol):
     ) -> None: ...
 
 
-def _merge(current: tuple[Room, ...], new: Iterable[Room]) -> tuple[Room, ...]:
-    merged = dict.fromkeys(current)
-    merged.update(dict.fromkeys(new))
-    return tuple(merged)
-
-
 @dataclass(frozen=True, slots=True)
-class BroadcastOperator:
-    """A broadcast being built; ``await op.emit(event, *args)`` sends it."""
+class BroadcastOperator(Selection):
+    """A broadcast being built on an adapter; ``await op.emit(event, *args)`` sends it."""
 
-    _target: BroadcastTarget = field(repr=False)
-    nsp: str = "/"
-    rooms: tuple[Room, ...] = ()
-    except_rooms: tuple[Room, ...] = ()
-    flags: tuple[tuple[str, Any], ...] = ()
+    _target: BroadcastTarget | None = field(default=None, repr=False, compare=False)
     is_local: bool = False
-
-    def to(self, *rooms: RoomArg) -> BroadcastOperator:
-        """Target these rooms too (a socket id is a room); several calls add up."""
-        return replace(self, rooms=_merge(self.rooms, _flatten(rooms)))
-
-    def in_(self, *rooms: RoomArg) -> BroadcastOperator:
-        """Alias of :meth:`to`."""
-        return self.to(*rooms)
-
-    def except_(self, *rooms: RoomArg) -> BroadcastOperator:
-        """Skip every socket in these rooms (a socket id is a room)."""
-        return replace(self, except_rooms=_merge(self.except_rooms, _flatten(rooms)))
-
-    @property
-    def volatile(self) -> BroadcastOperator:
-        """Mark the packet volatile (Node drops it if the client is not ready)."""
-        return self._flag("volatile", True)
-
-    def compress(self, value: bool) -> BroadcastOperator:
-        """Set the compress flag that travels to Node servers."""
-        if not isinstance(value, bool):
-            raise TypeError("compress() takes True or False")
-        return self._flag("compress", value)
 
     @property
     def local(self) -> BroadcastOperator:
@@ -110,6 +136,7 @@ class BroadcastOperator:
     async def emit(self, event: str, *args: Any) -> None:
         """Send ``event`` with ``args`` to every matching socket in the cluster."""
         check_event(event)
+        assert self._target is not None, "create operators with adapter.to() / adapter.of()"
         await self._target._broadcast(
             self.nsp,
             [event, *args],
@@ -122,15 +149,3 @@ class BroadcastOperator:
     async def send(self, *args: Any) -> None:
         """Emit the ``message`` event."""
         await self.emit("message", *args)
-
-    def _flag(self, name: str, value: Any) -> BroadcastOperator:
-        flags = dict(self.flags)
-        flags[name] = value
-        return replace(self, flags=tuple(flags.items()))
-
-
-def _flatten(args: tuple[RoomArg, ...]) -> list[Room]:
-    rooms: list[Room] = []
-    for arg in args:
-        rooms.extend(rooms_of(arg))
-    return rooms

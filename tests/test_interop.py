@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from socketio_redis_async import CUSTOM_REQUEST_EVENT, RequestTimeoutError
+from socketio_redis_async import CUSTOM_REQUEST_EVENT, AsyncEmitter, RequestTimeoutError
 from tests.cluster import Client, wait_until
 from tests.node_harness import NodeServer
 from tests.test_broadcast import barrier
@@ -405,3 +405,37 @@ async def test_emitter_server_side_emit_reaches_python(mixed):
     py.adapter.on("from-emitter", lambda *args: got.append(args))
     await js1.cmd("emitter.serverSideEmit", event="from-emitter", args=["e"])
     await wait_until(lambda: got == [("e",)])
+
+
+async def test_python_emitter_drives_node_servers(mixed, redis_server, key):
+    """Emitter -> Node: data, rooms, except, sockets_join/leave, disconnect, server_side_emit."""
+    py, js1, js2, clients = mixed
+    async with AsyncEmitter(redis_server.url, key=key) as emitter:
+        payload = [1, "s", b"\x07", {"a": [None, True]}]
+        await emitter.emit("em-all", *payload)
+        for client in clients.values():
+            assert await client.wait_for("em-all") == [payload]
+        await js2.cmd("join", sid=clients["js2"].sid(), room="em-room")
+        await emitter.to("em-room").emit("em-room")
+        await emitter.except_("em-room").emit("em-except")
+        await emitter.of("custom").emit("em-nsp")
+        await clients["js2"].wait_for("em-room")
+        await clients["js1"].wait_for("em-except")
+        await clients["js1"].wait_for("em-nsp", namespace="/custom")
+        await js_barrier(js1, [clients["js2"]])
+        assert clients["js2"].received("em-except") == []
+        await emitter.to(clients["js1"].sid()).sockets_join("em-joined")
+        sid = clients["js1"].sid()
+
+        async def js1_rooms():
+            return next(s["rooms"] for s in await js1.cmd("localSockets") if s["id"] == sid)
+
+        await wait_until_async(lambda r: "em-joined" in r, js1_rooms)
+        await emitter.sockets_leave("em-joined")
+        await wait_until_async(lambda r: "em-joined" not in r, js1_rooms)
+        await js1.cmd("onServerSideEmit", event="em-sse")
+        await emitter.server_side_emit("em-sse", 5)
+        await js1.wait_event(type="serverSideEvent", event="em-sse")
+        await emitter.to(clients["js2"].sid()).disconnect_sockets()
+        await clients["js2"].disconnected.wait()
+        assert not clients["js1"].disconnected.is_set()

@@ -1,0 +1,344 @@
+"""Emitters: publish to Socket.IO clients from processes that are not servers.
+
+Wire-compatible with Node's ``@socket.io/redis-emitter`` 5.x: broadcasts are msgpack
+``["emitter", packet, {rooms, flags, except}]`` on ``K#N#`` or ``K#N#room#``; socket
+operations are JSON requests without uid on ``K-request#N#``. ``Emitter`` uses the
+synchronous redis-py client (Celery tasks, Django views, cron jobs); ``AsyncEmitter``
+uses ``redis.asyncio``. Both are immutable chains, like the adapter's operators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from . import _codec as codec
+from ._channels import NamespaceChannels
+from ._errors import AdapterClosedError, PublishError
+from ._operator import RoomArg, Selection, check_event, check_namespace, rooms_of
+from ._options import DEFAULT_URL, check_key, check_url, redact_url
+
+EMITTER_UID = "emitter"
+
+
+def _no_callbacks(args: tuple[Any, ...]) -> None:
+    if any(callable(arg) for arg in args):
+        raise TypeError(
+            "acknowledgements are not supported by emitters; use a server's "
+            "emit_with_ack() or server_side_emit_with_ack() instead"
+        )
+
+
+def broadcast_message(
+    key: str, sel: Selection, event: str, args: tuple[Any, ...]
+) -> tuple[str, bytes]:
+    """The channel and payload of an emitter broadcast."""
+    check_event(event)
+    _no_callbacks(args)
+    payload = codec.pack(
+        [
+            EMITTER_UID,
+            {"type": codec.EVENT, "data": [event, *args], "nsp": sel.nsp},
+            {"rooms": list(sel.rooms), "flags": dict(sel.flags), "except": list(sel.except_rooms)},
+        ]
+    )
+    return NamespaceChannels.build(key, sel.nsp).for_rooms(list(sel.rooms)), payload
+
+
+def rooms_message(key: str, sel: Selection, join: bool, rooms: RoomArg) -> tuple[str, bytes]:
+    """socketsJoin (2) / socketsLeave (3) as the emitter sends them."""
+    request = {
+        "type": codec.REMOTE_JOIN if join else codec.REMOTE_LEAVE,
+        "opts": {"rooms": list(sel.rooms), "except": list(sel.except_rooms)},
+        "rooms": list(rooms_of(rooms)),
+    }
+    return NamespaceChannels.build(key, sel.nsp).request, codec.dump_json(request)
+
+
+def disconnect_message(key: str, sel: Selection, close: bool) -> tuple[str, bytes]:
+    """disconnectSockets (4) as the emitter sends it."""
+    if not isinstance(close, bool):
+        raise TypeError("close must be True or False")
+    request = {
+        "type": codec.REMOTE_DISCONNECT,
+        "opts": {"rooms": list(sel.rooms), "except": list(sel.except_rooms)},
+        "close": close,
+    }
+    return NamespaceChannels.build(key, sel.nsp).request, codec.dump_json(request)
+
+
+def server_side_message(key: str, nsp: str, event: str, args: tuple[Any, ...]) -> tuple[str, bytes]:
+    """serverSideEmit (6) as the emitter sends it (never with an ack)."""
+    check_event(event)
+    _no_callbacks(args)
+    request = {"uid": EMITTER_UID, "type": codec.SERVER_SIDE_EMIT, "data": [event, *args]}
+    return NamespaceChannels.build(key, nsp).request, codec.dump_json(request)
+
+
+def _publish_error(where: str, exc: Exception) -> PublishError:
+    return PublishError(f"could not publish to Redis at {where}: {type(exc).__name__}: {exc}")
+
+
+@dataclass(frozen=True, slots=True)
+class EmitterOperator(Selection):
+    """A chain on a synchronous :class:`Emitter`."""
+
+    _emitter: Emitter | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def _e(self) -> Emitter:
+        assert self._emitter is not None, "create operators with emitter.to() / emitter.of()"
+        return self._emitter
+
+    def emit(self, event: str, *args: Any) -> int:
+        """Broadcast; return how many Redis subscribers (servers) received it."""
+        return self._e._publish(*broadcast_message(self._e.key, self, event, args))
+
+    def sockets_join(self, rooms: RoomArg) -> None:
+        """Make the matching sockets join ``rooms`` on every server."""
+        self._e._publish(*rooms_message(self._e.key, self, True, rooms))
+
+    def sockets_leave(self, rooms: RoomArg) -> None:
+        """Make the matching sockets leave ``rooms`` on every server."""
+        self._e._publish(*rooms_message(self._e.key, self, False, rooms))
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect the matching sockets; ``close`` also closes their connection."""
+        self._e._publish(*disconnect_message(self._e.key, self, close))
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncEmitterOperator(Selection):
+    """A chain on an :class:`AsyncEmitter`."""
+
+    _emitter: AsyncEmitter | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def _e(self) -> AsyncEmitter:
+        assert self._emitter is not None, "create operators with emitter.to() / emitter.of()"
+        return self._emitter
+
+    async def emit(self, event: str, *args: Any) -> int:
+        """Broadcast; return how many Redis subscribers (servers) received it."""
+        return await self._e._publish(*broadcast_message(self._e.key, self, event, args))
+
+    async def sockets_join(self, rooms: RoomArg) -> None:
+        """Make the matching sockets join ``rooms`` on every server."""
+        await self._e._publish(*rooms_message(self._e.key, self, True, rooms))
+
+    async def sockets_leave(self, rooms: RoomArg) -> None:
+        """Make the matching sockets leave ``rooms`` on every server."""
+        await self._e._publish(*rooms_message(self._e.key, self, False, rooms))
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect the matching sockets; ``close`` also closes their connection."""
+        await self._e._publish(*disconnect_message(self._e.key, self, close))
+
+
+class _EmitterBase:
+    _client: Any
+
+    def __init__(
+        self, url: str | None, client: Any, client_type: Any, key: str, namespace: str
+    ) -> None:
+        if url is not None and client is not None:
+            raise ValueError("pass either url or client, not both")
+        if client is not None and not isinstance(client, client_type):
+            raise TypeError(
+                f"client must be a {client_type.__module__}.{client_type.__name__}, "
+                f"not {type(client).__name__}"
+            )
+        self.url = check_url(url) if url is not None else DEFAULT_URL
+        self.key = check_key(key)
+        self.namespace = check_namespace(namespace)
+        self._owns_client = client is None
+        self._client = client if client is not None else client_type.from_url(self.url)
+        self._where = redact_url(self.url) if client is None else repr(client)
+        self._closed = False
+
+    def _child(self, namespace: str) -> Any:
+        child = object.__new__(type(self))
+        child.__dict__.update(
+            self.__dict__, namespace=check_namespace(namespace), _owns_client=False
+        )
+        return child
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AdapterClosedError("this emitter was closed; create a new one")
+
+
+class Emitter(_EmitterBase):
+    """Synchronous emitter (redis-py). ``Emitter(url).to("room").emit("event", data)``.
+
+    :param url: Redis URL (``redis://``, ``rediss://``, ``unix://``), default localhost.
+    :param client: an existing ``redis.Redis`` instead of a URL (never closed by the emitter).
+    :param key: channel prefix, default ``socket.io``.
+    :param namespace: namespace, default ``/``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: redis.Redis | None = None,
+        key: str = "socket.io",
+        namespace: str = "/",
+    ) -> None:
+        super().__init__(url, client, redis.Redis, key, namespace)
+
+    def of(self, namespace: str) -> Emitter:
+        """The same emitter for another namespace (a missing leading ``/`` is added)."""
+        child: Emitter = self._child(namespace)
+        return child
+
+    def _op(self) -> EmitterOperator:
+        return EmitterOperator(nsp=self.namespace, _emitter=self)
+
+    def to(self, *rooms: RoomArg) -> EmitterOperator:
+        """Target rooms (a socket id is a room)."""
+        return self._op().to(*rooms)
+
+    def in_(self, *rooms: RoomArg) -> EmitterOperator:
+        """Alias of :meth:`to`."""
+        return self._op().to(*rooms)
+
+    def except_(self, *rooms: RoomArg) -> EmitterOperator:
+        """Skip the sockets in these rooms."""
+        return self._op().except_(*rooms)
+
+    @property
+    def volatile(self) -> EmitterOperator:
+        """A volatile broadcast."""
+        return self._op().volatile
+
+    def compress(self, value: bool) -> EmitterOperator:
+        """Set the compress flag."""
+        return self._op().compress(value)
+
+    def emit(self, event: str, *args: Any) -> int:
+        """Broadcast to the whole namespace; return how many servers received it."""
+        return self._op().emit(event, *args)
+
+    def sockets_join(self, rooms: RoomArg) -> None:
+        """Make every socket of the namespace join ``rooms``."""
+        self._op().sockets_join(rooms)
+
+    def sockets_leave(self, rooms: RoomArg) -> None:
+        """Make every socket of the namespace leave ``rooms``."""
+        self._op().sockets_leave(rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every socket of the namespace."""
+        self._op().disconnect_sockets(close)
+
+    def server_side_emit(self, event: str, *args: Any) -> None:
+        """Send an event to every server's ``adapter.on(event)`` handler (no ack)."""
+        self._publish(*server_side_message(self.key, self.namespace, event, args))
+
+    def _publish(self, channel: str, payload: bytes) -> int:
+        self._check_open()
+        try:
+            return int(self._client.publish(channel, payload))
+        except redis.RedisError as exc:
+            raise _publish_error(self._where, exc) from exc
+
+    def close(self) -> None:
+        """Close the Redis client if the emitter created it."""
+        if not self._closed and self._owns_client:
+            self._client.close()
+        self._closed = True
+
+    def __enter__(self) -> Emitter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncEmitter(_EmitterBase):
+    """asyncio emitter (redis.asyncio). ``await AsyncEmitter(url).to("r").emit("ev", data)``.
+
+    Same parameters as :class:`Emitter`; ``client`` is a ``redis.asyncio.Redis``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: redis.asyncio.Redis | None = None,
+        key: str = "socket.io",
+        namespace: str = "/",
+    ) -> None:
+        super().__init__(url, client, redis.asyncio.Redis, key, namespace)
+
+    def of(self, namespace: str) -> AsyncEmitter:
+        """The same emitter for another namespace (a missing leading ``/`` is added)."""
+        child: AsyncEmitter = self._child(namespace)
+        return child
+
+    def _op(self) -> AsyncEmitterOperator:
+        return AsyncEmitterOperator(nsp=self.namespace, _emitter=self)
+
+    def to(self, *rooms: RoomArg) -> AsyncEmitterOperator:
+        """Target rooms (a socket id is a room)."""
+        return self._op().to(*rooms)
+
+    def in_(self, *rooms: RoomArg) -> AsyncEmitterOperator:
+        """Alias of :meth:`to`."""
+        return self._op().to(*rooms)
+
+    def except_(self, *rooms: RoomArg) -> AsyncEmitterOperator:
+        """Skip the sockets in these rooms."""
+        return self._op().except_(*rooms)
+
+    @property
+    def volatile(self) -> AsyncEmitterOperator:
+        """A volatile broadcast."""
+        return self._op().volatile
+
+    def compress(self, value: bool) -> AsyncEmitterOperator:
+        """Set the compress flag."""
+        return self._op().compress(value)
+
+    async def emit(self, event: str, *args: Any) -> int:
+        """Broadcast to the whole namespace; return how many servers received it."""
+        return await self._op().emit(event, *args)
+
+    async def sockets_join(self, rooms: RoomArg) -> None:
+        """Make every socket of the namespace join ``rooms``."""
+        await self._op().sockets_join(rooms)
+
+    async def sockets_leave(self, rooms: RoomArg) -> None:
+        """Make every socket of the namespace leave ``rooms``."""
+        await self._op().sockets_leave(rooms)
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every socket of the namespace."""
+        await self._op().disconnect_sockets(close)
+
+    async def server_side_emit(self, event: str, *args: Any) -> None:
+        """Send an event to every server's ``adapter.on(event)`` handler (no ack)."""
+        await self._publish(*server_side_message(self.key, self.namespace, event, args))
+
+    async def _publish(self, channel: str, payload: bytes) -> int:
+        self._check_open()
+        try:
+            return int(await self._client.publish(channel, payload))
+        except redis.RedisError as exc:
+            raise _publish_error(self._where, exc) from exc
+
+    async def aclose(self) -> None:
+        """Close the Redis client if the emitter created it."""
+        if not self._closed and self._owns_client:
+            await self._client.aclose()
+        self._closed = True
+
+    async def __aenter__(self) -> AsyncEmitter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
