@@ -1,0 +1,302 @@
+"""``socketio-redis``: inspect and drive a live cluster from a shell.
+
+Queries (``servers``, ``rooms``, ``sockets``) are answered by the live servers through the
+request protocol; the tool listens only on the generic response channel, so it is never
+counted as a server. Errors print one line on stderr and exit non-zero: 1 for Redis
+problems and timeouts, 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from . import _codec as codec
+from ._acks import new_request_id
+from ._channels import NamespaceChannels, glob_escape
+from ._emitter import Emitter
+from ._errors import MalformedMessage, PublishError, RedisAdapterError
+from ._operator import check_namespace
+from ._options import DEFAULT_KEY, DEFAULT_URL, check_url, redact_url
+
+REQUEST_NAMES = {
+    0: "SOCKETS",
+    1: "ALL_ROOMS",
+    2: "REMOTE_JOIN",
+    3: "REMOTE_LEAVE",
+    4: "REMOTE_DISCONNECT",
+    5: "REMOTE_FETCH",
+    6: "SERVER_SIDE_EMIT",
+    7: "BROADCAST",
+    8: "BROADCAST_CLIENT_COUNT",
+    9: "BROADCAST_ACK",
+}
+
+
+class CliError(Exception):
+    """A failure reported as one line, with an exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--url",
+        default=os.environ.get("SOCKETIO_REDIS_URL", DEFAULT_URL),
+        help="Redis URL (default $SOCKETIO_REDIS_URL or %(default)s)",
+    )
+    common.add_argument("--key", default=DEFAULT_KEY, help="channel prefix (default %(default)s)")
+    common.add_argument("--namespace", "-n", default="/", help="namespace (default /)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for answers")
+    parser = argparse.ArgumentParser(prog="socketio-redis", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "demo", help="run a demo cluster: embedded Redis, two servers, four clients"
+    )
+    emit = commands.add_parser("emit", parents=[common], help="emit an event to clients")
+    emit.add_argument("event")
+    emit.add_argument("args", nargs="*", metavar="JSON_ARG", help="arguments, each a JSON value")
+    emit.add_argument("--to", action="append", default=[], metavar="ROOM")
+    emit.add_argument("--except", dest="except_", action="append", default=[], metavar="ROOM")
+    commands.add_parser("servers", parents=[common], help="count the servers and list their uids")
+    commands.add_parser("rooms", parents=[common], help="list rooms with their member counts")
+    sockets = commands.add_parser("sockets", parents=[common], help="list sockets")
+    sockets.add_argument("--room", action="append", default=[], help="only sockets in ROOM")
+    monitor = commands.add_parser("monitor", parents=[common], help="print cluster traffic")
+    monitor.add_argument("--count", type=int, default=0, help="stop after N messages")
+    return parser
+
+
+def _out(args: argparse.Namespace, human: str, data: Any) -> None:
+    print(json.dumps(data) if args.json else human, flush=True)
+
+
+def _cmd_emit(args: argparse.Namespace) -> int:
+    values = []
+    for i, raw in enumerate(args.args, 1):
+        try:
+            values.append(json.loads(raw))
+        except ValueError as exc:
+            raise CliError(f"argument {i} ({raw!r}) is not valid JSON: {exc}", 2) from None
+    with Emitter(args.url, key=args.key, namespace=args.namespace) as emitter:
+        receivers = emitter.to(args.to).except_(args.except_).emit(args.event, *values)
+    target = f"rooms {', '.join(args.to)}" if args.to else f"namespace {emitter.namespace}"
+    _out(
+        args,
+        f"emitted {args.event!r} to {target}: {receivers} server(s) received it",
+        {"event": args.event, "receivers": receivers},
+    )
+    return 0
+
+
+async def _ask(
+    args: argparse.Namespace, request: dict[str, Any]
+) -> tuple[list[dict[str, Any]], int]:
+    """Publish a request and collect the answers of every server."""
+    channels = NamespaceChannels.build(args.key, args.namespace)
+    client = redis.asyncio.Redis.from_url(args.url)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(channels.response)
+        expected = int((await client.pubsub_numsub(channels.request))[0][1])
+        request_id = new_request_id()
+        await client.publish(
+            channels.request, codec.dump_json({"requestId": request_id, **request})
+        )
+        answers: list[dict[str, Any]] = []
+        deadline = time.monotonic() + args.timeout
+        while len(answers) < expected and (left := deadline - time.monotonic()) > 0:
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
+            if msg is None:
+                continue
+            try:
+                answer = codec.decode_request(msg["data"])
+            except MalformedMessage:
+                continue
+            if answer.get("requestId") == request_id:
+                answers.append(answer)
+        if len(answers) < expected:
+            raise CliError(
+                f"timeout: only {len(answers)} of {expected} servers answered "
+                f"within {args.timeout:g} s"
+            )
+        return answers, expected
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()
+
+
+async def _servers(args: argparse.Namespace) -> int:
+    channels = NamespaceChannels.build(args.key, args.namespace)
+    client = redis.asyncio.Redis.from_url(args.url)
+    try:
+        count = int((await client.pubsub_numsub(channels.request))[0][1])
+        found = await client.pubsub_channels(glob_escape(channels.response) + "?*#")
+    finally:
+        await client.aclose()
+    names = (c.decode() if isinstance(c, bytes) else c for c in found)
+    uids = sorted(name[len(channels.response) : -1] for name in names)
+    lines = [f"{count} server(s) on namespace {args.namespace} (key {args.key})"]
+    lines += [f"  {uid}" for uid in uids]
+    _out(args, "\n".join(lines), {"count": count, "uids": uids})
+    return 0
+
+
+def _sockets_of(answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [s for a in answers for s in a.get("sockets") or () if isinstance(s, dict)]
+
+
+async def _rooms(args: argparse.Namespace) -> int:
+    answers, _ = await _ask(args, {"type": codec.REMOTE_FETCH, "opts": {"rooms": [], "except": []}})
+    sockets = _sockets_of(answers)
+    ids = {s.get("id") for s in sockets}
+    counts = Counter(room for s in sockets for room in s.get("rooms") or () if room not in ids)
+    lines = [f"{len(counts)} room(s), {len(sockets)} socket(s)"]
+    lines += [f"  {room!s:<30} {n} member(s)" for room, n in sorted(counts.items(), key=str)]
+    _out(
+        args,
+        "\n".join(lines),
+        {"rooms": {str(r): n for r, n in counts.items()}, "sockets": len(sockets)},
+    )
+    return 0
+
+
+async def _sockets(args: argparse.Namespace) -> int:
+    opts = {"rooms": args.room, "except": []}
+    answers, _ = await _ask(args, {"type": codec.REMOTE_FETCH, "opts": opts})
+    sockets = _sockets_of(answers)
+    lines = [f"{len(sockets)} socket(s)"]
+    for s in sockets:
+        address = (s.get("handshake") or {}).get("address", "")
+        rooms = ",".join(str(r) for r in s.get("rooms") or () if r != s.get("id"))
+        lines.append(f"  {s.get('id')}  rooms={rooms or '-'}  address={address}")
+    _out(
+        args,
+        "\n".join(lines),
+        [
+            {
+                "id": s.get("id"),
+                "rooms": s.get("rooms"),
+                "address": (s.get("handshake") or {}).get("address"),
+            }
+            for s in sockets
+        ],
+    )
+    return 0
+
+
+def _preview(value: Any, limit: int = 80) -> str:
+    text = json.dumps(
+        value, default=lambda v: f"<{len(v)} bytes>" if isinstance(v, bytes) else str(v)
+    )
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe(key: str, channel: str, payload: bytes) -> dict[str, Any]:
+    """A readable summary of one message seen on the cluster's channels."""
+    entry: dict[str, Any] = {"channel": channel}
+    try:
+        if channel.startswith((f"{key}-request#", f"{key}-response#")):
+            msg = codec.decode_request(payload)
+            kind = "request" if channel.startswith(f"{key}-request#") else "response"
+            entry.update(
+                kind=kind,
+                uid=msg.get("uid"),
+                type=REQUEST_NAMES.get(msg["type"], msg["type"])
+                if isinstance(msg.get("type"), int)
+                else msg.get("type"),
+                request_id=msg.get("requestId"),
+            )
+            data = msg.get("data")
+            if isinstance(data, list) and data and kind == "request":
+                entry.update(event=data[0], args=_preview(data[1:]))
+        else:
+            b = codec.decode_broadcast(payload)
+            entry.update(
+                kind="broadcast",
+                uid=b.uid,
+                nsp=b.nsp,
+                event=b.data[0],
+                rooms=b.rooms,
+                except_=b.except_rooms,
+                args=_preview(b.data[1:]),
+            )
+    except MalformedMessage as exc:
+        entry.update(kind="malformed", error=str(exc))
+    return entry
+
+
+async def _monitor(args: argparse.Namespace) -> int:
+    client = redis.asyncio.Redis.from_url(args.url)
+    pubsub = client.pubsub()
+    key = glob_escape(args.key)
+    seen = 0
+    try:
+        await pubsub.psubscribe(f"{key}#*", f"{key}-request#*", f"{key}-response#*")
+        print(
+            f"monitoring {redact_url(args.url)} key {args.key} (Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
+        while not args.count or seen < args.count:
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if msg is None:
+                continue
+            seen += 1
+            entry = describe(args.key, msg["channel"].decode(errors="replace"), msg["data"])
+            entry["time"] = (
+                time.strftime("%H:%M:%S", time.localtime())
+                + f".{int(time.time() * 1000) % 1000:03d}"
+            )
+            fields = [entry["time"], entry["channel"], entry["kind"]]
+            fields += [
+                f"{k}={entry[k]}"
+                for k in ("uid", "type", "event", "rooms", "except_", "args", "error")
+                if entry.get(k) not in (None, [], "")
+            ]
+            _out(args, "  ".join(str(f) for f in fields), entry)
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()
+    return 0
+
+
+_ASYNC = {"servers": _servers, "rooms": _rooms, "sockets": _sockets, "monitor": _monitor}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from ._demo import run_demo
+
+        return run_demo()
+    try:
+        check_url(args.url)
+        args.namespace = check_namespace(args.namespace)
+        if args.command == "emit":
+            return _cmd_emit(args)
+        return asyncio.run(_ASYNC[args.command](args))
+    except KeyboardInterrupt:
+        return 0
+    except CliError as exc:
+        message, code = str(exc), exc.code
+    except (ValueError, TypeError) as exc:
+        message, code = str(exc), 2
+    except (redis.RedisError, OSError, PublishError, RedisAdapterError) as exc:
+        message, code = f"Redis at {redact_url(args.url)}: {exc}", 1
+    print(f"socketio-redis: error: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,134 @@
+"""The socketio-redis console script, run as a subprocess against a real cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from socketio_redis_async._redis_server import free_port
+
+pytestmark = pytest.mark.anyio
+
+
+def script() -> str:
+    path = Path(sys.executable).parent / "socketio-redis"
+    found = str(path) if path.exists() else shutil.which("socketio-redis")
+    assert found, "the socketio-redis console script is not installed"
+    return found
+
+
+async def run(*args: str, timeout: float = 30) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        script(), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    with anyio.fail_after(timeout):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def cluster(make_node, make_client, redis_server, key):
+    a, b = await make_node(), await make_node()
+    ca, cb = await make_client(a), await make_client(b)
+    await b.sio.enter_room(cb.sid(), "lobby")
+    await a.sio.enter_room(ca.sid(), "lobby")
+    await a.sio.enter_room(ca.sid(), "admins")
+    return (a, b), (ca, cb), ["--url", redis_server.url, "--key", key]
+
+
+async def test_emit_reaches_clients(cluster):
+    """emit EVENT JSON_ARGS --to ROOM --except ROOM delivers to the right clients and exits 0."""
+    _, (ca, cb), opts = cluster
+    code, out, err = await run(
+        "emit", "news", '{"id": 1}', "[1, 2]", "--to", "lobby", "--except", "admins", *opts
+    )
+    assert (code, err) == (0, "")
+    assert "2 server(s) received it" in out
+    assert await cb.wait_for("news") == [[{"id": 1}, [1, 2]]]
+    code, out, _ = await run("emit", "ping", "--json", *opts)
+    assert json.loads(out) == {"event": "ping", "receivers": 2}
+    await ca.wait_for("ping")
+    assert ca.received("news") == []
+
+
+async def test_servers_rooms_and_sockets(cluster):
+    """servers, rooms and sockets report what the live servers answer, in text and JSON."""
+    (a, b), (ca, cb), opts = cluster
+    code, out, _ = await run("servers", *opts)
+    assert code == 0 and out.startswith("2 server(s) on namespace /")
+    assert a.adapter.uid in out and b.adapter.uid in out
+    code, out, _ = await run("servers", "--json", *opts)
+    assert json.loads(out) == {"count": 2, "uids": sorted([a.adapter.uid, b.adapter.uid])}
+    code, out, _ = await run("rooms", "--json", *opts)
+    assert json.loads(out) == {"rooms": {"lobby": 2, "admins": 1}, "sockets": 2}
+    code, out, _ = await run("rooms", *opts)
+    assert "lobby" in out and "2 member(s)" in out
+    code, out, _ = await run("sockets", "--room", "admins", "--json", *opts)
+    sockets = json.loads(out)
+    assert [s["id"] for s in sockets] == [ca.sid()]
+    code, out, _ = await run("sockets", *opts)
+    assert code == 0 and "2 socket(s)" in out and cb.sid() in out
+    assert await a.adapter.server_count() == 2  # the tool was never counted as a server
+
+
+async def test_monitor_prints_cluster_traffic(cluster):
+    """monitor --count N prints decoded broadcasts and requests, then exits 0."""
+    (a, _), (_, cb), opts = cluster
+    proc = await asyncio.create_subprocess_exec(
+        script(),
+        "monitor",
+        "--count",
+        "2",
+        "--json",
+        *opts,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None and proc.stdout is not None
+    with anyio.fail_after(15):
+        assert b"monitoring" in await proc.stderr.readline()
+        await a.sio.emit("watched", {"x": b"\x01"}, to="lobby")
+        await a.adapter.server_side_emit("sse-watched", 1)
+        out = await proc.stdout.read()
+        assert await proc.wait() == 0
+    first, second = (json.loads(line) for line in out.decode().splitlines())
+    assert (
+        first["kind"] == "broadcast" and first["event"] == "watched" and first["rooms"] == ["lobby"]
+    )
+    assert first["uid"] == a.adapter.uid and "bytes" in first["args"]
+    assert second["kind"] == "request" and second["type"] == "SERVER_SIDE_EMIT"
+    assert second["event"] == "sse-watched"
+
+
+async def test_errors_exit_non_zero_with_one_line(cluster):
+    """Unreachable Redis, timeouts and bad JSON exit non-zero with one line, no traceback."""
+    _, _, opts = cluster
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    code, out, err = await run("servers", "--url", dead)
+    assert code == 1 and err.count("\n") == 1 and "socketio-redis: error: Redis at" in err
+    assert "Traceback" not in err
+    code, _, err = await run("emit", "ev", "{nope", *opts)
+    assert code == 2 and "argument 1 ('{nope') is not valid JSON" in err
+    code, _, err = await run("emit", "connect", *opts)
+    assert code == 2 and "reserved" in err
+    code, _, err = await run("servers", "--url", "http://x")
+    assert code == 2 and "scheme" in err
+    # A subscriber that looks like a server but never answers makes queries time out.
+    import redis.asyncio
+
+    spy = redis.asyncio.Redis.from_url(opts[1])
+    pubsub = spy.pubsub()
+    await pubsub.subscribe(f"{opts[3]}-request#/#")
+    try:
+        code, _, err = await run("rooms", "--timeout", "0.5", *opts)
+        assert code == 1 and "timeout: only 2 of 3 servers answered" in err
+    finally:
+        await pubsub.aclose()
+        await spy.aclose()
