@@ -10,7 +10,7 @@ import asyncio
 import inspect
 import secrets
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +33,15 @@ class _Entry:
 
 
 class AckRequests:
-    """Pending BROADCAST requests of this server, by request id."""
+    """Pending BROADCAST requests of this server, by request id.
 
-    def __init__(self) -> None:
+    ``spawn`` runs a coroutine returned by a callback in a task of its own, so that a
+    slow or cluster-querying callback never blocks the listener that delivers answers.
+    """
+
+    def __init__(self, spawn: Callable[[Coroutine[Any, Any, Any]], None]) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._spawn = spawn
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -70,7 +75,7 @@ class AckRequests:
         for request_id in list(self._entries):
             self.discard(request_id)
 
-    async def on_response(self, response: dict[str, Any]) -> bool:
+    def on_response(self, response: dict[str, Any]) -> bool:
         """Handle a response if it belongs to a pending request; True if it did."""
         request_id = response.get("requestId")
         entry = self._entries.get(request_id) if isinstance(request_id, str) else None
@@ -89,6 +94,6 @@ class AckRequests:
             if entry.single:
                 self.discard(request_id)  # type: ignore[arg-type]
             result = entry.callback(response.get("packet"))
-            if inspect.isawaitable(result):
-                await result
+            if inspect.iscoroutine(result):
+                self._spawn(result)
         return True

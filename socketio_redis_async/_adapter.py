@@ -9,7 +9,7 @@ import os
 import secrets
 import string
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import anyio
@@ -155,7 +155,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             max_message_size=self._options.max_message_size,
             where=self._where,
         )
-        self._acks = AckRequests()
+        self._acks = AckRequests(self._spawn)
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._pending = PendingRequests()
         self._server_handlers: dict[tuple[str, str], Callable[..., Any]] = {}
         self._socket_info: dict[tuple[str, str], list[Any]] = {}
@@ -261,9 +262,11 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             return
         self._closed = True
         with anyio.CancelScope(shield=True):
-            if self._task is not None:
-                self._task.cancel()
-                await asyncio.wait([self._task])
+            tasks = [*self._tasks, *([self._task] if self._task is not None else [])]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks)
             await self._publisher.aclose()
             self._acks.clear()
             self._pending.clear()
@@ -1021,8 +1024,22 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         )
 
     async def _on_response(self, response: dict[str, Any]) -> None:
-        if not await self._acks.on_response(response):
+        if not self._acks.on_response(response):
             self._pending.on_response(response)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run user code (handlers, ack callbacks) in a task the adapter owns and awaits."""
+        if self._closed:
+            coro.close()
+            return
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.logger.error("a handler or ack callback failed", exc_info=task.exception())
 
     async def _on_request(self, channels: NamespaceChannels, request: dict[str, Any]) -> None:
         kind = request.get("type")

@@ -183,6 +183,19 @@ async def handle_server_side_emit(
         handler = adapter._server_handlers.get((channels.nsp, event))
     if handler is None:
         return
+    # User code runs in a task of its own, so a handler that asks the cluster something
+    # (which needs this listener to read the answers) cannot deadlock it.
+    adapter._spawn(_run_server_handler(adapter, channels, request, event, handler, args))
+
+
+async def _run_server_handler(
+    adapter: AsyncRedisAdapter,
+    channels: NamespaceChannels,
+    request: dict[str, Any],
+    event: str,
+    handler: Callable[..., Any],
+    args: list[Any],
+) -> None:
     try:
         result = handler(*args)
         if inspect.isawaitable(result):

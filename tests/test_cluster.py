@@ -270,3 +270,17 @@ async def test_overlapping_requests_from_three_nodes(three):
     with anyio.fail_after(30):
         await asyncio.gather(*(one(i) for i in range(200)))
     assert_no_pending(*nodes)
+
+
+async def test_handlers_may_query_the_cluster(three):
+    """A server-side handler that itself asks the cluster does not block the listener."""
+    (a, b, c), _ = three
+
+    for node in (b, c):
+
+        async def rooms_count(node=node) -> int:
+            return len(await node.adapter.all_rooms())
+
+        node.adapter.on("count-rooms", rooms_count)
+    with anyio.fail_after(5):
+        assert await a.adapter.server_side_emit_with_ack("count-rooms") == [4, 4]
