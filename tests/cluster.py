@@ -35,11 +35,12 @@ class Node:
     @classmethod
     async def start(cls, redis_url: str, key: str, **adapter_options: Any) -> Node:
         adapter_options.setdefault("requests_timeout", 2)
+        namespaces = adapter_options.pop("namespaces", NAMESPACES)
         adapter = AsyncRedisAdapter(redis_url, key=key, **adapter_options)
         sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=adapter,
-            namespaces=NAMESPACES,
+            namespaces=namespaces,
             transports=["websocket"],
         )
         app = web.Application()

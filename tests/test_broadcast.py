@@ -138,3 +138,12 @@ async def test_unencodable_data_raises_before_anything_is_sent(make_node, make_c
         await a.sio.emit("ev", {"s": {1, 2}})
     await barrier(a, [client])
     assert client.received("ev") == []
+
+
+async def test_dynamic_namespaces_subscribe_on_first_connection(make_node, make_client):
+    """With namespaces='*', a namespace first seen on a connection gets its channels at once."""
+    a, b = await make_node(namespaces="*"), await make_node(namespaces="*")
+    client = await make_client(b, ["/dyn"])
+    await a.sio.emit("dyn-ev", 1, namespace="/dyn")
+    assert await client.wait_for("dyn-ev", namespace="/dyn") == [[1]]
+    assert await a.adapter.server_count(namespace="/dyn") == 2

@@ -439,3 +439,47 @@ async def test_python_emitter_drives_node_servers(mixed, redis_server, key):
         await emitter.to(clients["js2"].sid()).disconnect_sockets()
         await clients["js2"].disconnected.wait()
         assert not clients["js1"].disconnected.is_set()
+
+
+async def test_python_emit_with_ack_collects_node_clients(mixed):
+    """broadcasts with multiple acknowledgements, from Python: Node servers send counts and acks."""
+    py, _, _, clients = mixed
+    for name, client in clients.items():
+        client.ack_value = lambda event, args, name=name: [name, b"\x05"]
+    acks = await py.adapter.emit_with_ack("q", timeout=5)
+    assert sorted(acks) == [[n, b"\x05"] for n in ("js1", "js2", "py")]
+    assert await py.adapter.emit_with_ack("q", to="nobody", timeout=5) == []
+    clients["js2"].never_ack.add("slow")
+    with pytest.raises(RequestTimeoutError, match="operation has timed out") as info:
+        await py.adapter.emit_with_ack("slow", timeout=0.5)
+    assert sorted(info.value.responses) == [["js1", b"\x05"], ["py", b"\x05"]]
+    assert py.adapter.stats["pending_acks"] == 0
+
+
+async def test_python_sockets_join_leave_disconnect_on_node_sockets(mixed):
+    """socketsJoin/socketsLeave/disconnectSockets from Python act on Node servers' sockets."""
+    py, js1, js2, clients = mixed
+    js1_sid, js2_sid = clients["js1"].sid(), clients["js2"].sid()
+
+    async def rooms_on(js, sid):
+        return next(s["rooms"] for s in await js.cmd("localSockets") if s["id"] == sid)
+
+    await py.adapter.sockets_join("all-py")
+    await wait_until_async(lambda r: "all-py" in r, lambda: rooms_on(js1, js1_sid))
+    await wait_until_async(lambda r: "all-py" in r, lambda: rooms_on(js2, js2_sid))
+    assert "all-py" in py.sio.rooms(clients["py"].sid())
+    await py.adapter.sockets_join("given", to=js2_sid)
+    await wait_until_async(lambda r: "given" in r, lambda: rooms_on(js2, js2_sid))
+    await py.adapter.sockets_leave("all-py", to="given")
+    await wait_until_async(lambda r: "all-py" not in r, lambda: rooms_on(js2, js2_sid))
+    assert "all-py" in await rooms_on(js1, js1_sid)
+    await py.adapter.disconnect_sockets(except_rooms=js1_sid)
+    await clients["js2"].disconnected.wait()
+    await clients["py"].disconnected.wait()
+    assert not clients["js1"].disconnected.is_set()
+
+
+async def test_node_fetch_sockets_local_only(mixed):
+    """fetchSockets: returns only local socket instances with .local, even with Python peers."""
+    _, js1, _, clients = mixed
+    assert [s["id"] for s in await js1.cmd("fetchSockets", local=True)] == [clients["js1"].sid()]

@@ -1,0 +1,72 @@
+"""uvicorn --workers 2: clients spread over worker processes all get each other's broadcasts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import anyio
+import pytest
+
+from socketio_redis_async._redis_server import free_port
+from tests.cluster import Client
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_broadcast_crosses_uvicorn_workers(redis_server):
+    """With two uvicorn workers, a broadcast relayed by one reaches clients of the other."""
+    port = free_port()
+    env = dict(os.environ, SOCKETIO_REDIS_URL=redis_server.url, DEMO_SERVER_NAME="workers")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "socketio_redis_async._demo:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        "--log-level",
+        "info",
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    assert proc.stderr is not None
+    clients: list[Client] = []
+    try:
+        with anyio.fail_after(30):
+            started = 0
+            while started < 2:
+                line = await proc.stderr.readline()
+                assert line, "uvicorn exited early"
+                started += b"Application startup complete" in line
+        url = f"http://127.0.0.1:{port}"
+        pids: dict[int, Client] = {}
+        with anyio.fail_after(30):
+            while len(pids) < 2 and len(clients) < 40:
+                client = Client(f"c{len(clients)}")
+                clients.append(client)
+                await client.sio.connect(url, transports=["websocket"], wait_timeout=5)
+                welcome = (await client.wait_for("welcome"))[0][0]
+                pids.setdefault(welcome["pid"], client)
+        assert len(pids) == 2, "all connections landed on one worker"
+        first, second = pids.values()
+        await first.sio.emit("shout", "across workers")
+        for client in clients:
+            assert (await client.wait_for("chat"))[0][0]["text"] == "across workers"
+        assert second.received("chat")
+    finally:
+        for client in clients:
+            await client.aclose()
+        proc.terminate()
+        with anyio.move_on_after(15):
+            await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
