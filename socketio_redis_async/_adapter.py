@@ -151,7 +151,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             health_check_interval=self._options.health_check_interval,
         )
         self._publisher = Publisher(
-            lambda: self.pub_client,
+            self._open_pub_connection,
             max_message_size=self._options.max_message_size,
             where=self._where,
         )
@@ -165,6 +165,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._dropped = 0
+        self._echo = ("", b"")
         self._last_drop_log = -1e9
 
     # -- properties -----------------------------------------------------------------
@@ -261,12 +262,15 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         if self._closed:
             return
         self._closed = True
+        self._subscriber.stopping = True
         with anyio.CancelScope(shield=True):
             tasks = [*self._tasks, *([self._task] if self._task is not None else [])]
             for task in tasks:
                 task.cancel()
             if tasks:
-                await asyncio.wait(tasks)
+                _, stuck = await asyncio.wait(tasks, timeout=10)
+                if stuck:
+                    self.logger.error("%d adapter tasks did not stop within 10 s", len(stuck))
             await self._publisher.aclose()
             self._acks.clear()
             self._pending.clear()
@@ -769,6 +773,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         if not ns:
             return []
         rooms = list(rooms)
+        if not except_rooms and len(rooms) <= 1:
+            room = ns.get(rooms[0] if rooms else None)
+            return list(room.items()) if room else []
         if not rooms:
             members: dict[str, str] = dict(ns.get(None, {}))
         elif len(rooms) == 1:
@@ -783,11 +790,14 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                 members.pop(sid, None)
         return list(members.items())
 
-    async def _deliver(self, nsp: str, data: list[Any], recipients: Recipients) -> None:
+    async def _deliver(
+        self, nsp: str, data: list[Any], recipients: Recipients, binary: bool | None = None
+    ) -> None:
         """Encode the packet once and hand the same bytes to every recipient."""
         if not recipients:
             return
-        encoded = self.server.packet_class(_EVENT, namespace=nsp, data=data).encode()
+        packet = self.server.packet_class(_EVENT, namespace=nsp, data=data, binary=binary)
+        encoded = packet.encode()
         send = self.server._send_eio_packet
         if isinstance(encoded, list):
             # Binary: engine.io caches one encoding per packet object, and websocket and
@@ -956,10 +966,25 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             )
 
     async def _open_sub_connection(self) -> AbstractConnection:
-        pool = self.sub_client.connection_pool
+        return await self._open_connection(self.sub_client, "sub")
+
+    async def _open_pub_connection(self) -> AbstractConnection:
+        return await self._open_connection(self.pub_client, "pub")
+
+    async def _open_connection(self, client: Redis, role: str) -> AbstractConnection:
+        """A dedicated connection with the client's settings (TLS, auth, db...).
+
+        RESP2, raw bytes, and no socket timeout: a timeout wraps every read and write in
+        a timer, which costs more than the rest of the hot path; silence on the pub/sub
+        connection is caught by the subscriber's PING watchdog instead.
+        """
+        pool = client.connection_pool
         kwargs = dict(pool.connection_kwargs)
         kwargs.update(
-            protocol=2, decode_responses=False, client_name=f"socketio-redis-async:{self.uid}"
+            protocol=2,
+            decode_responses=False,
+            socket_timeout=None,
+            client_name=f"socketio-redis-async:{self.uid}:{role}",
         )
         conn: AbstractConnection = pool.connection_class(**kwargs)
         await conn.connect()  # type: ignore[no-untyped-call]
@@ -998,10 +1023,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         ns = self.rooms.get(nsp, {})
         if room in ns:
             return True
-        try:
-            return int(room) in ns
-        except ValueError:
-            return False
+        digits = room[1:] if room[:1] == "-" else room
+        return digits.isdigit() and int(room) in ns
 
     def _drop(self, channel: bytes, reason: str) -> None:
         self._dropped += 1
@@ -1016,12 +1039,16 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             )
 
     async def _on_broadcast(self, channels: NamespaceChannels, payload: bytes) -> None:
+        uid = self.uid
+        if self._echo[0] != uid:
+            self._echo = (uid, codec.pack(uid))
+        if payload.startswith(self._echo[1], 1):
+            return  # our own broadcast coming back ([uid, ...]): dropped before decoding
         msg = codec.decode_broadcast(payload)
-        if msg.uid == self.uid or msg.nsp != channels.nsp:
+        if msg.uid == uid or msg.nsp != channels.nsp:
             return
-        await self._deliver(
-            channels.nsp, msg.data, self._recipients(msg.nsp, msg.rooms, msg.except_rooms)
-        )
+        recipients = self._recipients(msg.nsp, msg.rooms, msg.except_rooms)
+        await self._deliver(channels.nsp, msg.data, recipients, msg.binary)
 
     async def _on_response(self, response: dict[str, Any]) -> None:
         if not self._acks.on_response(response):

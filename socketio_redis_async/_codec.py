@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -41,7 +42,10 @@ RESERVED_EVENTS: Final = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 )
 
-_TIMESTAMP_MARKERS: Final = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")
+# Bytes that can start a msgpack bin (c4-c6) or ext (c7-c9, d4-d8) value. A payload with
+# none of them holds no bytes and no extension values, so the costly checks are skipped.
+_BIN_OR_EXT: Final = re.compile(rb"[\xc4-\xc9\xd4-\xd8]")
+_TIMESTAMP: Final = re.compile(rb"\xd6\xff|\xd7\xff|\xc7\x0c\xff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,8 @@ class Broadcast:
     rooms: list[Room]
     except_rooms: list[Room]
     flags: dict[str, Any]
+    binary: bool | None = None
+    """False when the data certainly holds no bytes; None when it may."""
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
@@ -87,7 +93,7 @@ def unpack(payload: bytes) -> Any:
         raise
     except Exception as exc:
         raise MalformedMessage(f"invalid msgpack: {exc}") from None
-    if any(marker in payload for marker in _TIMESTAMP_MARKERS):
+    if _TIMESTAMP.search(payload) is not None:
         value = _dates_to_iso(value)
     return value
 
@@ -193,7 +199,8 @@ def decode_broadcast(payload: bytes) -> Broadcast:
         raise MalformedMessage("a broadcast must be [uid, packet, opts]")
     nsp, data = check_packet(msg[1])
     rooms, except_rooms, flags = check_opts(msg[2] if len(msg) > 2 else None)
-    return Broadcast(msg[0], nsp, data, rooms, except_rooms, flags)
+    binary = None if _BIN_OR_EXT.search(payload) is not None else False
+    return Broadcast(msg[0], nsp, data, rooms, except_rooms, flags, binary)
 
 
 def decode_request(payload: bytes) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Publishing to Redis: every PUBLISH waiting at the same moment goes out in one pipeline.
 
-Callers await their own result, so a failed publish is raised to the caller that asked
-for it (``PublishError``), never only logged. Under load, publishes issued while a batch
-is in flight are sent together as the next batch: one write and one read for many
-messages, which is what keeps Redis CPU per message low.
+One writer task owns a dedicated connection. Callers queue their message and await their
+own result, so a failed publish is raised to the caller that asked for it
+(``PublishError``), never only logged. Messages queued while a batch is in flight are
+sent together as the next batch: one write and one read for many messages, which is what
+keeps Redis CPU per message low under load.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import anyio
-from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
 from ._errors import AdapterClosedError, PublishError
@@ -21,13 +22,23 @@ _Item = tuple[bytes, bytes, "asyncio.Future[int]"]
 
 
 class Publisher:
-    """Coalesces PUBLISH commands on one Redis client."""
+    """Coalesces PUBLISH commands on one dedicated Redis connection."""
 
-    def __init__(self, client: Callable[[], Redis], *, max_message_size: int, where: str) -> None:
-        self._client = client
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[AbstractConnection]],
+        *,
+        max_message_size: int,
+        where: str,
+    ) -> None:
+        self._connect = connect
         self._max = max_message_size
         self._where = where
+        self._conn: AbstractConnection | None = None
         self._queue: list[_Item] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.batches = 0
@@ -49,71 +60,80 @@ class Publisher:
         self.check_size(payload)
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.append((channel.encode(), payload, fut))
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._flush())
+        self._idle.clear()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._wake.set()
         return await fut
 
     async def aclose(self) -> None:
-        """Send what is queued, then refuse further publishes."""
+        """Send what is queued, refuse further publishes, close the connection."""
         self._closed = True
-        if self._task is not None:
-            with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):
+            if self._task is not None and not self._task.done():
+                with anyio.move_on_after(5):
+                    await self._idle.wait()
+            if self._task is not None:
+                self._task.cancel()
                 await asyncio.wait([self._task])
+            self._fail(self._queue, AdapterClosedError("the adapter closed before publishing"))
+            self._queue = []
+            await self._drop_connection()
 
-    async def _flush(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            try:
-                counts = await self._send(batch)
-            except BaseException as exc:
-                error = (
-                    exc
-                    if isinstance(exc, PublishError)
-                    else PublishError(
-                        f"could not publish to Redis at {self._where}: {type(exc).__name__}: {exc}"
-                    )
-                )
-                for _, _, fut in batch + self._queue:
-                    if not fut.done():
-                        fut.set_exception(error)
-                if not isinstance(exc, Exception):
-                    self._queue.clear()
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    counts = await self._send(batch)
+                except PublishError as exc:
+                    self._fail(batch, exc)
+                    continue
+                except BaseException:
+                    self._fail(batch, PublishError("publishing was cancelled"))
                     raise
-                continue
-            for (_, _, fut), count in zip(batch, counts, strict=True):
-                if not fut.done():
-                    fut.set_result(count)
+                for (_, _, fut), count in zip(batch, counts, strict=True):
+                    if not fut.done():
+                        fut.set_result(count)
+            self._idle.set()
+
+    @staticmethod
+    def _fail(batch: list[_Item], error: BaseException) -> None:
+        for _, _, fut in batch:
+            if not fut.done():
+                fut.set_exception(error)
 
     async def _send(self, batch: list[_Item]) -> list[int]:
-        pool = self._client().connection_pool
-        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        commands = [("PUBLISH", channel, payload) for channel, payload, _ in batch]
         try:
-            commands = [("PUBLISH", channel, payload) for channel, payload, _ in batch]
-            try:
-                await conn.send_packed_command(conn.pack_commands(commands))
-            except (ConnectionError, OSError, RedisError):
-                # Nothing reached Redis: safe to send once more on a fresh connection.
-                await conn.disconnect()
-                await conn.send_packed_command(conn.pack_commands(commands))
-            counts = [await _read(conn.read_response()) for _ in batch]
-        except BaseException as exc:
-            await conn.disconnect()
-            if isinstance(exc, (RedisError, OSError)):
-                raise PublishError(
-                    f"could not publish to Redis at {self._where}: {type(exc).__name__}: {exc}"
-                ) from exc
+            conn = self._conn
+            if conn is not None:
+                try:
+                    await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                except (ConnectionError, OSError, RedisError):
+                    # Nothing reached Redis on that stale connection: send once more.
+                    await self._drop_connection()
+                    conn = None
+            if conn is None:
+                conn = self._conn = await self._connect()
+                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            counts = [await conn.read_response() for _ in batch]
+        except (RedisError, OSError) as exc:
+            await self._drop_connection()
+            raise PublishError(
+                f"could not publish to Redis at {self._where}: {type(exc).__name__}: {exc}"
+            ) from exc
+        except BaseException:
+            await self._drop_connection()
             raise
-        finally:
-            await pool.release(conn)
         self.batches += 1
         self.published += len(batch)
-        return counts
+        return [count if isinstance(count, int) else 0 for count in counts]
 
-
-async def _read(response: Awaitable[object]) -> int:
-    value = await response
-    if isinstance(value, Exception):
-        raise PublishError(f"Redis refused PUBLISH: {value}")
-    if not isinstance(value, int):
-        raise PublishError(f"unexpected answer to PUBLISH: {value!r:.40}")
-    return value
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with anyio.CancelScope(shield=True):
+                await conn.disconnect(nowait=True)

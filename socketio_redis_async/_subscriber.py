@@ -124,6 +124,8 @@ class Subscriber:
         self._channels = _Subscriptions("SUBSCRIBE", "UNSUBSCRIBE", self._dirty)
         self._patterns = _Subscriptions("PSUBSCRIBE", "PUNSUBSCRIBE", self._dirty)
         self.connected = False
+        self.stopping = False
+        self._last_read = 0.0
         self.reconnects = 0
         self.handler_errors = 0
 
@@ -170,6 +172,8 @@ class Subscriber:
             try:
                 conn = await self._connect()
             except Exception as exc:
+                if self.stopping:
+                    raise
                 failures += 1
                 await self._backoff(failures, "cannot connect to", exc)
                 continue
@@ -185,6 +189,10 @@ class Subscriber:
             try:
                 await self._serve(conn)
             except Exception as exc:
+                # Cancelling a write can surface as another error from redis-py; never
+                # reconnect once the owner asked us to stop.
+                if self.stopping:
+                    raise
                 failures += 1
                 await self._backoff(failures, "lost the pub/sub connection to", exc)
             finally:
@@ -211,8 +219,10 @@ class Subscriber:
         self._patterns.reset()
         self._dirty.set()
         self.connected = True
+        self._last_read = asyncio.get_running_loop().time()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._write, conn)
+            tg.start_soon(self._watch, conn)
             await self._read(conn)
 
     async def _write(self, conn: AbstractConnection) -> None:
@@ -222,18 +232,24 @@ class Subscriber:
             for command in self._channels.plan() + self._patterns.plan():
                 await conn.send_packed_command(conn.pack_command(*command), check_health=False)
 
-    async def _read(self, conn: AbstractConnection) -> None:
+    async def _watch(self, conn: AbstractConnection) -> None:
+        """PING after a silent interval; a second silent interval means the link is dead."""
         interval = self._health_check_interval
-        pinged = False
+        loop = asyncio.get_running_loop()
         while True:
-            response: Any = await conn.read_response(timeout=interval)
-            if response is None:
-                if pinged:
-                    raise ConnectionError(f"no answer to PING within {interval:g} s")
+            await anyio.sleep(interval / 2)
+            idle = loop.time() - self._last_read
+            if idle >= 2 * interval:
+                raise ConnectionError(f"no data and no answer to PING for {idle:.1f} s")
+            if idle >= interval:
                 await conn.send_packed_command(conn.pack_command("PING"), check_health=False)
-                pinged = True
-                continue
-            pinged = False
+
+    async def _read(self, conn: AbstractConnection) -> None:
+        # No per-read timeout (the watchdog covers silence): the hot path is one call.
+        loop = asyncio.get_running_loop()
+        while True:
+            response: Any = await conn.read_response()
+            self._last_read = loop.time()
             if not isinstance(response, list) or len(response) < 3:
                 continue
             kind = response[0]

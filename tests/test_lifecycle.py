@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import anyio
 import pytest
 import redis.asyncio
 import socketio
 
 from socketio_redis_async import AdapterClosedError, AsyncRedisAdapter, RedisAdapterError
 from socketio_redis_async._redis_server import RedisServer, free_port
-from tests.cluster import Node, wait_until
+from tests.cluster import Client, Node, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -128,3 +129,20 @@ def test_uid_is_renewed_in_a_forked_child():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]
+
+
+async def test_aclose_during_an_unsubscribe_burst_returns(redis_server, key, make_client):
+    """aclose() right after a socket in 3,000 rooms leaves them all still returns promptly."""
+    import asyncio
+
+    for _ in range(3):
+        node = await Node.start(redis_server.url, key)
+        client = Client()
+        await client.connect(node)
+        sid = client.sid()
+        await asyncio.gather(*(node.sio.enter_room(sid, f"r{i}") for i in range(3000)))
+        await client.aclose()
+        gone = node.sids
+        await wait_until(lambda: sid not in gone())  # noqa: B023
+        with anyio.fail_after(15):
+            await node.aclose()
