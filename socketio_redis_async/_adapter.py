@@ -60,6 +60,17 @@ _MESSAGE = eio_packet.MESSAGE
 Recipients = list[tuple[str, str]]
 
 
+_TEXT_PACKET = socketio.packet.Packet
+
+
+def encode_event_text(json_module: Any, nsp: str, data: list[Any]) -> str:
+    """What ``socketio.packet.Packet(EVENT, data, nsp).encode()`` returns for data without
+    bytes, without building the object (python-socketio's text packet format)."""
+    prefix = "2" if nsp == "/" else f"2{nsp},"
+    text: str = json_module.dumps(data, separators=(",", ":"))
+    return prefix + text
+
+
 def _new_uid() -> str:
     return "".join(secrets.choice(_ALNUM) for _ in range(8))
 
@@ -796,8 +807,11 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         """Encode the packet once and hand the same bytes to every recipient."""
         if not recipients:
             return
-        packet = self.server.packet_class(_EVENT, namespace=nsp, data=data, binary=binary)
-        encoded = packet.encode()
+        packet_class = self.server.packet_class
+        if binary is False and packet_class is _TEXT_PACKET:
+            encoded: Any = encode_event_text(packet_class.json, nsp, data)
+        else:
+            encoded = packet_class(_EVENT, namespace=nsp, data=data, binary=binary).encode()
         send = self.server._send_eio_packet
         if isinstance(encoded, list):
             # Binary: engine.io caches one encoding per packet object, and websocket and

@@ -25,6 +25,11 @@ from typing import Any
 import anyio
 from redis.asyncio.connection import AbstractConnection
 
+try:
+    import hiredis
+except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
+    hiredis = None  # type: ignore[assignment]
+
 MessageHandler = Callable[[bytes, bytes, "bytes | None"], Awaitable[None]]
 """``handler(channel, payload, pattern)``: pattern is None for a plain SUBSCRIBE."""
 
@@ -245,22 +250,43 @@ class Subscriber:
                 await conn.send_packed_command(conn.pack_command("PING"), check_health=False)
 
     async def _read(self, conn: AbstractConnection) -> None:
-        # No per-read timeout (the watchdog covers silence): the hot path is one call.
+        # No per-read timeout (the watchdog covers silence). When redis-py exposes the
+        # connection's stream, parse it with our own hiredis reader: every reply already
+        # in the buffer is handled in one tight loop, without a coroutine chain per reply.
+        stream = getattr(conn, "_reader", None)
+        if hiredis is None or not isinstance(stream, asyncio.StreamReader):
+            await self._read_replies(conn)
+            return
+        loop = asyncio.get_running_loop()
+        parser = hiredis.Reader()
+        while True:
+            data = await stream.read(65536)
+            if not data:
+                raise ConnectionError("Redis closed the pub/sub connection")
+            self._last_read = loop.time()
+            parser.feed(data)
+            while (response := parser.gets()) is not False:
+                await self._handle(response)
+
+    async def _read_replies(self, conn: AbstractConnection) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            response: Any = await conn.read_response()
+            response = await conn.read_response()
             self._last_read = loop.time()
-            if not isinstance(response, list) or len(response) < 3:
-                continue
-            kind = response[0]
-            if kind == b"message":
-                await self._dispatch(response[1], response[2], None)
-            elif kind == b"pmessage" and len(response) == 4:
-                await self._dispatch(response[2], response[3], response[1])
-            elif kind == b"subscribe":
-                self._channels.confirm(response[1].decode())
-            elif kind == b"psubscribe":
-                self._patterns.confirm(response[1].decode())
+            await self._handle(response)
+
+    async def _handle(self, response: Any) -> None:
+        if not isinstance(response, list) or len(response) < 3:
+            return
+        kind = response[0]
+        if kind == b"message":
+            await self._dispatch(response[1], response[2], None)
+        elif kind == b"pmessage" and len(response) == 4:
+            await self._dispatch(response[2], response[3], response[1])
+        elif kind == b"subscribe":
+            self._channels.confirm(response[1].decode())
+        elif kind == b"psubscribe":
+            self._patterns.confirm(response[1].decode())
 
     async def _dispatch(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
         try:

@@ -192,3 +192,17 @@ def test_public_api_is_sorted_and_complete():
     assert names == sorted(names)
     public = {n for n in dir(socketio_redis_async) if not n.startswith("_")} | {"__version__"}
     assert set(names) == public - {"annotations"}
+
+
+@pytest.mark.parametrize("nsp", ["/", "/chat"])
+@pytest.mark.parametrize(
+    "data", [["ev"], ["ev", 1, "two", {"k": [None, True, 1.5]}], ["é", "\u2028"]]
+)
+def test_fast_event_encoding_matches_python_socketio(nsp, data):
+    """The adapter's text fast path produces exactly python-socketio's EVENT encoding."""
+    from socketio import packet
+
+    from socketio_redis_async._adapter import encode_event_text
+
+    expected = packet.Packet(packet.EVENT, data=data, namespace=nsp).encode()
+    assert encode_event_text(packet.Packet.json, nsp, data) == expected
