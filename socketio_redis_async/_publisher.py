@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
+
+try:
+    import hiredis
+except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
+    hiredis = None  # type: ignore[assignment]
 
 from ._errors import AdapterClosedError, PublishError
 
@@ -35,6 +41,7 @@ class Publisher:
         self._max = max_message_size
         self._where = where
         self._conn: AbstractConnection | None = None
+        self._parser: Any = None
         self._queue: list[_Item] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -87,16 +94,20 @@ class Publisher:
             while self._queue:
                 batch, self._queue = self._queue, []
                 try:
-                    counts = await self._send(batch)
+                    replies = await self._send(batch)
                 except PublishError as exc:
                     self._fail(batch, exc)
                     continue
                 except BaseException:
                     self._fail(batch, PublishError("publishing was cancelled"))
                     raise
-                for (_, _, fut), count in zip(batch, counts, strict=True):
-                    if not fut.done():
-                        fut.set_result(count)
+                for (_, _, fut), reply in zip(batch, replies, strict=True):
+                    if fut.done():
+                        continue
+                    if isinstance(reply, int):
+                        fut.set_result(reply)
+                    else:
+                        fut.set_exception(PublishError(f"Redis refused PUBLISH: {reply}"))
             self._idle.set()
 
     @staticmethod
@@ -105,21 +116,26 @@ class Publisher:
             if not fut.done():
                 fut.set_exception(error)
 
-    async def _send(self, batch: list[_Item]) -> list[int]:
-        commands = [("PUBLISH", channel, payload) for channel, payload, _ in batch]
+    async def _send(self, batch: list[_Item]) -> list[Any]:
+        packed = b"".join(
+            b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+            % (len(channel), channel, len(payload), payload)
+            for channel, payload, _ in batch
+        )
         try:
             conn = self._conn
             if conn is not None:
                 try:
-                    await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                    await conn.send_packed_command(packed, check_health=False)
                 except (ConnectionError, OSError, RedisError):
                     # Nothing reached Redis on that stale connection: send once more.
                     await self._drop_connection()
                     conn = None
             if conn is None:
                 conn = self._conn = await self._connect()
-                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-            counts = [await conn.read_response() for _ in batch]
+                self._parser = hiredis.Reader() if hiredis is not None else None
+                await conn.send_packed_command(packed, check_health=False)
+            replies = await self._replies(conn, len(batch))
         except (RedisError, OSError) as exc:
             await self._drop_connection()
             raise PublishError(
@@ -130,7 +146,31 @@ class Publisher:
             raise
         self.batches += 1
         self.published += len(batch)
-        return [count if isinstance(count, int) else 0 for count in counts]
+        return replies
+
+    async def _replies(self, conn: AbstractConnection, count: int) -> list[Any]:
+        """Read ``count`` replies; error replies are returned, not raised."""
+        stream = getattr(conn, "_reader", None)
+        parser = self._parser
+        if parser is None or not isinstance(stream, asyncio.StreamReader):
+            replies: list[Any] = []
+            for _ in range(count):
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        replies = []
+        while len(replies) < count:
+            reply = parser.gets()
+            if reply is False:
+                data = await stream.read(65536)
+                if not data:
+                    raise ConnectionError("Redis closed the connection")
+                parser.feed(data)
+            else:
+                replies.append(reply)
+        return replies
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None

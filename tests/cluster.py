@@ -59,7 +59,9 @@ class Node:
 
     async def aclose(self) -> None:
         if self.sio.eio.sockets:
-            await self.sio.eio.disconnect()
+            # A socket whose client is leaving at this very moment may never drain.
+            with anyio.move_on_after(5):
+                await self.sio.eio.disconnect()
         await self.adapter.aclose()
         await self.runner.cleanup()
 
