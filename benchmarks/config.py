@@ -1,0 +1,44 @@
+"""Sizes and durations of a full run and of ``--quick`` (a smoke run under a minute)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Config:
+    """How big each scenario is. Every scenario repeats ``reps`` (>= 3) times."""
+
+    quick: bool
+    reps: int = 3
+    # Max-rate runs (scenarios 1 and 4): a calibration run of ``calibrate`` events sets
+    # the count so that a run lasts about ``run_seconds``; ``fixed`` skips calibration.
+    run_seconds: float = 2.0
+    calibrate: int = 1_000
+    min_events: int = 300
+    max_events: int = 150_000
+    fixed: int | None = None
+    k_values: tuple[int, ...] = (1, 20)
+    latency_rate: float = 500.0
+    latency_seconds: float = 3.0
+    rooms: tuple[int, ...] = (1, 1_000, 10_000)
+    request_servers: tuple[int, ...] = (2, 4, 8)
+    requests_per_rep: int = 100
+    clients_per_server: int = 5
+    fanout_sizes: tuple[int, ...] = (1_000, 10_000)
+    fanout_broadcasts: int = 15
+    memory_sockets: int = 10_000
+
+
+FULL = Config(quick=False)
+QUICK = Config(
+    quick=True,
+    fixed=150,
+    latency_seconds=0.3,
+    rooms=(1, 1_000, 10_000),
+    requests_per_rep=10,
+    clients_per_server=2,
+    fanout_sizes=(1_000, 10_000),
+    fanout_broadcasts=2,
+    memory_sockets=2_000,
+)

@@ -1,0 +1,63 @@
+"""The contenders and how a python-socketio server is built for each one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import socketio
+
+from socketio_redis_async import AsyncRedisAdapter
+
+ADAPTER = "adapter"
+ADAPTER_NOMUX = "adapter-nomux"
+REDIS_MANAGER = "redismanager"
+ASYNC_MANAGER = "asyncmanager"
+RAW = "raw"
+NODE = "node"
+
+LABELS = {
+    ADAPTER: "AsyncRedisAdapter",
+    ADAPTER_NOMUX: "AsyncRedisAdapter (multiplexing off)",
+    REDIS_MANAGER: "socketio.AsyncRedisManager",
+    ASYNC_MANAGER: "socketio.AsyncManager (single process)",
+    RAW: "raw redis-py pub/sub + hiredis (no socket.io)",
+    NODE: "Node @socket.io/redis-adapter 8.3",
+}
+
+SOCKETIO_CONTENDERS = (ADAPTER, ADAPTER_NOMUX, REDIS_MANAGER, ASYNC_MANAGER)
+
+EVENT = "m"
+TEXT = "benchmark payload 0123456789"
+
+
+def payload(seq: int, sent_at: float) -> dict[str, Any]:
+    """The event argument every contender sends: a sequence number and a send timestamp."""
+    return {"i": seq, "t": sent_at, "text": TEXT}
+
+
+def build_manager(contender: str, redis_url: str, key: str) -> socketio.AsyncManager:
+    """The client manager of ``contender`` on ``redis_url`` with channel prefix ``key``."""
+    if contender == ADAPTER:
+        return AsyncRedisAdapter(redis_url, key=key)
+    if contender == ADAPTER_NOMUX:
+        return AsyncRedisAdapter(redis_url, key=key, with_channel_multiplexing=False)
+    if contender == REDIS_MANAGER:
+        return socketio.AsyncRedisManager(redis_url, channel=key)
+    if contender == ASYNC_MANAGER:
+        return socketio.AsyncManager()
+    raise ValueError(f"not a python-socketio contender: {contender!r}")
+
+
+async def start_manager(sio: socketio.AsyncServer, manager: socketio.AsyncManager) -> None:
+    """Start listening before the first client connects (python-socketio does it lazily)."""
+    if isinstance(manager, AsyncRedisAdapter):
+        await manager.start()
+        return
+    sio.manager_initialized = True
+    manager.initialize()
+
+
+async def stop_manager(manager: socketio.AsyncManager) -> None:
+    """Close what the manager opened (only the adapter has something to close)."""
+    if isinstance(manager, AsyncRedisAdapter):
+        await manager.aclose()

@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+// The Node contender: socket.io 4.8 + the classic @socket.io/redis-adapter 8.3 on
+// node-redis 4.7, with the same HTTP control endpoints as benchmarks/server.py.
+// Uses the packages installed in tests/interop/node_modules (npm ci --prefix tests/interop).
+//
+//   node benchmarks/node_bench.js --redis redis://127.0.0.1:6379/0 --key bench
+//
+// Prints {"ready": true, "port": P, "pid": N} on stdout once the adapter's subscriptions
+// are visible in Redis; exits on SIGTERM/SIGINT and when stdin closes.
+"use strict";
+
+const http = require("http");
+const path = require("path");
+const { createRequire } = require("module");
+
+const interop = createRequire(path.join(__dirname, "..", "tests", "interop", "package.json"));
+const { Server } = interop("socket.io");
+const { createAdapter } = interop("@socket.io/redis-adapter");
+const { createClient } = interop("redis");
+
+const EVENT = "m";
+const TEXT = "benchmark payload 0123456789";
+
+function parseArgs(argv) {
+  const o = { redis: "redis://127.0.0.1:6379", key: "socket.io" };
+  for (let i = 0; i < argv.length; i += 2) {
+    if (argv[i] === "--redis") o.redis = argv[i + 1];
+    else if (argv[i] === "--key") o.key = argv[i + 1];
+    else throw new Error(`unknown argument ${argv[i]}`);
+  }
+  return o;
+}
+const opts = parseArgs(process.argv.slice(2));
+// Wall-clock seconds with sub-millisecond precision, comparable with Python's time.time():
+// performance.timeOrigin can be off from the system clock by a fraction of a millisecond,
+// so the offset is taken at an edge of Date.now()'s millisecond tick instead.
+function wallClockOffset() {
+  performance.now(); // the first call loads perf_hooks: keep it out of the measurement
+  let edge = Date.now();
+  while (Date.now() === edge);
+  edge = Date.now();
+  while (Date.now() === edge);
+  return Date.now() - performance.now();
+}
+const offsetMs = wallClockOffset();
+const now = () => (offsetMs + performance.now()) / 1000;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+let io, pub, sub;
+
+function roomList(spec) {
+  const at = spec.lastIndexOf(":");
+  if (at > 0 && /^\d+$/.test(spec.slice(at + 1))) {
+    const prefix = spec.slice(0, at);
+    return Array.from({ length: Number(spec.slice(at + 1)) }, (_, i) => `${prefix}-${i}`);
+  }
+  return [spec];
+}
+
+// Emits are synchronous in Node (node-redis pipelines the PUBLISHes); yield to the event
+// loop every 64 emits so that sockets get written, and end with a PING on the publishing
+// connection, which Redis answers after every PUBLISH before it.
+async function blast(n, rooms, rate) {
+  const start = performance.now();
+  for (let seq = 0; seq < n; seq++) {
+    if (rate > 0) {
+      const delay = start + (seq * 1000) / rate - performance.now();
+      if (delay > 0.5) await sleep(delay);
+    } else if ((seq & 63) === 63) {
+      await tick();
+    }
+    io.to(rooms[seq % rooms.length]).emit(EVENT, { i: seq, t: now(), text: TEXT });
+  }
+  await pub.ping();
+  return (performance.now() - start) / 1000;
+}
+
+async function requests(kind, n) {
+  const durations = [];
+  let answer = 0;
+  for (let i = 0; i < n; i++) {
+    const began = performance.now();
+    if (kind === "all_rooms") answer = (await io.of("/").adapter.allRooms()).size;
+    else if (kind === "fetch_sockets") answer = (await io.fetchSockets()).length;
+    else throw new Error(`unknown request kind ${kind}`);
+    durations.push((performance.now() - began) / 1000);
+  }
+  return { durations, answer };
+}
+
+async function join(prefix, start, count) {
+  const rooms = Array.from({ length: count }, (_, i) => `${prefix}-${start + i}`);
+  for (const socket of io.of("/").sockets.values()) socket.join(rooms);
+  return { rooms: io.of("/").adapter.rooms.size };
+}
+
+async function control(req, res) {
+  const url = new URL(req.url, "http://127.0.0.1");
+  const q = url.searchParams;
+  let result;
+  try {
+    if (url.pathname === "/blast") {
+      const elapsed = await blast(Number(q.get("n")), roomList(q.get("room") || "bench"), Number(q.get("rate") || 0));
+      result = { elapsed };
+    } else if (url.pathname === "/requests") {
+      result = await requests(q.get("kind"), Number(q.get("n")));
+    } else if (url.pathname === "/join") {
+      result = await join(q.get("prefix"), Number(q.get("start")), Number(q.get("count")));
+    } else {
+      res.writeHead(404);
+      return res.end();
+    }
+  } catch (err) {
+    res.writeHead(500, { "content-type": "text/plain" });
+    return res.end(String(err && err.stack ? err.stack : err));
+  }
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(JSON.stringify(result));
+}
+
+async function waitSubscribed(adapter, deadline = Date.now() + 15000) {
+  for (;;) {
+    const r = await pub.sendCommand(["PUBSUB", "NUMSUB", adapter.requestChannel, adapter.specificResponseChannel]);
+    if (Number(r[1]) >= 1 && Number(r[3]) >= 1) return;
+    if (Date.now() > deadline) throw new Error("adapter subscriptions not visible in Redis");
+    await sleep(20);
+  }
+}
+
+let closing = false;
+async function shutdown(code) {
+  if (closing) return;
+  closing = true;
+  setTimeout(() => process.exit(code), 2000).unref();
+  if (io) io.close();
+  for (const client of [sub, pub]) if (client && client.isOpen) await client.quit().catch(() => {});
+  process.exit(code);
+}
+process.on("SIGTERM", () => shutdown(0));
+process.on("SIGINT", () => shutdown(0));
+process.stdin.on("end", () => shutdown(0));
+process.stdin.on("error", () => shutdown(0));
+process.stdin.resume();
+
+async function main() {
+  pub = createClient({ url: opts.redis });
+  sub = pub.duplicate();
+  await Promise.all([pub.connect(), sub.connect()]);
+  const httpServer = http.createServer(control);
+  io = new Server(httpServer, { transports: ["websocket"], adapter: createAdapter(pub, sub, { key: opts.key }) });
+  io.on("connection", (socket) => {
+    const rooms = socket.handshake.auth && socket.handshake.auth.rooms;
+    if (Array.isArray(rooms)) socket.join(rooms);
+  });
+  await new Promise((resolve, reject) => {
+    httpServer.once("error", reject);
+    httpServer.listen(0, "127.0.0.1", resolve);
+  });
+  await waitSubscribed(io.of("/").adapter);
+  process.stdout.write(JSON.stringify({ ready: true, port: httpServer.address().port, pid: process.pid }) + "\n");
+}
+
+main().catch((err) => {
+  console.error("node_bench failed:", err);
+  process.exit(1);
+});

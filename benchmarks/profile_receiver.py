@@ -1,0 +1,117 @@
+"""Where does the receiving server's CPU go? py-spy on server B during scenario 1.
+
+``python -m benchmarks.profile_receiver [--k 20] [--seconds 5] [--role b|a]`` starts the
+scenario-1 cluster for the adapter (K clients on B), attaches ``py-spy record`` (sampling,
+non-blocking, idle frames excluded) to server B (or A) while A emits at full rate, and
+prints the functions with the most self and inclusive samples. The raw collapsed stacks
+are kept in ``benchmarks/out/profile-<role>-k<K>.txt``. Needs ``pip install py-spy``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+from .cluster import Cluster
+from .contenders import ADAPTER
+from .measure import blast_run
+
+OUT = Path(__file__).resolve().parent / "out"
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def _frame(raw: str) -> str:
+    """``func (path/to/file.py:12)`` -> ``file.py:func`` (line numbers merged)."""
+    match = _FRAME.match(raw)
+    if not match:
+        return raw
+    return f"{Path(match['file']).name}:{match['func']}"
+
+
+def summarize(collapsed: str, top: int = 25) -> str:
+    """Self and inclusive sample shares per function from py-spy's raw output."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        frames = [_frame(f) for f in stack.split(";") if f]
+        total += samples
+        if frames:
+            own[frames[-1]] += samples
+        for name in set(frames):
+            inclusive[name] += samples
+    if not total:
+        return "no samples"
+    lines = [f"{total} samples", "", "self %   function"]
+    lines += [f"{100 * n / total:6.1f}   {name}" for name, n in own.most_common(top)]
+    lines += ["", "incl %   function"]
+    lines += [f"{100 * n / total:6.1f}   {name}" for name, n in inclusive.most_common(top)]
+    return "\n".join(lines)
+
+
+def find_py_spy() -> str:
+    found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(found).exists():
+        raise SystemExit("py-spy is not installed (pip install py-spy)")
+    return found
+
+
+async def profile(py_spy: str, raw: Path, k: int, seconds: float, role: str, rate: int) -> str:
+    async with Cluster(ADAPTER) as cluster:
+        await cluster.load.connect("k", cluster.b, k, ["k"])
+        receiver = cluster.load.group("k")
+        probe = await blast_run(cluster, cluster.a, receiver, "k", 500, k)
+        events = int(probe["msgs_per_s"] * seconds)
+        target = cluster.b if role == "b" else cluster.a
+        spy = await asyncio.create_subprocess_exec(
+            py_spy,
+            "record",
+            "--nonblocking",
+            "--rate",
+            str(rate),
+            "--format",
+            "raw",
+            "--output",
+            str(raw),
+            "--pid",
+            str(target.pid),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            await asyncio.sleep(1.0)  # py-spy attaches
+            metrics = await blast_run(cluster, cluster.a, receiver, "k", events, k)
+        finally:
+            spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
+            await asyncio.wait_for(spy.wait(), 30)
+    header = (
+        f"server {role.upper()}, K={k}: {metrics['msgs_per_s']:,.0f} msg/s, "
+        f"B {metrics['cpu_us_server_B']:.0f} µs/msg, A {metrics['cpu_us_server_A']:.0f} µs/msg"
+    )
+    return header
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--role", choices=("a", "b"), default="b")
+    parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    raw = OUT / f"profile-{args.role}-k{args.k}.txt"
+    print(asyncio.run(profile(find_py_spy(), raw, args.k, args.seconds, args.role, args.rate)))
+    print(summarize(raw.read_text()))
+
+
+if __name__ == "__main__":
+    main()
