@@ -10,10 +10,10 @@ from ._errors import RequestTimeoutError
 from ._requests import Extract
 
 if TYPE_CHECKING:
-    from ._adapter import AsyncRedisAdapter
+    from ._core import AdapterCore
 
 
-async def live_servers(adapter: AsyncRedisAdapter, namespace: str) -> list[str]:
+async def live_servers(adapter: AdapterCore, namespace: str) -> list[str]:
     """Uids of the servers listening on their own response channel (Python, Node >= 7.1)."""
     channels = adapter._ensure_namespace(namespace)
     found = await adapter.pub_client.pubsub_channels(glob_escape(channels.response) + "?*#")
@@ -23,7 +23,7 @@ async def live_servers(adapter: AsyncRedisAdapter, namespace: str) -> list[str]:
 
 
 async def gather(
-    adapter: AsyncRedisAdapter,
+    adapter: AdapterCore,
     namespace: str,
     request: dict[str, Any],
     extract: Extract,

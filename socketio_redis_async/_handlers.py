@@ -17,9 +17,9 @@ from ._channels import NamespaceChannels, Room
 from ._errors import MalformedMessage
 
 if TYPE_CHECKING:
-    from ._adapter import AsyncRedisAdapter
+    from ._core import AdapterCore
 
-Handler = Callable[["AsyncRedisAdapter", NamespaceChannels, dict[str, Any]], Awaitable[None]]
+Handler = Callable[["AdapterCore", NamespaceChannels, dict[str, Any]], Awaitable[None]]
 
 CUSTOM_REQUEST_EVENT = "__socketio_redis_custom_request__"
 """The server-side event ``custom_request()`` travels as (SERVER_SIDE_EMIT with ack)."""
@@ -40,7 +40,7 @@ def wire_rooms(value: Any) -> list[Room]:
 
 
 def apply_rooms(
-    adapter: AsyncRedisAdapter,
+    adapter: AdapterCore,
     nsp: str,
     join: bool,
     selector: Iterable[Room],
@@ -57,7 +57,7 @@ def apply_rooms(
 
 
 async def apply_disconnect(
-    adapter: AsyncRedisAdapter, nsp: str, targets: list[tuple[str, str]], close: bool
+    adapter: AdapterCore, nsp: str, targets: list[tuple[str, str]], close: bool
 ) -> None:
     """Disconnect local sockets; ``close`` also closes their Engine.IO connection."""
     for sid, eio_sid in targets:
@@ -72,13 +72,13 @@ def _opts(request: dict[str, Any]) -> tuple[list[Room], list[Room]]:
     return rooms, excluded
 
 
-def _foreign(adapter: AsyncRedisAdapter, request: dict[str, Any]) -> bool:
+def _foreign(adapter: AdapterCore, request: dict[str, Any]) -> bool:
     """True unless this server sent the request itself."""
     return request.get("uid") != adapter.uid and request.get("requestId") not in adapter._pending
 
 
 async def _answer(
-    adapter: AsyncRedisAdapter,
+    adapter: AdapterCore,
     channels: NamespaceChannels,
     request: dict[str, Any],
     answer: dict[str, Any],
@@ -88,7 +88,7 @@ async def _answer(
 
 
 async def handle_sockets(
-    adapter: AsyncRedisAdapter, channels: NamespaceChannels, request: dict[str, Any]
+    adapter: AdapterCore, channels: NamespaceChannels, request: dict[str, Any]
 ) -> None:
     """SOCKETS (0): the sids of local sockets in ``rooms`` (all if empty)."""
     if not _foreign(adapter, request):
@@ -101,7 +101,7 @@ async def handle_sockets(
 
 
 async def handle_all_rooms(
-    adapter: AsyncRedisAdapter, channels: NamespaceChannels, request: dict[str, Any]
+    adapter: AdapterCore, channels: NamespaceChannels, request: dict[str, Any]
 ) -> None:
     """ALL_ROOMS (1): every local room name, socket-id rooms included."""
     if not _foreign(adapter, request):
@@ -113,7 +113,7 @@ async def handle_all_rooms(
 
 
 async def handle_rooms(
-    adapter: AsyncRedisAdapter, channels: NamespaceChannels, request: dict[str, Any]
+    adapter: AdapterCore, channels: NamespaceChannels, request: dict[str, Any]
 ) -> None:
     """REMOTE_JOIN (2) / REMOTE_LEAVE (3), selector form or legacy single-sid form."""
     join = request["type"] == codec.REMOTE_JOIN
@@ -133,7 +133,7 @@ async def handle_rooms(
 
 
 async def handle_disconnect(
-    adapter: AsyncRedisAdapter, channels: NamespaceChannels, request: dict[str, Any]
+    adapter: AdapterCore, channels: NamespaceChannels, request: dict[str, Any]
 ) -> None:
     """REMOTE_DISCONNECT (4), selector form or legacy single-sid form."""
     nsp = channels.nsp
@@ -152,7 +152,7 @@ async def handle_disconnect(
 
 
 async def handle_fetch(
-    adapter: AsyncRedisAdapter, channels: NamespaceChannels, request: dict[str, Any]
+    adapter: AdapterCore, channels: NamespaceChannels, request: dict[str, Any]
 ) -> None:
     """REMOTE_FETCH (5): ``{id, handshake, rooms, data}`` of the matching local sockets."""
     if not _foreign(adapter, request):
@@ -168,7 +168,7 @@ async def handle_fetch(
 
 
 async def handle_server_side_emit(
-    adapter: AsyncRedisAdapter, channels: NamespaceChannels, request: dict[str, Any]
+    adapter: AdapterCore, channels: NamespaceChannels, request: dict[str, Any]
 ) -> None:
     """SERVER_SIDE_EMIT (6): run the handler; with a requestId, answer once with its result."""
     if request.get("uid") == adapter.uid:
@@ -189,7 +189,7 @@ async def handle_server_side_emit(
 
 
 async def _run_server_handler(
-    adapter: AsyncRedisAdapter,
+    adapter: AdapterCore,
     channels: NamespaceChannels,
     request: dict[str, Any],
     event: str,
@@ -215,7 +215,7 @@ async def _run_server_handler(
 
 
 async def handle_broadcast(
-    adapter: AsyncRedisAdapter, channels: NamespaceChannels, request: dict[str, Any]
+    adapter: AdapterCore, channels: NamespaceChannels, request: dict[str, Any]
 ) -> None:
     """BROADCAST (7): deliver with acks; report the client count (8), then each ack (9)."""
     request_id = request.get("requestId")
