@@ -16,13 +16,18 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 INTEROP = ROOT / "tests" / "interop"
 
 
+def _npm_ci(session: nox.Session) -> None:
+    """Install the Node interop/benchmark packages from the lock file, when npm is there."""
+    npm = shutil.which("npm")
+    if npm and not (INTEROP / "node_modules").exists():
+        session.run(npm, "ci", "--no-audit", "--no-fund", "--prefix", str(INTEROP), external=True)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite against real redis-server and, with Node.js, real Node servers."""
     session.install(".", *nox.project.dependency_groups(PYPROJECT, "tests"))
-    npm = shutil.which("npm")
-    if npm and not (INTEROP / "node_modules").exists():
-        session.run(npm, "ci", "--no-audit", "--no-fund", "--prefix", str(INTEROP), external=True)
+    _npm_ci(session)
     session.run("pytest", *session.posargs)
 
 
@@ -60,7 +65,5 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks vs AsyncRedisManager, raw redis-py and Node; ``-- --quick`` for a smoke run."""
     session.install(".", *nox.project.dependency_groups(PYPROJECT, "bench"))
-    npm = shutil.which("npm")
-    if npm and not (INTEROP / "node_modules").exists():
-        session.run(npm, "ci", "--no-audit", "--no-fund", "--prefix", str(INTEROP), external=True)
+    _npm_ci(session)
     session.run("python", "-m", "benchmarks", *session.posargs)
