@@ -60,21 +60,32 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server subprocess; ``with RedisServer() as r: r.url``."""
 
-    def __init__(self, executable: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        executable: str | None = None,
+        port: int | None = None,
+        tls: tuple[str, str, str] | None = None,
+    ) -> None:
         self.executable = executable or find_redis_server()
         self.port = port or free_port()
+        self.tls = tls  # (cert file, key file, CA file): serve TLS only, on ``port``
         self._dir = tempfile.TemporaryDirectory(prefix="socketio-redis-async-")
         self._proc: subprocess.Popen[str] | None = None
         self._drain = threading.Thread()
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:<port>/0``."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """``redis://127.0.0.1:<port>/0`` (``rediss://`` with TLS)."""
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         """Start the server and return once it accepts connections."""
         args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
+        if self.tls:
+            cert, key, ca = self.tls
+            args[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            args += ["--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca]
+            args += ["--tls-auth-clients", "no"]
         args += [
             "--save",
             "",

@@ -50,7 +50,12 @@ class Node:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
-        await adapter.start()
+        try:
+            await adapter.start()
+        except BaseException:
+            await adapter.aclose()
+            await runner.cleanup()
+            raise
         return cls(sio, adapter, runner, port)
 
     def sids(self, namespace: str = "/") -> set[str]:
