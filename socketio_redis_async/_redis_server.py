@@ -65,10 +65,12 @@ class RedisServer:
         executable: str | None = None,
         port: int | None = None,
         tls: tuple[str, str, str] | None = None,
+        unixsocket: str | None = None,
     ) -> None:
         self.executable = executable or find_redis_server()
         self.port = port or free_port()
         self.tls = tls  # (cert file, key file, CA file): serve TLS only, on ``port``
+        self.unixsocket = unixsocket  # also listen on this Unix socket path
         self._dir = tempfile.TemporaryDirectory(prefix="socketio-redis-async-")
         self._proc: subprocess.Popen[str] | None = None
         self._drain = threading.Thread()
@@ -86,6 +88,8 @@ class RedisServer:
             args[1:3] = ["--port", "0", "--tls-port", str(self.port)]
             args += ["--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca]
             args += ["--tls-auth-clients", "no"]
+        if self.unixsocket:
+            args += ["--unixsocket", self.unixsocket, "--unixsocketperm", "700"]
         args += [
             "--save",
             "",

@@ -146,3 +146,18 @@ async def test_aclose_during_an_unsubscribe_burst_returns(redis_server, key, mak
         await wait_until(lambda: sid not in gone())  # noqa: B023
         with anyio.fail_after(15):
             await node.aclose()
+
+
+async def test_cluster_over_a_unix_socket(tmp_path, key, make_node, make_client):
+    """unix:// URLs work for publishing, subscribing and requests."""
+    path = str(tmp_path / "redis.sock")
+    with RedisServer(unixsocket=path):
+        url = f"unix://{path}?db=0"
+        a, b = await make_node(url=url), await make_node(url=url)
+        client = await make_client(b)
+        await a.sio.emit("via-unix", 1)
+        assert await client.wait_for("via-unix") == [[1]]
+        assert await a.adapter.server_count() == 2
+        await client.aclose()
+        await a.aclose()
+        await b.aclose()
