@@ -507,7 +507,9 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         return channels
 
     async def _confirm_subscribed(self, channels: list[str]) -> None:
-        if self._task is None or not self._subscriber.connected:
+        # Wait while the listener starts up or is connected; not while Redis is known to
+        # be unreachable (a join must not stall for the whole outage).
+        if self._task is None or self._subscriber.failing:
             return
         if not await self._subscriber.wait(channels, self.requests_timeout):
             self.logger.warning(

@@ -129,6 +129,7 @@ class Subscriber:
         self._channels = _Subscriptions("SUBSCRIBE", "UNSUBSCRIBE", self._dirty)
         self._patterns = _Subscriptions("PSUBSCRIBE", "PUNSUBSCRIBE", self._dirty)
         self.connected = False
+        self.failing = False  # the last attempt to connect or stay connected failed
         self.stopping = False
         self._last_read = 0.0
         self.reconnects = 0
@@ -206,6 +207,7 @@ class Subscriber:
                     await conn.disconnect(nowait=True)
 
     async def _backoff(self, failures: int, what: str, exc: BaseException) -> None:
+        self.failing = True
         delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** min(failures, 16))
         delay *= random.uniform(0.5, 1.0)
         self._logger.error(
@@ -224,6 +226,7 @@ class Subscriber:
         self._patterns.reset()
         self._dirty.set()
         self.connected = True
+        self.failing = False
         self._last_read = asyncio.get_running_loop().time()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._write, conn)
