@@ -161,3 +161,22 @@ async def test_cluster_over_a_unix_socket(tmp_path, key, make_node, make_client)
         await client.aclose()
         await a.aclose()
         await b.aclose()
+
+
+async def test_silent_link_is_detected_and_replaced(key, make_client):
+    """A pub/sub link that stops answering PINGs is dropped and re-established."""
+    with RedisServer() as server:
+        a = await Node.start(server.url, key)
+        b = await Node.start(server.url, key, health_check_interval=0.2)
+        try:
+            client = await make_client(b)
+            admin = redis.asyncio.Redis.from_url(server.url)
+            await admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+            await wait_until(lambda: b.adapter.stats["reconnects"] >= 1, timeout=10)
+            await wait_until_numsub(admin, f"{key}#/#", expected=2)
+            await a.sio.emit("after-silence")
+            assert await client.wait_for("after-silence", timeout=10) == [[]]
+            await admin.aclose()
+        finally:
+            await a.aclose()
+            await b.aclose()
