@@ -147,3 +147,13 @@ async def test_dynamic_namespaces_subscribe_on_first_connection(make_node, make_
     await a.sio.emit("dyn-ev", 1, namespace="/dyn")
     assert await client.wait_for("dyn-ev", namespace="/dyn") == [[1]]
     assert await a.adapter.server_count(namespace="/dyn") == 2
+
+
+async def test_oversized_emit_is_refused_before_delivery(make_node, make_client):
+    """An emit larger than max_message_size raises ValueError and reaches nobody."""
+    a = await make_node(max_message_size=1000)
+    client = await make_client(a)
+    with pytest.raises(ValueError, match="exceeds max_message_size=1000"):
+        await a.sio.emit("big", "x" * 2000)
+    await barrier(a, [client])
+    assert client.received("big") == []
