@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import secrets
-import string
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from ._codec import BROADCAST_ACK, BROADCAST_CLIENT_COUNT
-
-_ALNUM = string.ascii_letters + string.digits
+from ._codec import BROADCAST_ACK, BROADCAST_CLIENT_COUNT, random_id
 
 
 def new_request_id() -> str:
     """A random request id, opaque to every peer."""
-    return "".join(secrets.choice(_ALNUM) for _ in range(12))
+    return random_id(12)
 
 
 @dataclass(slots=True)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
+import secrets
+import string
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -44,6 +46,14 @@ RESERVED_EVENTS: Final = frozenset(
 
 # Bytes that can start a msgpack bin (c4-c6) or ext (c7-c9, d4-d8) value. A payload with
 # none of them holds no bytes and no extension values, so the costly checks are skipped.
+_ALNUM: Final = string.ascii_letters + string.digits
+
+
+def random_id(length: int) -> str:
+    """A random alphanumeric id (server uids, request ids), opaque to every peer."""
+    return "".join(secrets.choice(_ALNUM) for _ in range(length))
+
+
 _BIN_OR_EXT: Final = re.compile(rb"[\xc4-\xc9\xd4-\xd8]")
 _TIMESTAMP: Final = re.compile(rb"\xd6\xff|\xd7\xff|\xc7\x0c\xff")
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
-import string
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
@@ -49,7 +47,6 @@ from ._sockets import build_handshake
 from ._subscriber import Subscriber
 
 _BROADCAST, _REQUEST, _RESPONSE = 0, 1, 2
-_ALNUM = string.ascii_letters + string.digits
 EVENT_TYPE = 2  # socket.io EVENT packet type
 _MESSAGE = eio_packet.MESSAGE
 
@@ -71,7 +68,7 @@ _Self = TypeVar("_Self", bound="AdapterCore")
 
 
 def _new_uid() -> str:
-    return "".join(secrets.choice(_ALNUM) for _ in range(8))
+    return codec.random_id(8)
 
 
 class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
