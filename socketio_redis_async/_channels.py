@@ -12,6 +12,7 @@ Pure: no I/O. ``K`` is the key prefix, ``N`` the namespace, ``U`` a server uid::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 Room = str | int
@@ -59,6 +60,16 @@ class NamespaceChannels:
     def response_for(self, uid: str) -> str:
         """The response channel that only server ``uid`` listens to."""
         return f"{self.response}{uid}#"
+
+    @property
+    def uid_pattern(self) -> str:
+        """PUBSUB CHANNELS pattern of every server's own response channel."""
+        return glob_escape(self.response) + "?*#"
+
+    def uids(self, channels: Iterable[bytes | str]) -> list[str]:
+        """Sorted server uids from the channels ``uid_pattern`` matched."""
+        names = (c.decode() if isinstance(c, bytes) else c for c in channels)
+        return sorted(name[len(self.response) : -1] for name in names)
 
     def for_rooms(self, rooms: list[Room]) -> str:
         """The channel a broadcast to ``rooms`` is published on (Node's rule)."""

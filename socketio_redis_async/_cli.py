@@ -144,11 +144,9 @@ async def _servers(args: argparse.Namespace) -> int:
     client = redis.asyncio.Redis.from_url(args.url)
     try:
         count = int((await client.pubsub_numsub(channels.request))[0][1])
-        found = await client.pubsub_channels(glob_escape(channels.response) + "?*#")
+        uids = channels.uids(await client.pubsub_channels(channels.uid_pattern))
     finally:
         await client.aclose()
-    names = (c.decode() if isinstance(c, bytes) else c for c in found)
-    uids = sorted(name[len(channels.response) : -1] for name in names)
     lines = [f"{count} server(s) on namespace {args.namespace} (key {args.key})"]
     lines += [f"  {uid}" for uid in uids]
     _out(args, "\n".join(lines), {"count": count, "uids": uids})

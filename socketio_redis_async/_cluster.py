@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ._channels import glob_escape
 from ._errors import RequestTimeoutError
 from ._requests import Extract
 
@@ -16,10 +15,7 @@ if TYPE_CHECKING:
 async def live_servers(adapter: AdapterCore, namespace: str) -> list[str]:
     """Uids of the servers listening on their own response channel (Python, Node >= 7.1)."""
     channels = adapter._ensure_namespace(namespace)
-    found = await adapter.pub_client.pubsub_channels(glob_escape(channels.response) + "?*#")
-    prefix = len(channels.response)
-    uids = (c.decode() if isinstance(c, bytes) else str(c) for c in found)
-    return sorted(uid[prefix:-1] for uid in uids)
+    return channels.uids(await adapter.pub_client.pubsub_channels(channels.uid_pattern))
 
 
 async def gather(
