@@ -11,7 +11,7 @@ from typing import Any
 from . import _cluster as cluster
 from . import _codec as codec
 from ._channels import Room
-from ._core import EVENT_TYPE, AdapterCore
+from ._core import AdapterCore
 from ._errors import RequestTimeoutError
 from ._handlers import CUSTOM_REQUEST_EVENT, apply_disconnect, apply_rooms, wire_rooms
 from ._operator import (
@@ -364,13 +364,9 @@ class AsyncRedisAdapter(AdapterCore):
         try:
             if servers > 1:
                 flags = {"timeout": int(wait * 1000)}
-                request = {
-                    "uid": self.uid,
-                    "requestId": request_id,
-                    "type": codec.BROADCAST,
-                    "packet": {"type": EVENT_TYPE, "data": packet_data, "nsp": namespace},
-                    "opts": {"rooms": rooms, "except": excluded, "flags": flags},
-                }
+                request = codec.broadcast_request(
+                    self.uid, request_id, namespace, packet_data, rooms, excluded, flags
+                )
                 await self._request(namespace, request, msgpack=True)
             recipients = self._recipients(namespace, rooms, excluded)
             await self._deliver_with_acks(namespace, packet_data, recipients, collector.on_ack)
@@ -456,13 +452,9 @@ class AsyncRedisAdapter(AdapterCore):
             flags: dict[str, Any] = {"timeout": int(self._options.ack_timeout * 1000)}
             if single:
                 flags["expectSingleResponse"] = True
-            request = {
-                "uid": self.uid,
-                "requestId": request_id,
-                "type": codec.BROADCAST,
-                "packet": {"type": EVENT_TYPE, "data": data, "nsp": nsp},
-                "opts": {"rooms": rooms, "except": except_rooms, "flags": flags},
-            }
+            request = codec.broadcast_request(
+                self.uid, request_id, nsp, data, rooms, except_rooms, flags
+            )
         await self._deliver_with_acks(
             nsp, data, self._recipients(nsp, rooms, except_rooms), callback
         )

@@ -202,6 +202,25 @@ def encode_broadcast(
     )
 
 
+def broadcast_request(
+    uid: str,
+    request_id: str,
+    nsp: str,
+    data: list[Any],
+    rooms: list[Room],
+    except_rooms: list[Room],
+    flags: dict[str, Any],
+) -> dict[str, Any]:
+    """A BROADCAST (7) request: a broadcast whose receivers report counts and acks."""
+    return {
+        "uid": uid,
+        "requestId": request_id,
+        "type": BROADCAST,
+        "packet": {"type": EVENT, "data": data, "nsp": nsp},
+        "opts": {"rooms": rooms, "except": except_rooms, "flags": flags},
+    }
+
+
 def decode_broadcast(payload: bytes) -> Broadcast:
     """Decode and validate a broadcast, or raise MalformedMessage."""
     msg = unpack(payload)
