@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, typecheck, demo, bench.  ``nox -s tests`` is the test command."""
+"""Sessions: tests, faults, lint, typecheck, demo, bench.  ``nox -s tests`` is the test command."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ def tests(session: nox.Session) -> None:
     session.install(".", *nox.project.dependency_groups(PYPROJECT, "tests"))
     _npm_ci(session)
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """The fault suite alone; writes the measured figures to RELIABILITY.md."""
+    session.install(".", *nox.project.dependency_groups(PYPROJECT, "tests"))
+    env = {"SOCKETIO_REDIS_RELIABILITY": str(ROOT / "RELIABILITY.md")}
+    session.run("pytest", "tests/faults", *session.posargs, env=env)
 
 
 @nox.session(name="tests-embedded-redis")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -125,12 +126,34 @@ class RedisServer:
     def stop(self) -> None:
         """Stop the server (its data is gone)."""
         if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
             self._proc.terminate()
             self._proc.wait(timeout=10)
             self._drain.join(timeout=10)
             if self._proc.stdout is not None:
                 self._proc.stdout.close()
             self._proc = None
+
+    @property
+    def pid(self) -> int:
+        """The running server's process id."""
+        if self._proc is None:
+            raise RuntimeError("the redis-server is not running")
+        return self._proc.pid
+
+    def kill(self) -> None:
+        """``kill -9`` the server, as a crash would; ``start()`` brings it back on its port."""
+        if self._proc is not None:
+            self._proc.kill()
+            self.stop()
+
+    def freeze(self) -> None:
+        """SIGSTOP the server: connections stay open and nothing answers."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT a frozen server."""
+        os.kill(self.pid, signal.SIGCONT)
 
     def restart(self) -> None:
         """Stop and start again on the same port; every client connection is cut."""
