@@ -31,6 +31,12 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+@nox.session(name="tests-pythons", python=["3.10", "3.12", "3.13"])
+def tests_pythons(session: nox.Session) -> None:
+    """The same suite on the other Python versions the classifiers promise (3.11 is ``tests``)."""
+    tests(session)
+
+
 @nox.session
 def faults(session: nox.Session) -> None:
     """The fault suite alone; writes the measured figures to RELIABILITY.md."""
