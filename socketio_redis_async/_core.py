@@ -22,6 +22,7 @@ from redis.asyncio.connection import AbstractConnection
 from . import _codec as codec
 from ._acks import AckRequests
 from ._channels import NamespaceChannels, Room
+from ._clients import async_client
 from ._errors import (
     AdapterClosedError,
     MalformedMessage,
@@ -177,14 +178,14 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
     def pub_client(self) -> Redis:
         """The Redis client used to publish."""
         if self._pub_client is None:
-            self._pub_client = Redis.from_url(self._options.url)
+            self._pub_client = async_client(self._options.url)
         return self._pub_client
 
     @property
     def sub_client(self) -> Redis:
         """The Redis client whose settings the pub/sub connection uses."""
         if self._sub_client is None:
-            self._sub_client = Redis.from_url(self._options.url)
+            self._sub_client = async_client(self._options.url)
         return self._sub_client
 
     @property

@@ -17,6 +17,7 @@ import redis.asyncio
 
 from . import _codec as codec
 from ._channels import NamespaceChannels
+from ._clients import async_client, sync_client
 from ._errors import AdapterClosedError, PublishError
 from ._operator import RoomArg, Selection, check_event, check_namespace, rooms_of
 from ._options import DEFAULT_URL, check_key, check_url, redact_url
@@ -155,7 +156,8 @@ class _EmitterBase:
         self.key = check_key(key)
         self.namespace = check_namespace(namespace)
         self._owns_client = client is None
-        self._client = client if client is not None else client_type.from_url(self.url)
+        make = sync_client if client_type is redis.Redis else async_client
+        self._client = client if client is not None else make(self.url)
         self._where = redact_url(self.url) if client is None else repr(client)
         self._closed = False
 

@@ -6,33 +6,39 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ._clients import SENTINEL_SCHEMES, parse_sentinel_url
+
 DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_KEY = "socket.io"
-SCHEMES = ("redis", "rediss", "unix")
+SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys", *SENTINEL_SCHEMES)
 
 
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ``***``, safe to log."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
 
 
 def check_url(url: Any) -> str:
-    """Validate a Redis URL (``redis://``, ``rediss://`` or ``unix://``)."""
+    """Validate a Redis URL: redis://, rediss://, unix://, valkey[s]://, or Sentinel."""
     if not isinstance(url, str):
         raise TypeError(f"url must be a str such as {DEFAULT_URL!r}, not {type(url).__name__}")
     scheme = urlsplit(url).scheme
     if scheme not in SCHEMES:
         raise ValueError(
-            f"url {redact_url(url)!r} has scheme {scheme!r}; use redis://, rediss:// (TLS) "
-            "or unix://, e.g. 'redis://user:password@host:6379/0'"
+            f"url {redact_url(url)!r} has scheme {scheme!r}; use redis://, rediss:// (TLS), "
+            "unix://, valkey://, valkeys:// or redis+sentinel://, "
+            "e.g. 'redis://user:password@host:6379/0'"
         )
+    if scheme in SENTINEL_SCHEMES:
+        try:
+            parse_sentinel_url(url)
+        except ValueError as exc:
+            raise ValueError(f"url {redact_url(url)!r}: {exc}") from None
     return url
 
 

@@ -67,8 +67,10 @@ class RedisServer:
         port: int | None = None,
         tls: tuple[str, str, str] | None = None,
         unixsocket: str | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.executable = executable or find_redis_server()
+        self.extra_args = extra_args  # more redis-server options, e.g. ("--replicaof", ...)
         self.port = port or free_port()
         self.tls = tls  # (cert file, key file, CA file): serve TLS only, on ``port``
         self.unixsocket = unixsocket  # also listen on this Unix socket path
@@ -100,6 +102,7 @@ class RedisServer:
             self._dir.name,
             "--loglevel",
             "notice",
+            *self.extra_args,
         ]
         proc = subprocess.Popen(
             args,
@@ -166,7 +169,11 @@ class RedisServer:
         self._dir.cleanup()
 
     def __enter__(self) -> RedisServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(
         self,
