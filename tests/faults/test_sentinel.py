@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
+from pathlib import Path
 
 import anyio
 import pytest
@@ -38,6 +41,15 @@ async def test_a_cluster_on_a_sentinel_url(sentinel, key, make_client):
         with Emitter(sentinel.url, key=key) as sync_emitter:
             await anyio.to_thread.run_sync(sync_emitter.to("room").emit, "from-emitter")
         assert await client.wait_for("from-emitter") == [[]]
+        cli = Path(sys.executable).parent / "socketio-redis"
+        proc = await asyncio.create_subprocess_exec(
+            str(cli), "servers", "--json", "--url", sentinel.url, "--key", key,
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        with anyio.fail_after(30):
+            out, _ = await proc.communicate()
+        assert proc.returncode == 0
+        assert json.loads(out)["count"] == 2
     finally:
         await a.aclose()
         await b.aclose()
