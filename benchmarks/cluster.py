@@ -84,6 +84,13 @@ class Cluster:
         await wait_subscribers(self.redis_url, self.contender, KEY, len(self.servers))
         return added
 
+    async def add_sender(self, contender: str) -> ServerHandle:
+        """Start one emitter process (no Socket.IO server), metered as "emitter"."""
+        assert self._http is not None
+        (sender,) = await start_servers(self.procs, self._http, contender, self.redis_url, KEY, 1)
+        self.meter.add("emitter", sender.pid)
+        return sender
+
     async def aclose(self) -> None:
         if self._load is not None:
             self._load.close()

@@ -10,6 +10,10 @@ from socketio_redis_async import AsyncRedisAdapter
 
 ADAPTER = "adapter"
 ADAPTER_NOMUX = "adapter-nomux"
+ADAPTER_UVLOOP = "adapter-uvloop"
+EMITTER = "emitter"
+EMITTER_UVLOOP = "emitter-uvloop"
+UVLOOP = "-uvloop"  # a contender name ending in this runs its process on uvloop
 REDIS_MANAGER = "redismanager"
 ASYNC_MANAGER = "asyncmanager"
 RAW = "raw"
@@ -18,6 +22,9 @@ NODE = "node"
 LABELS = {
     ADAPTER: "AsyncRedisAdapter",
     ADAPTER_NOMUX: "AsyncRedisAdapter (multiplexing off)",
+    ADAPTER_UVLOOP: "AsyncRedisAdapter on uvloop",
+    EMITTER: "AsyncEmitter",
+    EMITTER_UVLOOP: "AsyncEmitter on uvloop",
     REDIS_MANAGER: "socketio.AsyncRedisManager",
     ASYNC_MANAGER: "socketio.AsyncManager (single process)",
     RAW: "raw redis-py pub/sub + hiredis (no socket.io)",
@@ -35,8 +42,14 @@ def payload(seq: int, sent_at: float) -> dict[str, Any]:
     return {"i": seq, "t": sent_at, "text": TEXT}
 
 
+def base_contender(contender: str) -> str:
+    """``contender`` without its event-loop suffix (``adapter-uvloop`` is ``adapter``)."""
+    return contender.removesuffix(UVLOOP)
+
+
 def build_manager(contender: str, redis_url: str, key: str) -> socketio.AsyncManager:
     """The client manager of ``contender`` on ``redis_url`` with channel prefix ``key``."""
+    contender = base_contender(contender)
     if contender == ADAPTER:
         return AsyncRedisAdapter(redis_url, key=key)
     if contender == ADAPTER_NOMUX:

@@ -10,7 +10,7 @@ from typing import Any
 from .config import Config
 from .contenders import LABELS
 from .results import Results
-from .scenarios import cross_node, fanout, memory, requests, rooms
+from .scenarios import cross_node, emitters, fanout, memory, requests, rooms
 from .targets import Target
 
 
@@ -94,6 +94,31 @@ def _latency(results: Results) -> list[str]:
             ]
         )
     header = ["contender", "case", "p50 ms", "p99 ms", "max ms", "CPU µs/msg B"]
+    return _table(header, rows)
+
+
+def _emitters(results: Results) -> list[str]:
+    rows = []
+    for contender, case in results.cases(emitters.EMITTERS):
+        key = (emitters.EMITTERS, contender, case)
+        rows.append(
+            [
+                _label(contender),
+                case,
+                cell(results, key, "msgs_per_s"),
+                cell(results, key, "cpu_us_emitter", 1),
+                cell(results, key, "cpu_us_server_A", 1),
+                cell(results, key, "cpu_us_redis", 1),
+            ]
+        )
+    header = [
+        "contender",
+        "case",
+        "msg/s",
+        "CPU µs/msg emitter",
+        "CPU µs/msg server",
+        "CPU µs/msg redis",
+    ]
     return _table(header, rows)
 
 
@@ -285,6 +310,13 @@ def markdown(
         "Redis-side memory not included.",
         "",
         *_memory(results),
+        "## 7. Emitters, and uvloop",
+        "",
+        "An `AsyncEmitter` process (no Socket.IO server) emits as fast as it can to a room "
+        "whose 20 clients are on one adapter server, on asyncio and on uvloop. Rows "
+        "*AsyncRedisAdapter on uvloop* in sections 1 and 2 run both servers on uvloop.",
+        "",
+        *_emitters(results),
     ]
     if results.skipped or results.notes:
         out += ["## Notes", ""]

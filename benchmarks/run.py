@@ -23,7 +23,7 @@ from pathlib import Path
 from . import charts, machine, report, targets
 from .config import FULL, QUICK, Config
 from .results import Results
-from .scenarios import cross_node, fanout, memory, requests, rooms
+from .scenarios import cross_node, emitters, fanout, memory, requests, rooms
 
 HERE = Path(__file__).resolve().parent
 Scenario = Callable[[Config, Results], Awaitable[None]]
@@ -33,6 +33,7 @@ SCENARIOS: dict[str, Scenario] = {
     "rooms": rooms.run,  # 4
     "requests": requests.run,  # 5
     "memory": memory.run,  # 6
+    "emitters": emitters.run,  # 7
 }
 
 

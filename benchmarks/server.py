@@ -1,7 +1,8 @@
 """One benchmark server process, driven over HTTP on the same loopback port.
 
-``python -m benchmarks.server --contender adapter|adapter-nomux|redismanager|raw
---redis URL --key K`` listens on a free 127.0.0.1 port and prints one JSON line
+``python -m benchmarks.server --contender adapter|adapter-nomux|redismanager|raw|emitter
+--redis URL --key K`` (a contender ending in ``-uvloop`` runs on uvloop) listens on a free
+127.0.0.1 port and prints one JSON line
 ``{"ready": true, "port": P, "pid": N}`` once its subscriptions are set up. It exits on
 SIGTERM/SIGINT and when its stdin closes, so a killed benchmark run leaves no orphans.
 
@@ -41,9 +42,19 @@ import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
-from socketio_redis_async import AsyncRedisAdapter
+from socketio_redis_async import AsyncEmitter, AsyncRedisAdapter
 
-from .contenders import EVENT, RAW, build_manager, payload, start_manager, stop_manager
+from .contenders import (
+    EMITTER,
+    EVENT,
+    RAW,
+    UVLOOP,
+    base_contender,
+    build_manager,
+    payload,
+    start_manager,
+    stop_manager,
+)
 from .counting import Counter
 
 SHUTDOWN_SECONDS = 2.0
@@ -122,6 +133,25 @@ class SocketIOServer(Emitter):
         raise web.HTTPBadRequest(text=f"unknown request kind {kind!r}")
 
 
+class EmitterServer(Emitter):
+    """No Socket.IO server: an ``AsyncEmitter`` (a worker process, a cron job) emits."""
+
+    def __init__(self, redis_url: str, key: str) -> None:
+        self.emitter = AsyncEmitter(redis_url, key=key)
+
+    def attach(self, app: web.Application) -> None:
+        pass
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        await self.emitter.aclose()
+
+    async def send(self, seq: int, room: str) -> None:
+        await self.emitter.to(room).emit(EVENT, payload(seq, time.time()))
+
+
 class RawServer(Emitter):
     """redis-py asyncio with hiredis: PUBLISH msgpack, and a subscriber that decodes it."""
 
@@ -171,7 +201,7 @@ class RawServer(Emitter):
         return web.json_response(self.counter.stats())
 
 
-def make_app(server: SocketIOServer | RawServer) -> web.Application:
+def make_app(server: SocketIOServer | RawServer | EmitterServer) -> web.Application:
     app = web.Application()
     server.attach(app)
 
@@ -216,9 +246,13 @@ def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
 
 
 async def serve(contender: str, redis_url: str, key: str) -> None:
-    server: SocketIOServer | RawServer = (
-        RawServer(redis_url, key) if contender == RAW else SocketIOServer(contender, redis_url, key)
-    )
+    server: SocketIOServer | RawServer | EmitterServer
+    if contender == RAW:
+        server = RawServer(redis_url, key)
+    elif base_contender(contender) == EMITTER:
+        server = EmitterServer(redis_url, key)
+    else:
+        server = SocketIOServer(contender, redis_url, key)
     runner = web.AppRunner(make_app(server), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -251,7 +285,12 @@ def main() -> None:
     parser.add_argument("--redis", required=True)
     parser.add_argument("--key", required=True)
     args = parser.parse_args()
-    asyncio.run(serve(args.contender, args.redis, args.key))
+    if args.contender.endswith(UVLOOP):
+        import uvloop
+
+        uvloop.run(serve(args.contender, args.redis, args.key))
+    else:
+        asyncio.run(serve(args.contender, args.redis, args.key))
 
 
 if __name__ == "__main__":

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 from ..cluster import Cluster
 from ..config import Config
-from ..contenders import ADAPTER, NODE, RAW, REDIS_MANAGER
+from ..contenders import ADAPTER, ADAPTER_UVLOOP, NODE, RAW, REDIS_MANAGER
 from ..drivers import RawReceiver, Receiver, ServerHandle, node_available
 from ..measure import blast_run, events_for
 from ..results import Results
 
 THROUGHPUT = "throughput"
 LATENCY = "latency"
-CONTENDERS = (ADAPTER, REDIS_MANAGER, NODE, RAW)
+CONTENDERS = (ADAPTER, ADAPTER_UVLOOP, REDIS_MANAGER, NODE, RAW)
 CONCURRENT = 16  # emitting tasks on A in the supplementary case
 
 
