@@ -192,18 +192,20 @@ class AsyncRedisAdapter(AdapterCore):
         except_rooms: RoomArg | None = None,
         *,
         namespace: str = "/",
+        local: bool = False,
     ) -> list[RemoteSocket]:
         """The sockets in ``rooms`` (all if None) and in no ``except_rooms``, cluster-wide.
 
         Each has ``id``, ``handshake``, ``rooms`` and ``data``, and ``emit``, ``join``,
         ``leave`` and ``disconnect`` methods that work wherever it lives.
+        ``local=True`` returns this server's sockets only (Node's ``io.local.fetchSockets()``).
         """
         selector, excluded = list(rooms_of(rooms)), list(rooms_of(except_rooms))
         found = [
             self._socket_details(namespace, sid)
             for sid, _ in self._recipients(namespace, selector, excluded)
         ]
-        if not self._only_local_sid(namespace, selector):
+        if not local and not self._only_local_sid(namespace, selector):
             request = {"type": codec.REMOTE_FETCH, "opts": {"rooms": selector, "except": excluded}}
             for remote in await cluster.gather(
                 self, namespace, request, lambda r: list(r["sockets"]), what="fetchSockets"
@@ -230,9 +232,12 @@ class AsyncRedisAdapter(AdapterCore):
         except_rooms: RoomArg | None = None,
         *,
         namespace: str = "/",
+        local: bool = False,
     ) -> None:
-        """Make the matching sockets of the cluster join ``rooms`` (Node's ``socketsJoin``)."""
-        await self._sockets_rooms(codec.REMOTE_JOIN, rooms, to, except_rooms, namespace)
+        """Make the matching sockets of the cluster join ``rooms`` (Node's ``socketsJoin``).
+
+        ``local=True`` acts on this server's sockets only."""
+        await self._sockets_rooms(codec.REMOTE_JOIN, rooms, to, except_rooms, namespace, local)
 
     async def sockets_leave(
         self,
@@ -241,9 +246,12 @@ class AsyncRedisAdapter(AdapterCore):
         except_rooms: RoomArg | None = None,
         *,
         namespace: str = "/",
+        local: bool = False,
     ) -> None:
-        """Make the matching sockets of the cluster leave ``rooms`` (Node's ``socketsLeave``)."""
-        await self._sockets_rooms(codec.REMOTE_LEAVE, rooms, to, except_rooms, namespace)
+        """Make the matching sockets of the cluster leave ``rooms`` (Node's ``socketsLeave``).
+
+        ``local=True`` acts on this server's sockets only."""
+        await self._sockets_rooms(codec.REMOTE_LEAVE, rooms, to, except_rooms, namespace, local)
 
     async def disconnect_sockets(
         self,
@@ -252,11 +260,14 @@ class AsyncRedisAdapter(AdapterCore):
         except_rooms: RoomArg | None = None,
         *,
         namespace: str = "/",
+        local: bool = False,
     ) -> None:
-        """Disconnect the matching sockets of the cluster; ``close`` closes their connection."""
+        """Disconnect the matching sockets of the cluster; ``close`` closes their connection.
+
+        ``local=True`` acts on this server's sockets only."""
         selector, excluded = list(rooms_of(to)), list(rooms_of(except_rooms))
         targets = self._recipients(namespace, selector, excluded)
-        if not self._only_local_sid(namespace, selector):
+        if not local and not self._only_local_sid(namespace, selector):
             await self._remote_disconnect(namespace, selector, close, excluded)
         await apply_disconnect(self, namespace, targets, close)
 
@@ -402,6 +413,7 @@ class AsyncRedisAdapter(AdapterCore):
         to: RoomArg | None,
         except_rooms: RoomArg | None,
         namespace: str,
+        local: bool,
     ) -> None:
         target, selector, excluded = (
             list(rooms_of(rooms)),
@@ -409,7 +421,7 @@ class AsyncRedisAdapter(AdapterCore):
             list(rooms_of(except_rooms)),
         )
         apply_rooms(self, namespace, kind == codec.REMOTE_JOIN, selector, excluded, target)
-        if not self._only_local_sid(namespace, selector):
+        if not local and not self._only_local_sid(namespace, selector):
             await self._remote_rooms(kind, namespace, selector, target, excluded)
         if kind == codec.REMOTE_JOIN and self._options.with_channel_multiplexing:
             channels = self._ensure_namespace(namespace)

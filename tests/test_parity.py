@@ -8,10 +8,12 @@ variants of the cluster calls (Node's ``io.local.*``).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from socketio_redis_async import AsyncEmitter
+from tests.cluster import wait_until
 from tests.node_harness import NodeClient
 
 pytestmark = pytest.mark.anyio
@@ -21,7 +23,9 @@ pytestmark = pytest.mark.anyio
 async def make_js_client() -> AsyncIterator[Callable[..., Awaitable[NodeClient]]]:
     clients: list[NodeClient] = []
 
-    async def make(url: str, namespaces: list[str], auth: dict | None = None) -> NodeClient:
+    async def make(
+        url: str, namespaces: list[str], auth: dict[str, Any] | None = None
+    ) -> NodeClient:
         client = await NodeClient.connect(url, namespaces, auth)
         clients.append(client)
         return client
@@ -55,3 +59,74 @@ async def test_close_true_closes_a_node_client_at_once(
         event = await js.wait_event(type="disconnect", nsp=nsp, timeout=15)
         assert event["reason"] == "io server disconnect"
     assert not holder.sids("/") and not holder.sids("/custom")
+
+
+@pytest.fixture
+async def two_servers(make_node, make_client):
+    """Two Python servers, each with one client in namespace /."""
+    a, b = await make_node(), await make_node()
+    return a, b, await make_client(a, name="a"), await make_client(b, name="b")
+
+
+async def test_local_fetch_sockets(two_servers):
+    """fetch_sockets(local=True) and .local.fetch_sockets() return this server's sockets only."""
+    a, _, ca, cb = two_servers
+    assert {s.id for s in await a.adapter.fetch_sockets()} == {ca.sid(), cb.sid()}
+    assert [s.id for s in await a.adapter.fetch_sockets(local=True)] == [ca.sid()]
+    assert [s.id for s in await a.adapter.of("/").local.fetch_sockets()] == [ca.sid()]
+    assert [s.id for s in await a.adapter.to(cb.sid()).local.fetch_sockets()] == []
+
+
+@pytest.mark.parametrize("form", ["keyword", "operator"])
+async def test_local_sockets_join_and_leave(two_servers, form):
+    """sockets_join/sockets_leave with local act on this server's sockets only."""
+    a, b, ca, cb = two_servers
+    if form == "keyword":
+        await a.adapter.sockets_join("solo", local=True)
+    else:
+        await a.adapter.of("/").local.sockets_join("solo")
+    # A cluster-wide join published afterwards: once B applied it, B would have
+    # applied an earlier published local join too.
+    await a.adapter.sockets_join("marker")
+    await wait_until(lambda: "marker" in b.sio.rooms(cb.sid()))
+    assert "solo" in a.sio.rooms(ca.sid())
+    assert "solo" not in b.sio.rooms(cb.sid())
+    await b.adapter.sockets_join("solo")
+    await wait_until(lambda: "solo" in b.sio.rooms(cb.sid()))
+    if form == "keyword":
+        await a.adapter.sockets_leave("solo", local=True)
+    else:
+        await a.adapter.of("/").local.sockets_leave("solo")
+    await a.adapter.sockets_leave("marker")
+    await wait_until(lambda: "marker" not in b.sio.rooms(cb.sid()))
+    assert "solo" not in a.sio.rooms(ca.sid())
+    assert "solo" in b.sio.rooms(cb.sid())
+
+
+@pytest.mark.parametrize("form", ["keyword", "operator"])
+async def test_local_disconnect_sockets(two_servers, form):
+    """disconnect_sockets with local disconnects this server's sockets only."""
+    a, b, ca, cb = two_servers
+    if form == "keyword":
+        await a.adapter.disconnect_sockets(local=True)
+    else:
+        await a.adapter.of("/").local.disconnect_sockets()
+    await ca.disconnected.wait()
+    await a.adapter.sockets_join("marker")
+    await wait_until(lambda: "marker" in b.sio.rooms(cb.sid()))
+    assert not cb.disconnected.is_set()
+    assert b.sids() == {cb.sid()}
+
+
+async def test_operator_cluster_calls_reach_other_servers(two_servers):
+    """Without .local the operator's socket calls act cluster-wide, honouring to/except."""
+    a, b, ca, cb = two_servers
+    await a.adapter.of("/").except_(ca.sid()).sockets_join("op")
+    await wait_until(lambda: "op" in b.sio.rooms(cb.sid()))
+    assert "op" not in a.sio.rooms(ca.sid())
+    assert [s.id for s in await a.adapter.to("op").fetch_sockets()] == [cb.sid()]
+    await a.adapter.to("op").sockets_leave("op")
+    await wait_until(lambda: "op" not in b.sio.rooms(cb.sid()))
+    await a.adapter.to(cb.sid()).disconnect_sockets()
+    await cb.disconnected.wait()
+    assert not ca.disconnected.is_set()
