@@ -105,10 +105,12 @@ class AsyncRedisAdapter(AdapterCore):
 
     async def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
         """Register a new socket; return once its own room's channel is subscribed."""
+        connect = self._connect_auth.get(eio_sid)
+        auth = connect[1] if connect is not None and connect[0] == namespace else None
         channels = self._ensure_namespace(namespace)
         sid: str | None = await super().pre_connect(eio_sid, namespace)
         if sid is not None:
-            self._socket_info[(namespace, sid)] = [time.time(), None]
+            self._socket_info[(namespace, sid)] = [time.time(), None, auth]
         if sid is not None and self._options.with_channel_multiplexing:
             await self._confirm_subscribed([channels.broadcast, channels.room(sid)])
         return sid

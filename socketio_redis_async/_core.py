@@ -7,6 +7,7 @@ adds python-socketio's manager API and the cluster-wide API on top.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import time
@@ -142,6 +143,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         self._pending = PendingRequests()
         self._server_handlers: dict[tuple[str, str], Callable[..., Any]] = {}
         self._socket_info: dict[tuple[str, str], list[Any]] = {}
+        """(namespace, sid) -> [issued, data, auth] of each local socket."""
+        self._connect_auth: dict[str, tuple[str, Any]] = {}
         self.custom_hook: Callable[[Any], Any] | None = None
         """Answers ``custom_request(data)`` on this server; sync or async, returns the answer."""
         self._task: asyncio.Task[None] | None = None
@@ -200,6 +203,39 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             "published": self._publisher.published,
             "publish_batches": self._publisher.batches,
         }
+
+    def set_server(self, server: Any) -> None:
+        """Attach to the server; also watch CONNECT packets for ``handshake.auth``.
+
+        python-socketio hands the CONNECT payload (the client's ``auth``) only to the
+        app's ``connect`` handler. The adapter registers its own Engine.IO ``message``
+        handler, which notes the payload of a CONNECT and calls python-socketio's
+        handler, so ``pre_connect`` can keep it for ``fetch_sockets``.
+        """
+        super().set_server(server)
+        eio = getattr(server, "eio", None)
+        handlers = getattr(eio, "handlers", None)
+        original = handlers.get("message") if isinstance(handlers, dict) else None
+        if eio is None or original is None or not inspect.iscoroutinefunction(original):
+            self.logger.warning(
+                "cannot see this server's CONNECT packets; handshake.auth will be {}"
+            )
+            return
+
+        async def on_message(eio_sid: str, data: Any) -> Any:
+            if not (isinstance(data, str) and data[:1] == "0"):
+                return await original(eio_sid, data)
+            try:
+                pkt = server.packet_class(encoded_packet=data)
+            except Exception:  # malformed: python-socketio's handler deals with it
+                return await original(eio_sid, data)
+            self._connect_auth[eio_sid] = (pkt.namespace or "/", pkt.data)
+            try:
+                return await original(eio_sid, data)
+            finally:
+                self._connect_auth.pop(eio_sid, None)
+
+        eio.on("message", on_message)
 
     def initialize(self) -> None:
         """Start the listener (python-socketio calls this on the first connection)."""
@@ -333,12 +369,12 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         return int(counts[0][1]) if counts else 0
 
     def _socket_details(self, namespace: str, sid: str) -> dict[str, Any]:
-        issued, data = self._socket_info.get((namespace, sid), (time.time(), None))
+        issued, data, auth = self._socket_info.get((namespace, sid), (time.time(), None, None))
         environ = self.server.get_environ(sid, namespace) if self.server is not None else None
         return {
             "id": sid,
             "handshake": build_handshake(
-                environ, issued, None, share_sensitive_headers=self._share_sensitive_headers
+                environ, issued, auth, share_sensitive_headers=self._share_sensitive_headers
             ),
             "rooms": self.get_rooms(sid, namespace),
             "data": data,

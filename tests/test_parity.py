@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from socketio_redis_async import AsyncEmitter
-from tests.cluster import wait_until
-from tests.node_harness import NodeClient
+from tests.cluster import Client, wait_until
+from tests.node_harness import NodeClient, NodeServer
 
 pytestmark = pytest.mark.anyio
 
@@ -130,3 +130,36 @@ async def test_operator_cluster_calls_reach_other_servers(two_servers):
     await a.adapter.to(cb.sid()).disconnect_sockets()
     await cb.disconnected.wait()
     assert not ca.disconnected.is_set()
+
+
+@pytest.fixture
+async def js_server(redis_server, key) -> AsyncIterator[NodeServer]:
+    """A Node server (socket.io + @socket.io/redis-adapter) in the same cluster."""
+    server = await NodeServer.start(redis_server.url, key)
+    yield server
+    await server.aclose()
+    assert server.errors == [], f"the Node server reported errors: {server.errors}"
+
+
+async def test_node_fetch_sockets_sees_auth_of_python_held_sockets(
+    make_node, make_client, make_js_client, js_server
+):
+    """A Node server's fetchSockets() reports handshake.auth of sockets on a Python server."""
+    py = await make_node()
+    js = await make_js_client(py.url, ["/", "/custom"], {"token": "node-t", "n": 1})
+    plain = await make_client(py, ["/"], "plain")
+    with_auth = Client("with-auth")
+    await with_auth.sio.connect(
+        py.url, transports=["websocket"], namespaces=["/"], auth={"user": "py"}, wait_timeout=5
+    )
+    try:
+        found = {s["id"]: s for s in await js_server.cmd("fetchSockets")}
+        assert found[js.sid("/")]["handshake"]["auth"] == {"token": "node-t", "n": 1}
+        assert found[with_auth.sid()]["handshake"]["auth"] == {"user": "py"}
+        assert found[plain.sid()]["handshake"]["auth"] == {}
+        custom = {s["id"]: s for s in await js_server.cmd("fetchSockets", nsp="/custom")}
+        assert custom[js.sid("/custom")]["handshake"]["auth"] == {"token": "node-t", "n": 1}
+        local = {s.id: s for s in await py.adapter.fetch_sockets(local=True)}
+        assert local[with_auth.sid()].handshake["auth"] == {"user": "py"}
+    finally:
+        await with_auth.aclose()
