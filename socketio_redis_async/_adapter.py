@@ -51,6 +51,9 @@ class AsyncRedisAdapter(AdapterCore):
         (default 15); no answer for another interval means reconnect.
     :param share_sensitive_headers: include ``Cookie``/``Authorization`` headers in the
         handshakes that ``fetch_sockets`` answers ship over Redis (default False).
+    :param max_socket_backlog: packets that may wait for one client connection (default
+        10,000); a connection still this far behind after its writer had a turn belongs to
+        a client that stopped reading, and is disconnected. None means no limit.
     :param logger: a ``logging.Logger``; default ``logging.getLogger("socketio_redis_async")``.
     """
 
