@@ -12,6 +12,8 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from . import _codec as codec
 from ._channels import NamespaceChannels, Room
 from ._errors import MalformedMessage
@@ -79,7 +81,10 @@ async def close_connection(adapter: AdapterCore, eio_sid: str) -> None:
         sid = adapter.sid_from_eio_sid(eio_sid, namespace)
         if sid is not None:
             await server.disconnect(sid, namespace=namespace, ignore_queue=True)
-    await server.eio.disconnect(eio_sid)
+    # python-engineio waits until the connection's queue is written out, which a client
+    # that stopped reading never lets happen; the connection is closed either way.
+    with anyio.move_on_after(adapter.requests_timeout):
+        await server.eio.disconnect(eio_sid)
 
 
 def _opts(request: dict[str, Any]) -> tuple[list[Room], list[Room]]:

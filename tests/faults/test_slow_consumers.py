@@ -211,3 +211,21 @@ def test_max_socket_backlog_is_validated(bad):
 
     with pytest.raises((TypeError, ValueError), match="max_socket_backlog"):
         AsyncRedisAdapter(max_socket_backlog=bad)
+
+
+async def test_close_true_on_a_slow_consumer_returns(make_node):
+    """disconnect_sockets(close=True) on a client that stopped reading returns in bound."""
+    holder = await make_node(max_socket_backlog=None, **QUIET_PINGS)
+    slow = await SlowConsumer.connect(holder.port)
+    try:
+        queue = queue_of(holder, slow.eio_sid)
+        with anyio.fail_after(30):
+            while queue.qsize() < 2:
+                await holder.sio.emit("fill", PAYLOAD)
+                await asyncio.sleep(0.001)
+        slow_sid = holder.sio.manager.sid_from_eio_sid(slow.eio_sid, "/")
+        with anyio.fail_after(holder.adapter.requests_timeout + 5):
+            await holder.adapter.disconnect_sockets(close=True, to=slow_sid)
+        assert slow_sid not in holder.sids()
+    finally:
+        slow.close()
