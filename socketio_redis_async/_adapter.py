@@ -22,7 +22,7 @@ from ._operator import (
     check_room,
     rooms_of,
 )
-from ._options import check_seconds
+from ._options import check_bool, check_seconds
 from ._sockets import RemoteSocket
 
 
@@ -205,6 +205,7 @@ class AsyncRedisAdapter(AdapterCore):
         ``leave`` and ``disconnect`` methods that work wherever it lives.
         ``local=True`` returns this server's sockets only (Node's ``io.local.fetchSockets()``).
         """
+        check_bool("local", local)
         selector, excluded = list(rooms_of(rooms)), list(rooms_of(except_rooms))
         found = [
             self._socket_details(namespace, sid)
@@ -270,6 +271,7 @@ class AsyncRedisAdapter(AdapterCore):
         """Disconnect the matching sockets of the cluster; ``close`` closes their connection.
 
         ``local=True`` acts on this server's sockets only."""
+        check_bool("local", local)
         selector, excluded = list(rooms_of(to)), list(rooms_of(except_rooms))
         targets = self._recipients(namespace, selector, excluded)
         if not local and not self._only_local_sid(namespace, selector):
@@ -420,6 +422,7 @@ class AsyncRedisAdapter(AdapterCore):
         namespace: str,
         local: bool,
     ) -> None:
+        check_bool("local", local)
         target, selector, excluded = (
             list(rooms_of(rooms)),
             list(rooms_of(to)),

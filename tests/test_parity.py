@@ -7,12 +7,15 @@ variants of the cluster calls (Node's ``io.local.*``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 import pytest
 
 from socketio_redis_async import AsyncEmitter
+from socketio_redis_async._backlog import VOLATILE_BACKLOG
 from tests.cluster import Client, wait_until
 from tests.node_harness import NodeClient, NodeServer
 
@@ -163,3 +166,40 @@ async def test_node_fetch_sockets_sees_auth_of_python_held_sockets(
         assert local[with_auth.sid()].handshake["auth"] == {"user": "py"}
     finally:
         await with_auth.aclose()
+
+
+async def test_local_must_be_a_bool(two_servers):
+    """local= takes True or False and says so."""
+    a = two_servers[0]
+    with pytest.raises(TypeError, match="local"):
+        await a.adapter.fetch_sockets(local="yes")
+    with pytest.raises(TypeError, match="local"):
+        await a.adapter.sockets_join("r", local=1)
+    with pytest.raises(TypeError, match="local"):
+        await a.adapter.disconnect_sockets(local=None)
+
+
+async def test_node_volatile_broadcast_skips_backed_up_python_socket(
+    make_node, make_client, js_server
+):
+    """A Node server's volatile emit skips a backed-up socket on a Python server."""
+    from tests.faults.test_slow_consumers import PAYLOAD, QUIET_PINGS, SlowConsumer, queue_of
+
+    holder = await make_node(**QUIET_PINGS)
+    slow = await SlowConsumer.connect(holder.port)
+    healthy = await make_client(holder, name="healthy")
+    try:
+        queue = queue_of(holder, slow.eio_sid)
+        with anyio.fail_after(30):
+            while queue.qsize() < 2 * VOLATILE_BACKLOG:
+                await holder.sio.emit("fill", PAYLOAD)
+                await asyncio.sleep(0.001)
+        waiting = queue.qsize()
+        await js_server.cmd("emit", event="v-node", args=[], volatile=True)
+        await js_server.cmd("emit", event="after", args=[])
+        await healthy.wait_for("v-node")
+        await healthy.wait_for("after")
+        assert queue.qsize() == waiting + 1
+        assert holder.adapter.stats["volatile_skipped"] == 1
+    finally:
+        slow.close()
