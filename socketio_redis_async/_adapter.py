@@ -22,7 +22,7 @@ from ._operator import (
     check_room,
     rooms_of,
 )
-from ._options import check_seconds
+from ._options import check_bool, check_seconds
 from ._sockets import RemoteSocket
 
 
@@ -51,6 +51,9 @@ class AsyncRedisAdapter(AdapterCore):
         (default 15); no answer for another interval means reconnect.
     :param share_sensitive_headers: include ``Cookie``/``Authorization`` headers in the
         handshakes that ``fetch_sockets`` answers ship over Redis (default False).
+    :param max_socket_backlog: packets that may wait for one client connection (default
+        10,000); a connection still this far behind after its writer had a turn belongs to
+        a client that stopped reading, and is disconnected. None means no limit.
     :param logger: a ``logging.Logger``; default ``logging.getLogger("socketio_redis_async")``.
     """
 
@@ -105,10 +108,12 @@ class AsyncRedisAdapter(AdapterCore):
 
     async def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
         """Register a new socket; return once its own room's channel is subscribed."""
+        connect = self._connect_auth.get(eio_sid)
+        auth = connect[1] if connect is not None and connect[0] == namespace else None
         channels = self._ensure_namespace(namespace)
         sid: str | None = await super().pre_connect(eio_sid, namespace)
         if sid is not None:
-            self._socket_info[(namespace, sid)] = [time.time(), None]
+            self._socket_info[(namespace, sid)] = [time.time(), None, auth]
         if sid is not None and self._options.with_channel_multiplexing:
             await self._confirm_subscribed([channels.broadcast, channels.room(sid)])
         return sid
@@ -192,18 +197,21 @@ class AsyncRedisAdapter(AdapterCore):
         except_rooms: RoomArg | None = None,
         *,
         namespace: str = "/",
+        local: bool = False,
     ) -> list[RemoteSocket]:
         """The sockets in ``rooms`` (all if None) and in no ``except_rooms``, cluster-wide.
 
         Each has ``id``, ``handshake``, ``rooms`` and ``data``, and ``emit``, ``join``,
         ``leave`` and ``disconnect`` methods that work wherever it lives.
+        ``local=True`` returns this server's sockets only (Node's ``io.local.fetchSockets()``).
         """
+        check_bool("local", local)
         selector, excluded = list(rooms_of(rooms)), list(rooms_of(except_rooms))
         found = [
             self._socket_details(namespace, sid)
             for sid, _ in self._recipients(namespace, selector, excluded)
         ]
-        if not self._only_local_sid(namespace, selector):
+        if not local and not self._only_local_sid(namespace, selector):
             request = {"type": codec.REMOTE_FETCH, "opts": {"rooms": selector, "except": excluded}}
             for remote in await cluster.gather(
                 self, namespace, request, lambda r: list(r["sockets"]), what="fetchSockets"
@@ -230,9 +238,12 @@ class AsyncRedisAdapter(AdapterCore):
         except_rooms: RoomArg | None = None,
         *,
         namespace: str = "/",
+        local: bool = False,
     ) -> None:
-        """Make the matching sockets of the cluster join ``rooms`` (Node's ``socketsJoin``)."""
-        await self._sockets_rooms(codec.REMOTE_JOIN, rooms, to, except_rooms, namespace)
+        """Make the matching sockets of the cluster join ``rooms`` (Node's ``socketsJoin``).
+
+        ``local=True`` acts on this server's sockets only."""
+        await self._sockets_rooms(codec.REMOTE_JOIN, rooms, to, except_rooms, namespace, local)
 
     async def sockets_leave(
         self,
@@ -241,9 +252,12 @@ class AsyncRedisAdapter(AdapterCore):
         except_rooms: RoomArg | None = None,
         *,
         namespace: str = "/",
+        local: bool = False,
     ) -> None:
-        """Make the matching sockets of the cluster leave ``rooms`` (Node's ``socketsLeave``)."""
-        await self._sockets_rooms(codec.REMOTE_LEAVE, rooms, to, except_rooms, namespace)
+        """Make the matching sockets of the cluster leave ``rooms`` (Node's ``socketsLeave``).
+
+        ``local=True`` acts on this server's sockets only."""
+        await self._sockets_rooms(codec.REMOTE_LEAVE, rooms, to, except_rooms, namespace, local)
 
     async def disconnect_sockets(
         self,
@@ -252,11 +266,15 @@ class AsyncRedisAdapter(AdapterCore):
         except_rooms: RoomArg | None = None,
         *,
         namespace: str = "/",
+        local: bool = False,
     ) -> None:
-        """Disconnect the matching sockets of the cluster; ``close`` closes their connection."""
+        """Disconnect the matching sockets of the cluster; ``close`` closes their connection.
+
+        ``local=True`` acts on this server's sockets only."""
+        check_bool("local", local)
         selector, excluded = list(rooms_of(to)), list(rooms_of(except_rooms))
         targets = self._recipients(namespace, selector, excluded)
-        if not self._only_local_sid(namespace, selector):
+        if not local and not self._only_local_sid(namespace, selector):
             await self._remote_disconnect(namespace, selector, close, excluded)
         await apply_disconnect(self, namespace, targets, close)
 
@@ -402,14 +420,16 @@ class AsyncRedisAdapter(AdapterCore):
         to: RoomArg | None,
         except_rooms: RoomArg | None,
         namespace: str,
+        local: bool,
     ) -> None:
+        check_bool("local", local)
         target, selector, excluded = (
             list(rooms_of(rooms)),
             list(rooms_of(to)),
             list(rooms_of(except_rooms)),
         )
         apply_rooms(self, namespace, kind == codec.REMOTE_JOIN, selector, excluded, target)
-        if not self._only_local_sid(namespace, selector):
+        if not local and not self._only_local_sid(namespace, selector):
             await self._remote_rooms(kind, namespace, selector, target, excluded)
         if kind == codec.REMOTE_JOIN and self._options.with_channel_multiplexing:
             channels = self._ensure_namespace(namespace)

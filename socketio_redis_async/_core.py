@@ -7,6 +7,7 @@ adds python-socketio's manager API and the cluster-wide API on top.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import time
@@ -21,6 +22,14 @@ from redis.asyncio.connection import AbstractConnection
 
 from . import _codec as codec
 from ._acks import AckRequests
+from ._backlog import (
+    CHECK_EVERY,
+    DEFAULT_MAX_SOCKET_BACKLOG,
+    VOLATILE_BACKLOG,
+    abort_connection,
+    backlog,
+    check_backlog,
+)
 from ._channels import NamespaceChannels, Room
 from ._clients import async_client
 from ._errors import (
@@ -52,6 +61,7 @@ EVENT_TYPE = 2  # socket.io EVENT packet type
 _MESSAGE = eio_packet.MESSAGE
 
 Recipients = list[tuple[str, str]]
+_WRITER_TURNS = 8  # loop turns python-engineio's writer needs to take a queued batch
 
 
 _TEXT_PACKET = socketio.packet.Packet
@@ -90,6 +100,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         max_message_size: int = 8 * 1024 * 1024,
         health_check_interval: float = 15.0,
         share_sensitive_headers: bool = False,
+        max_socket_backlog: int | None = DEFAULT_MAX_SOCKET_BACKLOG,
         logger: logging.Logger | None = None,
     ) -> None:
         super().__init__()
@@ -110,6 +121,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             ),
             max_message_size=check_size("max_message_size", max_message_size),
             health_check_interval=check_seconds("health_check_interval", health_check_interval),
+            max_socket_backlog=check_backlog(max_socket_backlog),
         )
         self._share_sensitive_headers = check_bool(
             "share_sensitive_headers", share_sensitive_headers
@@ -143,6 +155,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         self._pending = PendingRequests()
         self._server_handlers: dict[tuple[str, str], Callable[..., Any]] = {}
         self._socket_info: dict[tuple[str, str], list[Any]] = {}
+        """(namespace, sid) -> [issued, data, auth] of each local socket."""
+        self._connect_auth: dict[str, tuple[str, Any]] = {}
         self.custom_hook: Callable[[Any], Any] | None = None
         """Answers ``custom_request(data)`` on this server; sync or async, returns the answer."""
         self._task: asyncio.Task[None] | None = None
@@ -150,6 +164,11 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         self._dropped = 0
         self._echo = ("", b"")
         self._last_drop_log = -1e9
+        self._slow: set[str] = set()
+        self._backlog_countdown = 1
+        self._slow_consumers = 0
+        self._volatile_skipped = 0
+        self._last_slow_log = -1e9
 
     @property
     def uid(self) -> str:
@@ -200,7 +219,42 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             "pending_requests": len(self._pending),
             "published": self._publisher.published,
             "publish_batches": self._publisher.batches,
+            "slow_consumers_disconnected": self._slow_consumers,
+            "volatile_skipped": self._volatile_skipped,
         }
+
+    def set_server(self, server: Any) -> None:
+        """Attach to the server; also watch CONNECT packets for ``handshake.auth``.
+
+        python-socketio hands the CONNECT payload (the client's ``auth``) only to the
+        app's ``connect`` handler. The adapter registers its own Engine.IO ``message``
+        handler, which notes the payload of a CONNECT and calls python-socketio's
+        handler, so ``pre_connect`` can keep it for ``fetch_sockets``.
+        """
+        super().set_server(server)
+        eio = getattr(server, "eio", None)
+        handlers = getattr(eio, "handlers", None)
+        original = handlers.get("message") if isinstance(handlers, dict) else None
+        if eio is None or original is None or not inspect.iscoroutinefunction(original):
+            self.logger.warning(
+                "cannot see this server's CONNECT packets; handshake.auth will be {}"
+            )
+            return
+
+        async def on_message(eio_sid: str, data: Any) -> Any:
+            if not (isinstance(data, str) and data[:1] == "0"):
+                return await original(eio_sid, data)
+            try:
+                pkt = server.packet_class(encoded_packet=data)
+            except Exception:  # malformed: python-socketio's handler deals with it
+                return await original(eio_sid, data)
+            self._connect_auth[eio_sid] = (pkt.namespace or "/", pkt.data)
+            try:
+                return await original(eio_sid, data)
+            finally:
+                self._connect_auth.pop(eio_sid, None)
+
+        eio.on("message", on_message)
 
     def initialize(self) -> None:
         """Start the listener (python-socketio calls this on the first connection)."""
@@ -280,7 +334,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         if not local and not self._only_local_sid(nsp, rooms):
             payload = codec.encode_broadcast(self.uid, nsp, data, rooms, except_rooms, flags)
             self._publisher.check_size(payload)
-        await self._deliver(nsp, data, self._recipients(nsp, rooms, except_rooms))
+        recipients = self._recipients(nsp, rooms, except_rooms)
+        await self._deliver(nsp, data, recipients, volatile=flags.get("volatile") is True)
         if payload is not None:
             await self._publish(self._ensure_namespace(nsp).for_rooms(rooms), payload)
 
@@ -334,12 +389,12 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         return int(counts[0][1]) if counts else 0
 
     def _socket_details(self, namespace: str, sid: str) -> dict[str, Any]:
-        issued, data = self._socket_info.get((namespace, sid), (time.time(), None))
+        issued, data, auth = self._socket_info.get((namespace, sid), (time.time(), None, None))
         environ = self.server.get_environ(sid, namespace) if self.server is not None else None
         return {
             "id": sid,
             "handshake": build_handshake(
-                environ, issued, None, share_sensitive_headers=self._share_sensitive_headers
+                environ, issued, auth, share_sensitive_headers=self._share_sensitive_headers
             ),
             "rooms": self.get_rooms(sid, namespace),
             "data": data,
@@ -377,9 +432,20 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         return list(members.items())
 
     async def _deliver(
-        self, nsp: str, data: list[Any], recipients: Recipients, binary: bool | None = None
+        self,
+        nsp: str,
+        data: list[Any],
+        recipients: Recipients,
+        binary: bool | None = None,
+        volatile: bool = False,
     ) -> None:
-        """Encode the packet once and hand the same bytes to every recipient."""
+        """Encode the packet once and hand the same bytes to every recipient.
+
+        Slow consumers are left out and disconnected; a volatile packet also skips
+        connections that are behind (Node drops it when the transport is not writable).
+        """
+        if recipients and (volatile or self._backlog_due()):
+            recipients = await self._writable(recipients, volatile)
         if not recipients:
             return
         packet_class = self.server.packet_class
@@ -398,6 +464,84 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         pkt = eio_packet.Packet(_MESSAGE, encoded)
         for _, eio_sid in recipients:
             await send(eio_sid, pkt)
+
+    def _backlog_due(self) -> bool:
+        """Whether this delivery checks the recipients' backlog (every CHECK_EVERY-th)."""
+        if self._options.max_socket_backlog is None:
+            return False
+        self._backlog_countdown -= 1
+        if self._backlog_countdown > 0:
+            return False
+        self._backlog_countdown = CHECK_EVERY
+        return True
+
+    async def _writable(self, recipients: Recipients, volatile: bool) -> Recipients:
+        """The recipients minus slow consumers (disconnected) and, for a volatile packet,
+        minus the connections that are behind."""
+        limit = self._options.max_socket_backlog
+        if volatile:
+            floor = VOLATILE_BACKLOG if limit is None else min(limit, VOLATILE_BACKLOG)
+        else:
+            assert limit is not None
+            floor = limit
+        get = self.server.eio.sockets.get
+        behind = {eio for _, eio in recipients if backlog(get(eio)) >= floor}
+        if not behind:
+            return recipients
+        skip = set()
+        for eio_sid in behind:
+            waiting = backlog(get(eio_sid))
+            if eio_sid in self._slow:
+                skip.add(eio_sid)  # being disconnected
+            elif limit is not None and waiting >= limit:
+                waiting = await self._settle(get, eio_sid, limit)
+                if waiting >= limit:
+                    self._slow_consumer(eio_sid, waiting)
+                    skip.add(eio_sid)
+            if volatile and eio_sid not in skip and waiting >= VOLATILE_BACKLOG:
+                self._volatile_skipped += 1
+                skip.add(eio_sid)
+        return [pair for pair in recipients if pair[1] not in skip]
+
+    @staticmethod
+    async def _settle(get: Callable[[str], Any], eio_sid: str, limit: int) -> int:
+        """The backlog once the connection's writer had a chance to run.
+
+        A burst from this very task (emits that never yield) fills even a healthy
+        queue; its writer empties it within a few loop turns, a blocked one never does.
+        """
+        waiting = limit
+        for _ in range(_WRITER_TURNS):
+            await asyncio.sleep(0)
+            waiting = backlog(get(eio_sid))
+            if waiting < limit:
+                break
+        return waiting
+
+    def _slow_consumer(self, eio_sid: str, waiting: int) -> None:
+        """Disconnect a connection whose client does not read what it is sent."""
+        if eio_sid in self._slow:
+            return
+        self._slow.add(eio_sid)
+        self._slow_consumers += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._last_slow_log >= 1.0:
+            self._last_slow_log = now
+            self.logger.warning(
+                "disconnecting slow consumer %s: %d packets waiting (max_socket_backlog=%s); "
+                "%d disconnected so far",
+                eio_sid,
+                waiting,
+                self._options.max_socket_backlog,
+                self._slow_consumers,
+            )
+        self._spawn(self._abort_slow(eio_sid))
+
+    async def _abort_slow(self, eio_sid: str) -> None:
+        try:
+            await abort_connection(self.server, eio_sid)
+        finally:
+            self._slow.discard(eio_sid)
 
     async def _deliver_with_acks(
         self,
@@ -599,7 +743,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         if msg.uid == uid or msg.nsp != channels.nsp:
             return
         recipients = self._recipients(msg.nsp, msg.rooms, msg.except_rooms)
-        await self._deliver(channels.nsp, msg.data, recipients, msg.binary)
+        volatile = msg.flags.get("volatile") is True
+        await self._deliver(channels.nsp, msg.data, recipients, msg.binary, volatile)
 
     async def _on_response(self, response: dict[str, Any]) -> None:
         if not self._acks.on_response(response):

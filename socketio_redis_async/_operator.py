@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._channels import Room
 from ._codec import RESERVED_EVENTS
+
+if TYPE_CHECKING:
+    from ._sockets import RemoteSocket
 
 RoomArg = Room | Iterable[Room]
 _S = TypeVar("_S", bound="Selection")
@@ -120,6 +123,22 @@ class BroadcastTarget(Protocol):
         local: bool,
     ) -> None: ...
 
+    async def fetch_sockets(
+        self, rooms: Any, except_rooms: Any, *, namespace: str, local: bool
+    ) -> list[RemoteSocket]: ...
+
+    async def sockets_join(
+        self, rooms: Any, to: Any, except_rooms: Any, *, namespace: str, local: bool
+    ) -> None: ...
+
+    async def sockets_leave(
+        self, rooms: Any, to: Any, except_rooms: Any, *, namespace: str, local: bool
+    ) -> None: ...
+
+    async def disconnect_sockets(
+        self, close: bool, to: Any, except_rooms: Any, *, namespace: str, local: bool
+    ) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class BroadcastOperator(Selection):
@@ -130,14 +149,13 @@ class BroadcastOperator(Selection):
 
     @property
     def local(self) -> BroadcastOperator:
-        """Deliver to this server's sockets only; nothing goes to Redis."""
+        """Act on this server's sockets only; nothing goes to Redis (Node's ``.local``)."""
         return replace(self, is_local=True)
 
     async def emit(self, event: str, *args: Any) -> None:
         """Send ``event`` with ``args`` to every matching socket in the cluster."""
         check_event(event)
-        assert self._target is not None, "create operators with adapter.to() / adapter.of()"
-        await self._target._broadcast(
+        await self._adapter()._broadcast(
             self.nsp,
             [event, *args],
             list(self.rooms),
@@ -149,3 +167,31 @@ class BroadcastOperator(Selection):
     async def send(self, *args: Any) -> None:
         """Emit the ``message`` event."""
         await self.emit("message", *args)
+
+    def _adapter(self) -> BroadcastTarget:
+        assert self._target is not None, "create operators with adapter.to() / adapter.of()"
+        return self._target
+
+    async def fetch_sockets(self) -> list[RemoteSocket]:
+        """The matching sockets (Node's ``fetchSockets()``; with ``.local``, this server's)."""
+        return await self._adapter().fetch_sockets(
+            self.rooms, self.except_rooms, namespace=self.nsp, local=self.is_local
+        )
+
+    async def sockets_join(self, rooms: RoomArg) -> None:
+        """Make the matching sockets join ``rooms`` (Node's ``socketsJoin()``)."""
+        await self._adapter().sockets_join(
+            rooms, self.rooms, self.except_rooms, namespace=self.nsp, local=self.is_local
+        )
+
+    async def sockets_leave(self, rooms: RoomArg) -> None:
+        """Make the matching sockets leave ``rooms`` (Node's ``socketsLeave()``)."""
+        await self._adapter().sockets_leave(
+            rooms, self.rooms, self.except_rooms, namespace=self.nsp, local=self.is_local
+        )
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect the matching sockets (Node's ``disconnectSockets()``)."""
+        await self._adapter().disconnect_sockets(
+            close, self.rooms, self.except_rooms, namespace=self.nsp, local=self.is_local
+        )

@@ -104,3 +104,4 @@ class Options:
     with_channel_multiplexing: bool
     max_message_size: int
     health_check_interval: float
+    max_socket_backlog: int | None

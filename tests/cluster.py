@@ -36,12 +36,14 @@ class Node:
     async def start(cls, redis_url: str, key: str, **adapter_options: Any) -> Node:
         adapter_options.setdefault("requests_timeout", 2)
         namespaces = adapter_options.pop("namespaces", NAMESPACES)
+        server_options = adapter_options.pop("server_options", {})
         adapter = AsyncRedisAdapter(redis_url, key=key, **adapter_options)
         sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=adapter,
             namespaces=namespaces,
             transports=["websocket"],
+            **server_options,
         )
         app = web.Application()
         sio.attach(app)

@@ -159,3 +159,69 @@ class NodeServer:
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
+
+
+class NodeClient:
+    """A real socket.io-client (tests/interop/client.js): one websocket, several namespaces."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.events: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def connect(
+        cls, url: str, namespaces: list[str], auth: dict[str, Any] | None = None
+    ) -> NodeClient:
+        """Start the client and wait until every namespace is connected."""
+        node = require_node()
+        proc = await asyncio.create_subprocess_exec(
+            node,
+            str(INTEROP / "client.js"),
+            url,
+            json.dumps(auth or {}),
+            *namespaces,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        client = cls(proc)
+        for nsp in namespaces:
+            await client.wait_event(type="connect", nsp=nsp, timeout=20)
+        return client
+
+    def sid(self, nsp: str = "/") -> str:
+        sid: str = self.matching(type="connect", nsp=nsp)[-1]["sid"]
+        return sid
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            self.events.append(json.loads(line))
+            self._changed.set()
+
+    def matching(self, **fields: Any) -> list[dict[str, Any]]:
+        """Events whose fields equal ``fields``."""
+        return [e for e in self.events if all(e.get(k) == v for k, v in fields.items())]
+
+    async def wait_event(self, timeout: float = 10, **fields: Any) -> dict[str, Any]:
+        """Wait for the first event matching ``fields`` and return it."""
+        with anyio.fail_after(timeout):
+            while not self.matching(**fields):
+                self._changed.clear()
+                await self._changed.wait()
+        return self.matching(**fields)[0]
+
+    async def aclose(self) -> None:
+        if self.proc.returncode is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            with anyio.move_on_after(5):
+                await self.proc.wait()
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
