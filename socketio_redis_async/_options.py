@@ -98,3 +98,4 @@ class Options:
     with_channel_multiplexing: bool
     max_message_size: int
     health_check_interval: float
+    publish_timeout: float
