@@ -39,9 +39,11 @@ class Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
         self.records: list[tuple[float, int, str]] = []
+        self.tracebacks = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append((time.monotonic(), record.levelno, record.getMessage()))
+        self.tracebacks += record.exc_info is not None
 
     def first(self, text: str, after: float) -> float | None:
         return next((t for t, _, m in self.records if t >= after and text in m), None)
@@ -143,6 +145,7 @@ async def test_frozen_redis_bounds_emits_backlog_and_detection(own_redis, key, r
     assert peak[0] <= rate * (timeout + SLACK)
     assert peak[1] <= 4 * 8 * 1024 * 1024
     assert all(t is not None for t in detected), "the frozen link was not logged"
+    assert records_a.tracebacks == records_b.tracebacks == 0  # one line each, no traceback
     detection = max(t - frozen_at for t in detected if t is not None)
     assert detection <= 2.5 * interval + SLACK
     reliability.record(
