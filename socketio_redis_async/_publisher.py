@@ -11,8 +11,8 @@ queued); a batch that is not answered by its oldest message's deadline fails wit
 ``PublishError``, and its connection is dropped (its reply stream is unknown), so the
 next batch reconnects, the handshake included, within its own deadline. Any other error,
 even an unexpected one such as a corrupt reply, fails only the batch it hit. The bytes
-waiting (queued or in flight) are bounded too: past ``max_backlog`` a publish fails at
-once instead of growing memory while Redis does not answer.
+waiting (queued or in flight) are bounded too: past 4 x ``max_message_size`` a publish
+fails at once instead of growing memory while Redis does not answer.
 """
 
 from __future__ import annotations
@@ -50,14 +50,13 @@ class Publisher:
         max_message_size: int,
         where: str,
         timeout: float = 5.0,
-        max_backlog: int | None = None,
         ready: Callable[[float], Awaitable[object]] | None = None,
     ) -> None:
         self._connect = connect
         self._max = max_message_size
         self._where = where
         self._timeout = timeout
-        self._max_backlog = max_backlog if max_backlog is not None else 4 * max_message_size
+        self._max_backlog = 4 * max_message_size  # bytes queued or in flight
         # Before reconnecting, wait (at most the given seconds) for this process's own
         # subscriptions: after a Redis restart, re-subscribe first, then publish.
         self._ready = ready
@@ -90,7 +89,7 @@ class Publisher:
         """PUBLISH ``payload``; return how many subscribers received it.
 
         Raises PublishError within ``timeout`` seconds if Redis does not answer, and at
-        once if more than ``max_backlog`` bytes are already waiting.
+        once if more than 4 x ``max_message_size`` bytes are already waiting.
         """
         if self._closed:
             raise AdapterClosedError("cannot publish: the adapter is closed")
