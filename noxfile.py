@@ -1,4 +1,7 @@
-"""Sessions: tests, faults, lint, typecheck, demo, bench.  ``nox -s tests`` is the test command."""
+"""Sessions: tests, faults, tests-redis-floor, lint, typecheck, demo, bench.
+
+``nox -s tests`` is the test command.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +46,31 @@ def faults(session: nox.Session) -> None:
     session.install(".", *nox.project.dependency_groups(PYPROJECT, "tests"))
     env = {"SOCKETIO_REDIS_RELIABILITY": str(ROOT / "RELIABILITY.md")}
     session.run("pytest", "tests/faults", *session.posargs, env=env)
+
+
+def _redis_py_floor() -> str:
+    """The lowest redis-py that pyproject.toml allows (``redis[hiredis]>=X``)."""
+    for requirement in PYPROJECT["project"]["dependencies"]:
+        name, _, floor = requirement.partition(">=")
+        if name.split("[")[0] == "redis":
+            return floor
+    raise RuntimeError("no redis>= requirement in pyproject.toml")
+
+
+@nox.session(name="tests-redis-floor")
+def tests_redis_floor(session: nox.Session) -> None:
+    """The core and fault tests on the lowest redis-py pyproject.toml allows.
+
+    The adapter reads redis-py's connection internals (``_reader``,
+    ``send_packed_command(check_health=False)``, ``disconnect(nowait=True)``); this keeps
+    them honest on the oldest release users may have.
+    """
+    session.install(".", *nox.project.dependency_groups(PYPROJECT, "tests"))
+    session.install(f"redis[hiredis]=={_redis_py_floor()}")
+    session.run("python", "-c", "import redis; print('redis-py', redis.__version__)")
+    core = ["test_lifecycle", "test_cluster", "test_broadcast", "test_remote", "test_wire"]
+    core += ["test_emitter", "test_cli", "test_auth"]
+    session.run("pytest", "tests/faults", *(f"tests/{name}.py" for name in core), *session.posargs)
 
 
 @nox.session(name="tests-embedded-redis")

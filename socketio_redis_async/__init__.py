@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from ._adapter import AsyncRedisAdapter
 from ._emitter import AsyncEmitter, AsyncEmitterOperator, Emitter, EmitterOperator
-from ._errors import AdapterClosedError, PublishError, RedisAdapterError, RequestTimeoutError
+from ._errors import (
+    AdapterClosedError,
+    PublishError,
+    RedisAdapterError,
+    RedisCommandError,
+    RequestTimeoutError,
+)
 from ._handlers import CUSTOM_REQUEST_EVENT
+from ._health import AdapterHealth
 from ._operator import BroadcastOperator
 from ._sockets import RemoteSocket
 
 __all__ = [
     "AdapterClosedError",
+    "AdapterHealth",
     "AsyncEmitter",
     "AsyncEmitterOperator",
     "AsyncRedisAdapter",
@@ -20,6 +28,7 @@ __all__ = [
     "EmitterOperator",
     "PublishError",
     "RedisAdapterError",
+    "RedisCommandError",
     "RemoteSocket",
     "RequestTimeoutError",
     "__version__",

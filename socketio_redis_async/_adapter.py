@@ -47,14 +47,23 @@ class AsyncRedisAdapter(AdapterCore):
     :param ack_timeout: seconds an ack from a client on another server is waited for
         (default 60, python-socketio's ``call()`` default); the entry is dropped afterwards.
     :param max_message_size: largest message published or accepted, in bytes (default 8 MiB).
+        At most four times this many bytes may wait to be published; past that an emit
+        fails at once with PublishError.
     :param health_check_interval: seconds of silence on the pub/sub connection before a PING
-        (default 15); no answer for another interval means reconnect.
+        (default 2); no answer for another interval means the link is dead: it is logged
+        and re-established.
     :param share_sensitive_headers: include ``Cookie``/``Authorization`` headers in the
         handshakes that ``fetch_sockets`` answers ship over Redis (default False).
     :param max_socket_backlog: packets that may wait for one client connection (default
         10,000); a connection still this far behind after its writer had a turn belongs to
         a client that stopped reading, and is disconnected. None means no limit.
     :param logger: a ``logging.Logger``; default ``logging.getLogger("socketio_redis_async")``.
+    :param publish_timeout: seconds an emit may wait for Redis to accept its PUBLISH
+        (default 5); past that it fails with PublishError and the connection is re-opened.
+    :param on_connection_change: ``callback(subscribed)``, sync or async, run in a task the
+        adapter owns: ``False`` when the pub/sub link to Redis is lost or cannot be made
+        (messages from other servers are being missed), ``True`` once it is back and every
+        subscription is confirmed (re-sync what may have been missed). See ``health()``.
     """
 
     def of(self, namespace: str) -> BroadcastOperator:

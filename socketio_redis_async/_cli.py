@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from typing import Any
 
+import anyio
 import redis
 import redis.asyncio
 
@@ -24,8 +25,9 @@ from . import _codec as codec
 from ._acks import new_request_id
 from ._channels import NamespaceChannels, glob_escape
 from ._clients import async_client
+from ._commands import redis_call
 from ._emitter import Emitter
-from ._errors import MalformedMessage, PublishError, RedisAdapterError
+from ._errors import MalformedMessage, RedisAdapterError
 from ._operator import check_namespace
 from ._options import DEFAULT_KEY, DEFAULT_URL, check_url, redact_url
 
@@ -92,7 +94,9 @@ def _cmd_emit(args: argparse.Namespace) -> int:
             values.append(json.loads(raw))
         except ValueError as exc:
             raise CliError(f"argument {i} ({raw!r}) is not valid JSON: {exc}", 2) from None
-    with Emitter(args.url, key=args.key, namespace=args.namespace) as emitter:
+    with Emitter(
+        args.url, key=args.key, namespace=args.namespace, publish_timeout=args.timeout
+    ) as emitter:
         receivers = emitter.to(args.to).except_(args.except_).emit(args.event, *values)
     target = f"rooms {', '.join(args.to)}" if args.to else f"namespace {emitter.namespace}"
     _out(
@@ -111,12 +115,11 @@ async def _ask(
     client = async_client(args.url)
     pubsub = client.pubsub()
     try:
-        await pubsub.subscribe(channels.response)
-        expected = int((await client.pubsub_numsub(channels.request))[0][1])
+        await _call(args, pubsub.subscribe(channels.response), "SUBSCRIBE")
+        expected = int((await _call(args, client.pubsub_numsub(channels.request), "NUMSUB"))[0][1])
         request_id = new_request_id()
-        await client.publish(
-            channels.request, codec.dump_json({"requestId": request_id, **request})
-        )
+        payload = codec.dump_json({"requestId": request_id, **request})
+        await _call(args, client.publish(channels.request, payload), "PUBLISH")
         answers: list[dict[str, Any]] = []
         deadline = time.monotonic() + args.timeout
         while len(answers) < expected and (left := deadline - time.monotonic()) > 0:
@@ -136,18 +139,31 @@ async def _ask(
             )
         return answers, expected
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
-        await client.aclose()
+        await _close(pubsub, client)
+
+
+async def _call(args: argparse.Namespace, call: Any, what: str) -> Any:
+    """One Redis command, bounded by ``--timeout``; failures become RedisCommandError."""
+    where = redact_url(args.url)
+    return await redis_call(call, what=f"{what} failed", where=where, timeout=args.timeout)
+
+
+async def _close(*resources: Any) -> None:
+    with anyio.move_on_after(2):
+        for resource in resources:
+            await resource.aclose()
 
 
 async def _servers(args: argparse.Namespace) -> int:
     channels = NamespaceChannels.build(args.key, args.namespace)
     client = async_client(args.url)
     try:
-        count = int((await client.pubsub_numsub(channels.request))[0][1])
-        uids = channels.uids(await client.pubsub_channels(channels.uid_pattern))
+        count = int((await _call(args, client.pubsub_numsub(channels.request), "NUMSUB"))[0][1])
+        uids = channels.uids(
+            await _call(args, client.pubsub_channels(channels.uid_pattern), "PUBSUB CHANNELS")
+        )
     finally:
-        await client.aclose()
+        await _close(client)
     lines = [f"{count} server(s) on namespace {args.namespace} (key {args.key})"]
     lines += [f"  {uid}" for uid in uids]
     _out(args, "\n".join(lines), {"count": count, "uids": uids})
@@ -244,7 +260,11 @@ async def _monitor(args: argparse.Namespace) -> int:
     key = glob_escape(args.key)
     seen = 0
     try:
-        await pubsub.psubscribe(f"{key}#*", f"{key}-request#*", f"{key}-response#*")
+        await _call(
+            args,
+            pubsub.psubscribe(f"{key}#*", f"{key}-request#*", f"{key}-response#*"),
+            "PSUBSCRIBE",
+        )
         print(
             f"monitoring {redact_url(args.url)} key {args.key} (Ctrl-C to stop)",
             file=sys.stderr,
@@ -268,8 +288,7 @@ async def _monitor(args: argparse.Namespace) -> int:
             ]
             _out(args, "  ".join(str(f) for f in fields), entry)
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
-        await client.aclose()
+        await _close(pubsub, client)
     return 0
 
 
@@ -295,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         message, code = str(exc), exc.code
     except (ValueError, TypeError) as exc:
         message, code = str(exc), 2
-    except (redis.RedisError, OSError, PublishError, RedisAdapterError) as exc:
+    except RedisAdapterError as exc:  # RedisCommandError, PublishError: the URL is in it
+        message, code = str(exc), 1
+    except (redis.RedisError, OSError) as exc:
         message, code = f"Redis at {redact_url(args.url)}: {exc}", 1
     print(f"socketio-redis: error: {message}", file=sys.stderr)
     return code

@@ -113,29 +113,31 @@ class _SentinelRedis(redis.Redis):
             client.close()
 
 
-def async_client(url: str) -> redis.asyncio.Redis:
-    """A ``redis.asyncio.Redis`` for any URL this package accepts."""
+def async_client(url: str, **options: Any) -> redis.asyncio.Redis:
+    """A ``redis.asyncio.Redis`` for any URL this package accepts, with extra client
+    ``options`` (``socket_timeout``...; for Sentinel they also reach the sentinels when
+    their name starts with ``socket_``, as redis-py does)."""
     if is_sentinel_url(url):
         target = parse_sentinel_url(url)
         sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-            list(target.sentinels), **target.connection_kwargs()
+            list(target.sentinels), **target.connection_kwargs(), **options
         )
         client: redis.asyncio.Redis = sentinel.master_for(
             target.service, redis_class=_AsyncSentinelRedis
         )
         return client
-    return redis.asyncio.Redis.from_url(plain_url(url))
+    return redis.asyncio.Redis.from_url(plain_url(url), **options)
 
 
-def sync_client(url: str) -> redis.Redis:
-    """A synchronous ``redis.Redis`` for any URL this package accepts."""
+def sync_client(url: str, **options: Any) -> redis.Redis:
+    """A synchronous ``redis.Redis`` for any URL this package accepts (see async_client)."""
     if is_sentinel_url(url):
         target = parse_sentinel_url(url)
         sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-            list(target.sentinels), **target.connection_kwargs()
+            list(target.sentinels), **target.connection_kwargs(), **options
         )
         sync: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
             target.service, redis_class=_SentinelRedis
         )
         return sync
-    return redis.Redis.from_url(plain_url(url))
+    return redis.Redis.from_url(plain_url(url), **options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from ._commands import redis_call
 from ._errors import RequestTimeoutError
 from ._requests import Extract
 
@@ -15,7 +16,13 @@ if TYPE_CHECKING:
 async def live_servers(adapter: AdapterCore, namespace: str) -> list[str]:
     """Uids of the servers listening on their own response channel (Python, Node >= 7.1)."""
     channels = adapter._ensure_namespace(namespace)
-    return channels.uids(await adapter.pub_client.pubsub_channels(channels.uid_pattern))
+    found = await redis_call(
+        adapter.pub_client.pubsub_channels(channels.uid_pattern),
+        what="PUBSUB CHANNELS failed",
+        where=adapter._where,
+        timeout=adapter.requests_timeout,
+    )
+    return channels.uids(found)
 
 
 async def gather(

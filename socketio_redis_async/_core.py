@@ -32,12 +32,14 @@ from ._backlog import (
 )
 from ._channels import NamespaceChannels, Room
 from ._clients import async_client
+from ._commands import redis_call
 from ._errors import (
     AdapterClosedError,
     MalformedMessage,
-    RedisAdapterError,
+    RedisCommandError,
 )
 from ._handlers import HANDLERS
+from ._health import AdapterHealth, ConnectionCallback, health_of, notify
 from ._operator import (
     check_room,
 )
@@ -98,10 +100,12 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         with_channel_multiplexing: bool = True,
         ack_timeout: float = 60.0,
         max_message_size: int = 8 * 1024 * 1024,
-        health_check_interval: float = 15.0,
+        health_check_interval: float = 2.0,
         share_sensitive_headers: bool = False,
         max_socket_backlog: int | None = DEFAULT_MAX_SOCKET_BACKLOG,
         logger: logging.Logger | None = None,
+        publish_timeout: float = 5.0,
+        on_connection_change: ConnectionCallback | None = None,
     ) -> None:
         super().__init__()
         for name, client in (("pub_client", pub_client), ("sub_client", sub_client)):
@@ -111,6 +115,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
                 )
         if logger is not None and not isinstance(logger, logging.Logger):
             raise TypeError("logger must be a logging.Logger")
+        if on_connection_change is not None and not callable(on_connection_change):
+            raise TypeError("on_connection_change must be a function taking one bool")
         self._options = Options(
             url=resolve_url(url, host, port),
             key=check_key(key),
@@ -122,6 +128,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             max_message_size=check_size("max_message_size", max_message_size),
             health_check_interval=check_seconds("health_check_interval", health_check_interval),
             max_socket_backlog=check_backlog(max_socket_backlog),
+            publish_timeout=check_seconds("publish_timeout", publish_timeout),
         )
         self._share_sensitive_headers = check_bool(
             "share_sensitive_headers", share_sensitive_headers
@@ -138,17 +145,21 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         self._routes: dict[bytes, tuple[int, NamespaceChannels]] = {}
         self._pattern_routes: dict[bytes, NamespaceChannels] = {}
         self._room_refs: dict[str, int] = {}
+        self._on_connection_change = on_connection_change
         self._subscriber = Subscriber(
             self._open_sub_connection,
             self._on_message,
             logger=self.logger,
             where=self._where,
             health_check_interval=self._options.health_check_interval,
+            on_change=self._connection_changed,
         )
         self._publisher = Publisher(
             self._open_pub_connection,
             max_message_size=self._options.max_message_size,
             where=self._where,
+            timeout=self._options.publish_timeout,
+            ready=self._subscriber.ready,
         )
         self._acks = AckRequests(self._spawn)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -221,6 +232,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             "publish_batches": self._publisher.batches,
             "slow_consumers_disconnected": self._slow_consumers,
             "volatile_skipped": self._volatile_skipped,
+            "publish_failures": self._publisher.failures,
+            "publish_backlog_bytes": self._publisher.backlog_bytes,
         }
 
     def set_server(self, server: Any) -> None:
@@ -256,6 +269,14 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
 
         eio.on("message", on_message)
 
+    def health(self) -> AdapterHealth:
+        """A snapshot of the adapter's link to Redis, for health checks and dashboards."""
+        return health_of(self._subscriber, self._publisher, self._options.health_check_interval)
+
+    def _connection_changed(self, subscribed: bool) -> None:
+        if self._on_connection_change is not None:
+            self._spawn(notify(self._on_connection_change, subscribed))
+
     def initialize(self) -> None:
         """Start the listener (python-socketio calls this on the first connection)."""
         if self._closed:
@@ -273,7 +294,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
 
         Call it from the ASGI lifespan / aiohttp ``on_startup`` so that the server
         receives cross-server traffic before its first client connects.
-        Raises :class:`RedisAdapterError` if Redis does not answer within
+        Raises :class:`RedisCommandError` if Redis does not answer within
         ``requests_timeout`` (the listener keeps retrying in the background).
         """
         if self.server is None:
@@ -285,7 +306,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         if not await self._subscriber.wait(
             self._subscriber.channels, self.requests_timeout, self._subscriber.patterns
         ):
-            raise RedisAdapterError(
+            raise RedisCommandError(
                 f"Redis at {self._where} did not confirm the subscriptions within "
                 f"{self.requests_timeout:g} s; is it running? (the adapter keeps retrying)"
             )
@@ -312,7 +333,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
                 (self._owns_sub, self._sub_client),
             ):
                 if owned and client is not None:
-                    await client.aclose()
+                    with anyio.move_on_after(self.requests_timeout):
+                        await client.aclose()
 
     async def __aenter__(self: _Self) -> _Self:
         await self.start()
@@ -385,7 +407,12 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
     async def server_count(self, *, namespace: str = "/") -> int:
         """How many servers serve ``namespace`` (``PUBSUB NUMSUB`` on its request channel)."""
         channel = self._ensure_namespace(namespace).request
-        counts = await self.pub_client.pubsub_numsub(channel)
+        counts = await redis_call(
+            self.pub_client.pubsub_numsub(channel),
+            what="PUBSUB NUMSUB failed",
+            where=self._where,
+            timeout=self.requests_timeout,
+        )
         return int(counts[0][1]) if counts else 0
 
     def _socket_details(self, namespace: str, sid: str) -> dict[str, Any]:
@@ -684,7 +711,18 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             client_name=f"socketio-redis-async:{self.uid}:{role}",
         )
         conn: AbstractConnection = pool.connection_class(**kwargs)
-        await conn.connect()  # type: ignore[no-untyped-call]
+        try:
+            # Bounded, the handshake included: a frozen Redis accepts TCP but never answers.
+            await redis_call(
+                conn.connect(),  # type: ignore[no-untyped-call]
+                what=f"cannot open the {role} connection",
+                where=self._where,
+                timeout=self.requests_timeout,
+            )
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await conn.disconnect(nowait=True)
+            raise
         return conn
 
     async def _on_message(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:

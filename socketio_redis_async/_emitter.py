@@ -5,6 +5,11 @@ Wire-compatible with Node's ``@socket.io/redis-emitter`` 5.x: broadcasts are msg
 operations are JSON requests without uid on ``K-request#N#``. ``Emitter`` uses the
 synchronous redis-py client (Celery tasks, Django views, cron jobs); ``AsyncEmitter``
 uses ``redis.asyncio``. Both are immutable chains, like the adapter's operators.
+
+Every publish is bounded by ``publish_timeout`` (default 5 s) and fails with
+``PublishError`` past it. ``AsyncEmitter`` bounds each call itself; the synchronous
+``Emitter`` can only bound its own client's sockets, so a ``redis.Redis`` passed as
+``client`` keeps its own ``socket_timeout`` (give it one).
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import redis.asyncio
 from . import _codec as codec
 from ._channels import NamespaceChannels
 from ._clients import async_client, sync_client
+from ._commands import redis_call
 from ._errors import AdapterClosedError, PublishError
 from ._operator import RoomArg, Selection, check_event, check_namespace, rooms_of
-from ._options import DEFAULT_URL, check_key, check_url, redact_url
+from ._options import DEFAULT_URL, check_key, check_seconds, check_url, redact_url
 
 EMITTER_UID = "emitter"
 
@@ -77,10 +83,6 @@ def server_side_message(key: str, nsp: str, event: str, args: tuple[Any, ...]) -
     _no_callbacks(args)
     request = {"uid": EMITTER_UID, "type": codec.SERVER_SIDE_EMIT, "data": [event, *args]}
     return NamespaceChannels.build(key, nsp).request, codec.dump_json(request)
-
-
-def _publish_error(where: str, exc: Exception) -> PublishError:
-    return PublishError(f"could not publish to Redis at {where}: {type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,13 @@ class _EmitterBase:
     _client: Any
 
     def __init__(
-        self, url: str | None, client: Any, client_type: Any, key: str, namespace: str
+        self,
+        url: str | None,
+        client: Any,
+        client_type: Any,
+        key: str,
+        namespace: str,
+        publish_timeout: float,
     ) -> None:
         if url is not None and client is not None:
             raise ValueError("pass either url or client, not both")
@@ -155,9 +163,13 @@ class _EmitterBase:
         self.url = check_url(url) if url is not None else DEFAULT_URL
         self.key = check_key(key)
         self.namespace = check_namespace(namespace)
+        self.publish_timeout = check_seconds("publish_timeout", publish_timeout)
         self._owns_client = client is None
-        make = sync_client if client_type is redis.Redis else async_client
-        self._client = client if client is not None else make(self.url)
+        if client is None:
+            timeout = self.publish_timeout
+            make = sync_client if client_type is redis.Redis else async_client
+            client = make(self.url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._client = client
         self._where = redact_url(self.url) if client is None else repr(client)
         self._closed = False
 
@@ -180,6 +192,8 @@ class Emitter(_EmitterBase):
     :param client: an existing ``redis.Redis`` instead of a URL (never closed by the emitter).
     :param key: channel prefix, default ``socket.io``.
     :param namespace: namespace, default ``/``.
+    :param publish_timeout: seconds a publish may take before it fails with PublishError
+        (default 5); applied to the emitter's own client only.
     """
 
     def __init__(
@@ -189,8 +203,9 @@ class Emitter(_EmitterBase):
         client: redis.Redis | None = None,
         key: str = "socket.io",
         namespace: str = "/",
+        publish_timeout: float = 5.0,
     ) -> None:
-        super().__init__(url, client, redis.Redis, key, namespace)
+        super().__init__(url, client, redis.Redis, key, namespace, publish_timeout)
 
     def of(self, namespace: str) -> Emitter:
         """The same emitter for another namespace (a missing leading ``/`` is added)."""
@@ -245,8 +260,10 @@ class Emitter(_EmitterBase):
         self._check_open()
         try:
             return int(self._client.publish(channel, payload))
-        except redis.RedisError as exc:
-            raise _publish_error(self._where, exc) from exc
+        except (redis.RedisError, OSError) as exc:
+            raise PublishError(
+                f"could not publish: Redis at {self._where}: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def close(self) -> None:
         """Close the Redis client if the emitter created it."""
@@ -264,7 +281,8 @@ class Emitter(_EmitterBase):
 class AsyncEmitter(_EmitterBase):
     """asyncio emitter (redis.asyncio). ``await AsyncEmitter(url).to("r").emit("ev", data)``.
 
-    Same parameters as :class:`Emitter`; ``client`` is a ``redis.asyncio.Redis``.
+    Same parameters as :class:`Emitter`; ``client`` is a ``redis.asyncio.Redis``, and
+    ``publish_timeout`` bounds every publish, whichever client is used.
     """
 
     def __init__(
@@ -274,8 +292,9 @@ class AsyncEmitter(_EmitterBase):
         client: redis.asyncio.Redis | None = None,
         key: str = "socket.io",
         namespace: str = "/",
+        publish_timeout: float = 5.0,
     ) -> None:
-        super().__init__(url, client, redis.asyncio.Redis, key, namespace)
+        super().__init__(url, client, redis.asyncio.Redis, key, namespace, publish_timeout)
 
     def of(self, namespace: str) -> AsyncEmitter:
         """The same emitter for another namespace (a missing leading ``/`` is added)."""
@@ -328,10 +347,14 @@ class AsyncEmitter(_EmitterBase):
 
     async def _publish(self, channel: str, payload: bytes) -> int:
         self._check_open()
-        try:
-            return int(await self._client.publish(channel, payload))
-        except redis.RedisError as exc:
-            raise _publish_error(self._where, exc) from exc
+        count = await redis_call(
+            self._client.publish(channel, payload),
+            what="could not publish",
+            where=self._where,
+            timeout=self.publish_timeout,
+            error=PublishError,
+        )
+        return int(count)
 
     async def aclose(self) -> None:
         """Close the Redis client if the emitter created it."""

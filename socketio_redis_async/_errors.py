@@ -3,7 +3,8 @@
 Hierarchy::
 
     RedisAdapterError
-     ├── PublishError          a PUBLISH to Redis failed; nothing was sent to other servers
+     ├── RedisCommandError     a Redis command failed, was refused, or did not answer in time
+     │    └── PublishError     a PUBLISH failed or timed out; not known to be delivered
      ├── AdapterClosedError    the adapter or emitter was used after ``aclose()``
      ├── RequestTimeoutError   other servers did not all answer in time (also a TimeoutError)
      └── MalformedMessage      internal: a message read from Redis failed validation
@@ -18,10 +19,20 @@ class RedisAdapterError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
-class PublishError(RedisAdapterError):
-    """Raised when a message could not be published to Redis.
+class RedisCommandError(RedisAdapterError):
+    """A Redis command failed, was refused, or did not answer in time; the cause is chained.
 
-    Local delivery (if any) has already happened; other servers got nothing.
+    The message names the Redis URL with any password redacted; ``__cause__`` holds the
+    redis-py or OS error (or the ``TimeoutError`` of the bound that expired).
+    """
+
+
+class PublishError(RedisCommandError):
+    """Raised when a message could not be published to Redis within ``publish_timeout``.
+
+    Local delivery (if any) has already happened. Other servers got nothing, unless Redis
+    ran the command and only its answer was lost (a timeout, a corrupt reply, a dropped
+    connection): then the message may still have been delivered.
     """
 
 

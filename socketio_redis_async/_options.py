@@ -105,3 +105,4 @@ class Options:
     max_message_size: int
     health_check_interval: float
     max_socket_backlog: int | None
+    publish_timeout: float

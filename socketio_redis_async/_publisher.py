@@ -5,13 +5,21 @@ own result, so a failed publish is raised to the caller that asked for it
 (``PublishError``), never only logged. Messages queued while a batch is in flight are
 sent together as the next batch: one write and one read for many messages, which is what
 keeps Redis CPU per message low under load.
+
+Faults are bounded. Every message has a deadline (``publish_timeout`` after it was
+queued); a batch that is not answered by its oldest message's deadline fails with
+``PublishError``, and its connection is dropped (its reply stream is unknown), so the
+next batch reconnects, the handshake included, within its own deadline. Any other error,
+even an unexpected one such as a corrupt reply, fails only the batch it hit. The bytes
+waiting (queued or in flight) are bounded too: past 4 x ``max_message_size`` a publish
+fails at once instead of growing memory while Redis does not answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 from redis.asyncio.connection import AbstractConnection
@@ -22,9 +30,14 @@ try:
 except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
     hiredis = None  # type: ignore[assignment]
 
-from ._errors import AdapterClosedError, PublishError
+from ._errors import AdapterClosedError, PublishError, RedisCommandError
 
-_Item = tuple[bytes, bytes, "asyncio.Future[int]"]
+
+class _Item(NamedTuple):
+    channel: bytes
+    payload: bytes
+    future: asyncio.Future[int]
+    deadline: float
 
 
 class Publisher:
@@ -36,10 +49,17 @@ class Publisher:
         *,
         max_message_size: int,
         where: str,
+        timeout: float = 5.0,
+        ready: Callable[[float], Awaitable[object]] | None = None,
     ) -> None:
         self._connect = connect
         self._max = max_message_size
         self._where = where
+        self._timeout = timeout
+        self._max_backlog = 4 * max_message_size  # bytes queued or in flight
+        # Before reconnecting, wait (at most the given seconds) for this process's own
+        # subscriptions: after a Redis restart, re-subscribe first, then publish.
+        self._ready = ready
         self._conn: AbstractConnection | None = None
         self._parser: Any = None
         self._queue: list[_Item] = []
@@ -50,6 +70,11 @@ class Publisher:
         self._closed = False
         self.batches = 0
         self.published = 0
+        self.failures = 0
+        self.backlog_bytes = 0
+        self.backlog_entries = 0
+        self.last_error: tuple[float, str | None] = (0.0, None)  # (loop time, text)
+        self.last_success = 0.0  # loop time of the last answered batch
 
     def check_size(self, payload: bytes) -> None:
         """Raise ValueError if ``payload`` is larger than the configured limit."""
@@ -61,15 +86,33 @@ class Publisher:
             )
 
     async def publish(self, channel: str, payload: bytes) -> int:
-        """PUBLISH ``payload``; return how many subscribers received it."""
+        """PUBLISH ``payload``; return how many subscribers received it.
+
+        Raises PublishError within ``timeout`` seconds if Redis does not answer, and at
+        once if more than 4 x ``max_message_size`` bytes are already waiting.
+        """
         if self._closed:
             raise AdapterClosedError("cannot publish: the adapter is closed")
         self.check_size(payload)
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append((channel.encode(), payload, fut))
+        size = len(channel) + len(payload)
+        if self.backlog_bytes + size > self._max_backlog and self.backlog_entries:
+            error = PublishError(
+                f"cannot publish to Redis at {self._where}: {self.backlog_bytes} bytes in "
+                f"{self.backlog_entries} messages are already waiting for it (limit "
+                f"{self._max_backlog} bytes, 4 x max_message_size); Redis is slow or "
+                "unreachable"
+            )
+            self.failures += 1
+            self.last_error = (self._now(), str(error))
+            raise error
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int] = loop.create_future()
+        self._queue.append(_Item(channel.encode(), payload, fut, loop.time() + self._timeout))
+        self.backlog_bytes += size
+        self.backlog_entries += 1
         self._idle.clear()
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run(), name="socketio-redis-async publisher")
         self._wake.set()
         return await fut
 
@@ -78,7 +121,7 @@ class Publisher:
         self._closed = True
         with anyio.CancelScope(shield=True):
             if self._task is not None and not self._task.done():
-                with anyio.move_on_after(5):
+                with anyio.move_on_after(self._timeout + 1):
                     await self._idle.wait()
             if self._task is not None:
                 self._task.cancel()
@@ -94,33 +137,73 @@ class Publisher:
             while self._queue:
                 batch, self._queue = self._queue, []
                 try:
-                    replies = await self._send(batch)
-                except PublishError as exc:
-                    self._fail(batch, exc)
-                    continue
-                except BaseException:
-                    self._fail(batch, PublishError("publishing was cancelled"))
-                    raise
-                for (_, _, fut), reply in zip(batch, replies, strict=True):
-                    if fut.done():
-                        continue
-                    if isinstance(reply, int):
-                        fut.set_result(reply)
-                    else:
-                        fut.set_exception(PublishError(f"Redis refused PUBLISH: {reply}"))
+                    await self._flush(batch)
+                finally:
+                    self.backlog_entries -= len(batch)
+                    self.backlog_bytes -= sum(len(i.channel) + len(i.payload) for i in batch)
             self._idle.set()
 
-    @staticmethod
-    def _fail(batch: list[_Item], error: BaseException) -> None:
-        for _, _, fut in batch:
-            if not fut.done():
-                fut.set_exception(error)
+    async def _flush(self, batch: list[_Item]) -> None:
+        """Send one batch and settle every future in it, whatever happens."""
+        now = asyncio.get_running_loop().time()
+        live = [item for item in batch if not item.future.done()]
+        late = [item for item in live if item.deadline <= now]
+        if late:
+            self._fail(late, self._timeout_error("waiting behind an unanswered batch"))
+            live = [item for item in live if item.deadline > now]
+        if not live:
+            return
+        try:
+            with anyio.fail_after(min(item.deadline for item in live) - now):
+                replies = await self._send(live)
+        except TimeoutError as exc:
+            await self._drop_connection()
+            error = self._timeout_error("no answer")
+            error.__cause__ = exc
+            self._fail(live, error)
+            return
+        except PublishError as exc:
+            self._fail(live, exc)
+            return
+        except Exception as exc:  # e.g. hiredis.ProtocolError on a corrupt reply
+            error = PublishError(
+                f"could not publish to Redis at {self._where}: {type(exc).__name__}: {exc}"
+            )
+            error.__cause__ = exc
+            self._fail(live, error)
+            return
+        except BaseException:
+            self._fail(live, PublishError("publishing was cancelled"))
+            raise
+        self.last_success = asyncio.get_running_loop().time()
+        for item, reply in zip(live, replies, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(reply, int):
+                item.future.set_result(reply)
+            else:
+                self._fail([item], PublishError(f"Redis refused PUBLISH: {reply}"))
+
+    def _timeout_error(self, what: str) -> PublishError:
+        return PublishError(
+            f"could not publish to Redis at {self._where} within publish_timeout="
+            f"{self._timeout:g} s ({what}); the connection is dropped and re-opened"
+        )
+
+    def _fail(self, batch: list[_Item], error: BaseException) -> None:
+        if batch and isinstance(error, PublishError):
+            self.last_error = (self._now(), str(error))
+        for item in batch:
+            if not item.future.done():
+                if isinstance(error, PublishError):
+                    self.failures += 1
+                item.future.set_exception(error)
 
     async def _send(self, batch: list[_Item]) -> list[Any]:
         packed = b"".join(
             b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
-            % (len(channel), channel, len(payload), payload)
-            for channel, payload, _ in batch
+            % (len(item.channel), item.channel, len(item.payload), item.payload)
+            for item in batch
         )
         try:
             conn = self._conn
@@ -134,8 +217,16 @@ class Publisher:
             if conn is None:
                 conn = self._conn = await self._connect()
                 self._parser = hiredis.Reader() if hiredis is not None else None
+                if self._ready is not None:
+                    # Redis is back: let this process re-subscribe before it publishes
+                    # again, but never spend more than half of what is left waiting.
+                    left = min(item.deadline for item in batch) - self._now()
+                    await self._ready(min(left / 2, 2.0))
                 await conn.send_packed_command(packed, check_health=False)
             replies = await self._replies(conn, len(batch))
+        except RedisCommandError as exc:  # from the bounded connect
+            await self._drop_connection()
+            raise PublishError(f"could not publish: {exc}") from exc.__cause__
         except (RedisError, OSError) as exc:
             await self._drop_connection()
             raise PublishError(
@@ -147,6 +238,10 @@ class Publisher:
         self.batches += 1
         self.published += len(batch)
         return replies
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
 
     async def _replies(self, conn: AbstractConnection, count: int) -> list[Any]:
         """Read ``count`` replies; error replies are returned, not raised."""

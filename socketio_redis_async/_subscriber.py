@@ -7,10 +7,14 @@ thousands of joins costs a handful of round trips. ``wait`` resolves once Redis 
 confirmed the SUBSCRIBE that was sent *after* the wait began, so a message published
 after it returns is delivered.
 
-If the connection fails, ``run`` logs it, waits a capped, jittered backoff, reconnects
+If the connection fails, ``run`` logs it (one line, no traceback), waits a short
+jittered backoff (0.1-0.2 s at first, capped at 1 s while Redis stays down), reconnects
 and re-subscribes everything; it only ends when cancelled. A PING goes out after
 ``health_check_interval`` seconds of silence, and a connection that stays silent for
-another interval is treated as dead.
+another interval is treated as dead, so a frozen Redis is detected and logged within
+2.5 intervals. ``on_change(subscribed)`` is called on every change between "every wanted
+channel is confirmed" and "the link is down"; ``ready()`` lets the publisher wait for
+the re-subscription after a reconnect.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ MessageHandler = Callable[[bytes, bytes, "bytes | None"], Awaitable[None]]
 
 _CHUNK = 1000
 _BACKOFF_BASE = 0.1
-_BACKOFF_CAP = 10.0
+_BACKOFF_CAP = 1.0
+_GRACE = 0.2  # what a reconnect and a SUBSCRIBE take, added to the backoff cap
+_LOG_EVERY = 30.0  # while Redis stays down, repeat the error at most this often (seconds)
 
 
 class _Subscriptions:
@@ -98,6 +104,10 @@ class _Subscriptions:
             commands.append([self.unsubscribe, *chunk])
         return commands
 
+    def confirmed(self) -> int:
+        """How many sent subscriptions Redis has confirmed."""
+        return sum(1 for name in self._sent if name not in self._inflight)
+
     def confirm(self, name: str) -> None:
         batches = self._inflight.get(name)
         if not batches:
@@ -119,6 +129,7 @@ class Subscriber:
         logger: logging.Logger,
         where: str,
         health_check_interval: float,
+        on_change: Callable[[bool], None] | None = None,
     ) -> None:
         self._connect = connect
         self._handler = handler
@@ -134,6 +145,45 @@ class Subscriber:
         self._last_read = 0.0
         self.reconnects = 0
         self.handler_errors = 0
+        self.last_error: tuple[float, str | None] = (0.0, None)  # (loop time, text)
+        self.running = False
+        self.subscribed = False  # connected, and every wanted subscription confirmed
+        self._announced: bool | None = None
+        self._on_change = on_change
+        self._resubscribed = asyncio.Event()
+        self._lost_at: float | None = None
+        self._reconnected_at: float | None = None
+        self._last_log = -1e9
+
+    @property
+    def last_contact(self) -> float | None:
+        """Loop time of the last data read from the pub/sub connection (None: never)."""
+        return self._last_read or None
+
+    def confirmed(self) -> tuple[int, int]:
+        """(channels and patterns Redis confirmed, channels and patterns wanted)."""
+        wanted = len(self._channels.wanted) + len(self._patterns.wanted)
+        if not self.connected:
+            return 0, wanted
+        return self._channels.confirmed() + self._patterns.confirmed(), wanted
+
+    async def ready(self, timeout: float) -> bool:
+        """Before publishing on a new connection: re-subscribe first, cluster-wide.
+
+        Waits (at most ``timeout`` s) until this subscriber is re-subscribed and, if it
+        reconnected recently, until one backoff cap has passed since: every other server
+        retries at least that often, so a message published after that finds them
+        subscribed again instead of being silently lost. True if subscribed (or the
+        listener is not running, so there is nothing to wait for).
+        """
+        with anyio.move_on_after(max(timeout, 0)):
+            if self.running and not self.subscribed:
+                await self._resubscribed.wait()
+            if self._reconnected_at is not None:
+                hold = self._reconnected_at + _BACKOFF_CAP + _GRACE - _now()
+                if hold > 0:
+                    await anyio.sleep(hold)
+        return self.subscribed or not self.running
 
     @property
     def channels(self) -> frozenset[str]:
@@ -158,7 +208,7 @@ class Subscriber:
         self._patterns.want(pattern)
 
     async def wait(
-        self, channels: Iterable[str], timeout: float, patterns: Iterable[str] = ()
+        self, channels: Iterable[str], timeout: float | None, patterns: Iterable[str] = ()
     ) -> bool:
         """Wait until Redis confirms ``channels`` and ``patterns``; False on timeout."""
         futures = [self._channels.waiter(name) for name in channels]
@@ -173,6 +223,13 @@ class Subscriber:
 
     async def run(self) -> None:
         """Stay connected and subscribed until cancelled."""
+        self.running = True
+        try:
+            await self._run()
+        finally:
+            self.running = False
+
+    async def _run(self) -> None:
         failures = 0
         while True:
             try:
@@ -185,6 +242,7 @@ class Subscriber:
                 continue
             if failures:
                 self.reconnects += 1
+                self._reconnected_at = _now()
                 self._logger.warning(
                     "reconnected to Redis at %s; re-subscribing %d channels and %d patterns",
                     self._where,
@@ -200,6 +258,8 @@ class Subscriber:
                 if self.stopping:
                     raise
                 failures += 1
+                self._lost_at = asyncio.get_running_loop().time()
+                self.connected = False
                 await self._backoff(failures, "lost the pub/sub connection to", exc)
             finally:
                 self.connected = False
@@ -208,18 +268,52 @@ class Subscriber:
 
     async def _backoff(self, failures: int, what: str, exc: BaseException) -> None:
         self.failing = True
+        self.last_error = (
+            asyncio.get_running_loop().time(),
+            f"{what} Redis at {self._where}: {_describe(exc)}",
+        )
+        self._set_subscribed(False)
         delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** min(failures, 16))
         delay *= random.uniform(0.5, 1.0)
-        self._logger.error(
-            "%s Redis at %s (%s); cross-server messages are NOT delivered until it is back; "
-            "retrying in %.2f s (attempt %d)",
-            what,
-            self._where,
-            _describe(exc),
-            delay,
-            failures,
-        )
+        now = asyncio.get_running_loop().time()
+        if failures <= 3 or now - self._last_log >= _LOG_EVERY:
+            self._last_log = now
+            self._logger.error(
+                "%s Redis at %s (%s); cross-server messages are NOT delivered until it is "
+                "back; retrying in %.2f s (attempt %d)",
+                what,
+                self._where,
+                _describe(exc),
+                delay,
+                failures,
+            )
         await anyio.sleep(delay)
+
+    def _set_subscribed(self, subscribed: bool) -> None:
+        self.subscribed = subscribed
+        if subscribed:
+            self._resubscribed.set()
+        else:
+            self._resubscribed.clear()
+        if self._announced is not subscribed:
+            self._announced = subscribed
+            if self._on_change is not None:
+                self._on_change(subscribed)
+
+    async def _announce(self) -> None:
+        """Once a new connection has every wanted subscription confirmed, say so."""
+        await self.wait(self.channels, None, self.patterns)
+        if self._lost_at is not None:
+            self._logger.warning(
+                "re-subscribed to %d channels on Redis at %s, %.1f s after the link was "
+                "lost; messages other servers published meanwhile were not received",
+                len(self._channels.wanted) + len(self._patterns.wanted),
+                self._where,
+                asyncio.get_running_loop().time() - self._lost_at,
+            )
+            self._lost_at = None
+        self.failing = False
+        self._set_subscribed(True)
 
     async def _serve(self, conn: AbstractConnection) -> None:
         self._channels.reset()
@@ -231,6 +325,7 @@ class Subscriber:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._write, conn)
             tg.start_soon(self._watch, conn)
+            tg.start_soon(self._announce)
             await self._read(conn)
 
     async def _write(self, conn: AbstractConnection) -> None:
@@ -297,6 +392,10 @@ class Subscriber:
         except Exception:
             self.handler_errors += 1
             self._logger.exception("error while handling a message from channel %r", channel)
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

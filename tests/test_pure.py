@@ -169,6 +169,9 @@ def test_passwords_never_appear_in_redacted_urls():
         ({"max_message_size": 0}, ValueError, "max_message_size"),
         ({"pub_client": "redis://x"}, TypeError, "redis.asyncio.Redis"),
         ({"logger": "log"}, TypeError, "logging.Logger"),
+        ({"publish_timeout": 0}, ValueError, "publish_timeout must be"),
+        ({"publish_timeout": None}, TypeError, "publish_timeout must be a number"),
+        ({"on_connection_change": True}, TypeError, "on_connection_change must be a function"),
     ],
 )
 def test_adapter_options_are_validated(kwargs, error, match):
@@ -206,3 +209,21 @@ def test_fast_event_encoding_matches_python_socketio(nsp, data):
 
     expected = packet.Packet(packet.EVENT, data=data, namespace=nsp).encode()
     assert encode_event_text(packet.Packet.json, nsp, data) == expected
+
+
+def test_health_of_an_adapter_that_never_started():
+    """health() works outside the event loop and reports an unstarted adapter as unhealthy."""
+    health = AsyncRedisAdapter().health()
+    assert not health.healthy and not health.connected
+    assert (health.subscribed_channels, health.reconnects, health.publish_failures) == (0, 0, 0)
+    assert health.seconds_since_contact is None and health.last_error is None
+
+
+def test_emitter_publish_timeout_is_validated():
+    """Emitters refuse a publish_timeout that is not a positive number of seconds."""
+    from socketio_redis_async import AsyncEmitter, Emitter
+
+    with pytest.raises(ValueError, match="publish_timeout must be"):
+        Emitter(publish_timeout=0)
+    with pytest.raises(TypeError, match="publish_timeout must be a number"):
+        AsyncEmitter(publish_timeout="5")  # type: ignore[arg-type]
