@@ -5,9 +5,11 @@ them; requests and responses are JSON, except BROADCAST (7) and BROADCAST_ACK (9
 are msgpack. Receivers tell the two apart by the first byte (``{`` means JSON).
 
 Decoding never builds anything but plain data: dict, list, str, int, float, bool, None
-and bytes. Extension types map as Node's notepack does: ext -1 (timestamp, notepack 3)
-becomes an ISO-8601 string like JavaScript's ``Date.toJSON()``; ext 0 (ArrayBuffer,
-notepack 2) becomes bytes, and its one-byte form ``d4 00 00`` (``undefined``) None.
+and bytes, nested at most ``MAX_DEPTH`` levels, with map keys that JSON can encode (str,
+int, float, bool, None), so that delivering it to clients cannot fail. Extension types
+map as Node's notepack does: ext -1 (timestamp, notepack 3) becomes an ISO-8601 string
+like JavaScript's ``Date.toJSON()``; ext 0 (ArrayBuffer, notepack 2) becomes bytes, and
+its one-byte form ``d4 00 00`` (``undefined``) None.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ RESERVED_EVENTS: Final = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 )
 
-# Bytes that can start a msgpack bin (c4-c6) or ext (c7-c9, d4-d8) value. A payload with
-# none of them holds no bytes and no extension values, so the costly checks are skipped.
+MAX_DEPTH: Final = 100
+"""Messages nested deeper than this many lists and maps are dropped as malformed."""
+
 _ALNUM: Final = string.ascii_letters + string.digits
 
 
@@ -54,8 +57,14 @@ def random_id(length: int) -> str:
     return "".join(secrets.choice(_ALNUM) for _ in range(length))
 
 
+# Bytes that can start a msgpack bin (c4-c6) or ext (c7-c9, d4-d8) value. A payload with
+# none of them holds no bytes and no extension values, so the costly checks are skipped.
 _BIN_OR_EXT: Final = re.compile(rb"[\xc4-\xc9\xd4-\xd8]")
 _TIMESTAMP: Final = re.compile(rb"\xd6\xff|\xd7\xff|\xc7\x0c\xff")
+# Every byte except those that can start a msgpack map or array (80-9f, dc-df): deleting
+# them leaves at most one byte per container, a cheap upper bound of the nesting depth.
+_NOT_CONTAINER: Final = bytes(b for b in range(256) if not (0x80 <= b <= 0x9F or b >= 0xDC))
+_KEY_TYPES: Final = (str, int, float, type(None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,26 @@ def _dates_to_iso(value: Any) -> Any:
     return value
 
 
+def check_plain(value: Any) -> None:
+    """Raise MalformedMessage if ``value`` nests deeper than ``MAX_DEPTH`` or has a map key
+    JSON cannot encode. Iterative, so its cost is bounded by the size of ``value``."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise MalformedMessage(f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, _KEY_TYPES):
+                    raise MalformedMessage(f"a map key must be a string or number, not {key!r:.40}")
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
 def unpack(payload: bytes) -> Any:
     """Decode msgpack into plain data, or raise MalformedMessage."""
     try:
@@ -103,7 +132,10 @@ def unpack(payload: bytes) -> Any:
         raise
     except Exception as exc:
         raise MalformedMessage(f"invalid msgpack: {exc}") from None
-    if _TIMESTAMP.search(payload) is not None:
+    extended = _BIN_OR_EXT.search(payload) is not None
+    if extended or len(payload.translate(None, _NOT_CONTAINER)) > MAX_DEPTH:
+        check_plain(value)
+    if extended and _TIMESTAMP.search(payload) is not None:
         value = _dates_to_iso(value)
     return value
 
@@ -237,10 +269,15 @@ def decode_request(payload: bytes) -> dict[str, Any]:
     if payload[:1] == b"{":
         try:
             value = json.loads(payload)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise MalformedMessage(f"invalid JSON: {exc}") from None
+        if payload.count(b"[") + payload.count(b"{") > MAX_DEPTH:
+            check_plain(value)
     else:
         value = unpack(payload)
     if not isinstance(value, dict):
         raise MalformedMessage("a request or response must be a map")
+    request_id = value.get("requestId")
+    if request_id is not None and not isinstance(request_id, (str, int, float)):
+        raise MalformedMessage(f"requestId must be a string or a number, not {request_id!r:.40}")
     return value

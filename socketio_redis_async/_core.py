@@ -21,7 +21,7 @@ from redis.asyncio.connection import AbstractConnection
 
 from . import _codec as codec
 from ._acks import AckRequests
-from ._channels import NamespaceChannels, Room
+from ._channels import NamespaceChannels, Room, int_room
 from ._errors import (
     AdapterClosedError,
     MalformedMessage,
@@ -573,8 +573,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         ns = self.rooms.get(nsp, {})
         if room in ns:
             return True
-        digits = room[1:] if room[:1] == "-" else room
-        return digits.isdigit() and int(room) in ns
+        number = int_room(room)
+        return number is not None and number in ns
 
     def _drop(self, channel: bytes, reason: str) -> None:
         self._dropped += 1
