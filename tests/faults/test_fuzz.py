@@ -30,7 +30,14 @@ from hypothesis import strategies as st
 from hypothesis.errors import HypothesisWarning
 
 from socketio_redis_async._cli import describe
-from socketio_redis_async._codec import MAX_DEPTH
+from socketio_redis_async._codec import (
+    MAX_DEPTH,
+    Broadcast,
+    decode_broadcast,
+    decode_request,
+    dump_json,
+)
+from socketio_redis_async._errors import MalformedMessage
 
 pytestmark = pytest.mark.anyio
 
@@ -440,3 +447,26 @@ def test_monitor_describes_every_payload(pool):
             assert "\n" not in line and entry["channel"] == channel
             kinds.add(entry["kind"])
     assert kinds == {"broadcast", "request", "response", "malformed"}
+
+
+def test_whatever_decodes_can_be_delivered(pool):
+    """Every payload either raises MalformedMessage or decodes to data clients can be sent."""
+    from socketio import packet
+
+    from socketio_redis_async._core import encode_event_text
+
+    decoded = 0
+    for payload in pool:
+        for decode in (decode_broadcast, decode_request):
+            try:
+                msg = decode(payload)
+            except MalformedMessage:
+                continue
+            decoded += 1
+            if isinstance(msg, Broadcast):
+                if msg.binary is False:
+                    encode_event_text(packet.Packet.json, msg.nsp, msg.data)
+                packet.Packet(packet.EVENT, data=msg.data, namespace=msg.nsp).encode()
+            else:
+                dump_json(msg)
+    assert decoded > 0
