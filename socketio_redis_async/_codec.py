@@ -64,6 +64,8 @@ _TIMESTAMPS: Final = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")  # ext -1 of 4,
 # Every byte except those that can start a msgpack map or array (80-9f, dc-df): deleting
 # them leaves at most one byte per container, a cheap upper bound of the nesting depth.
 _NOT_CONTAINER: Final = bytes(b for b in range(256) if not (0x80 <= b <= 0x9F or b >= 0xDC))
+# A \uD800-\uDFFF escape: JSON can hold lone surrogates, which no str can be encoded with.
+_SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
 _KEY_TYPES: Final = frozenset({str, int, float, bool, type(None)})
 
 
@@ -283,6 +285,11 @@ def decode_request(payload: bytes) -> dict[str, Any]:
             raise MalformedMessage(f"invalid JSON: {exc}") from None
         if payload.count(b"[") + payload.count(b"{") > MAX_DEPTH:
             check_plain(value, keys=False)  # JSON keys are strings
+        if _SURROGATE_ESCAPE.search(payload) is not None:
+            try:  # a lone surrogate makes a str that cannot be encoded (channel names...)
+                json.dumps(value, ensure_ascii=False).encode()
+            except UnicodeEncodeError:
+                raise MalformedMessage("a string holds a lone UTF-16 surrogate") from None
     else:
         value = unpack(payload)
     if not isinstance(value, dict):

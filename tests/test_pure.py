@@ -153,12 +153,19 @@ def test_nesting_up_to_the_limit_is_kept():
         b'{"requestId":{"a":1},"type":0}',
         msgpack.packb({"requestId": [1], "type": 0}),
         msgpack.packb({"data": nested(990, msgpack.Timestamp(1, 0))}),
+        b'{"type":2,"rooms":["\\ud800"]}',
+        b'{"\\uDC00":1}',
     ],
 )
 def test_malformed_requests_raise(payload):
     """Deep requests and unhashable request ids raise MalformedMessage, never anything else."""
     with pytest.raises(MalformedMessage):
         decode_request(payload)
+
+
+def test_surrogate_pairs_in_json_are_kept():
+    """Escaped surrogate pairs (json.dumps writes emoji so) and a literal \\ud800 decode."""
+    assert decode_request(b'{"e":"\\ud83d\\ude00","b":"\\\\ud800"}') == {"e": "😀", "b": "\\ud800"}
 
 
 def test_int_rooms_in_channel_names():

@@ -227,8 +227,17 @@ def event(*args):
         ("#/#", event(nested(990, 1))),
         ("-request#/#", b'{"type":0,"requestId":["x"]}'),
         ("-request#/#", b'{"type":5,"requestId":{"x":1},"opts":{}}'),
+        ("-request#/#", b'{"type":2,"opts":{"rooms":[]},"rooms":["\\ud800"]}'),
     ],
-    ids=["deep-json", "deep-timestamp", "bytes-key", "deep-data", "list-id", "dict-id"],
+    ids=[
+        "deep-json",
+        "deep-timestamp",
+        "bytes-key",
+        "deep-data",
+        "list-id",
+        "dict-id",
+        "surrogate",
+    ],
 )
 async def test_hostile_inputs_are_dropped_without_traceback(
     make_node, make_client, redis_client, key, caplog, channel, payload

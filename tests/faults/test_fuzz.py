@@ -45,9 +45,10 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))
 """Generated payloads; each test fires all of them at its kind of channel."""
 SEED = int(os.environ.get("FUZZ_SEED", random.randrange(2**32)))
 
-# Plain values. JSON holds no bytes and only str keys; msgpack also holds bytes,
-# timestamps, extension types, 64-bit integers and keys of any scalar type.
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+# Plain values. JSON holds no bytes and only str keys, but may hold lone surrogates; msgpack
+# holds bytes, timestamps, extension types, 64-bit integers and keys of any scalar type.
+json_text = st.text(st.characters() | st.characters(categories=["Cs"]), max_size=8)
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | json_text
 mp_plain = (
     st.none()
     | st.booleans()
@@ -69,21 +70,26 @@ def containers(scalars: st.SearchStrategy[Any], keys: st.SearchStrategy[Any]) ->
     )
 
 
-json_values = containers(json_scalars, st.text(max_size=8))
+json_values = containers(json_scalars, json_text)
 mp_values = containers(mp_scalars, mp_scalars)
 mp_plain_values = containers(mp_plain, st.text(max_size=8) | st.integers() | st.floats())
 
 
-def envelope(values: st.SearchStrategy[Any], valid: bool) -> tuple[Any, Any]:
+PLAIN_TEXT = st.text(max_size=8)
+
+
+def envelope(
+    values: st.SearchStrategy[Any], valid: bool, text: st.SearchStrategy[str] = PLAIN_TEXT
+) -> tuple[Any, Any]:
     """Broadcasts and requests: well-formed ones carrying any data (``valid``), or ones
-    where any field may be anything at all."""
+    where any field may be anything at all. Names and ids are drawn from ``text``."""
 
     def field(good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         return good if valid else good | values
 
-    room = st.sampled_from(["fuzz-room", 42, "²", "other"]) | st.text(max_size=6)
+    room = st.sampled_from(["fuzz-room", 42, "²", "other"]) | text
     rooms = field(st.lists(room | st.integers(-(2**63), 2**63 - 1), max_size=3))
-    data = st.builds(lambda ev, rest: [ev, *rest], field(st.text(max_size=8)), st.lists(values))
+    data = st.builds(lambda ev, rest: [ev, *rest], field(text), st.lists(values))
     packet = st.fixed_dictionaries(
         {"data": field(data)},
         optional={
@@ -96,20 +102,20 @@ def envelope(values: st.SearchStrategy[Any], valid: bool) -> tuple[Any, Any]:
         optional={
             "rooms": rooms,
             "except": rooms,
-            "flags": field(st.dictionaries(st.text(max_size=8), values, max_size=3)),
+            "flags": field(st.dictionaries(text, values, max_size=3)),
         },
     )
-    broadcast = st.tuples(field(st.text(max_size=8)), field(packet), field(opts)).map(list)
+    broadcast = st.tuples(field(text), field(packet), field(opts)).map(list)
     request = st.fixed_dictionaries(
         {"type": field(st.sampled_from([0, 1, 2, 3, 5, 6, 7, 8, 9]))},
         optional={
-            "uid": field(st.text(max_size=8)),
-            "requestId": field(st.text(max_size=8)),
+            "uid": field(text),
+            "requestId": field(text),
             "opts": field(opts),
             "rooms": rooms,
             "data": field(data),
             "packet": field(packet),
-            "sid": field(st.text(max_size=8)),
+            "sid": field(text),
             "room": field(room),
             "close": field(st.booleans()),
             "sockets": values,
@@ -195,13 +201,13 @@ def encoded(
 
 
 good_mp_broadcast, good_mp_request = envelope(mp_plain_values, valid=True)
-_, good_json_request = envelope(json_values, valid=True)
+_, good_json_request = envelope(json_values, valid=True, text=json_text)
 payloads = st.one_of(
     encoded(good_mp_broadcast, pack),  # well-formed, any data: reaches delivery
     encoded(good_mp_request, pack),
     encoded(good_json_request, dump),
     encoded(st.one_of(*envelope(mp_values, valid=False), mp_values), pack),
-    encoded(st.one_of(*envelope(json_values, valid=False), json_values), dump),
+    encoded(st.one_of(*envelope(json_values, valid=False, text=json_text), json_values), dump),
     deep_payloads(),
     st.binary(max_size=64),
 )
@@ -450,7 +456,7 @@ def test_monitor_describes_every_payload(pool):
 
 
 def test_whatever_decodes_can_be_delivered(pool):
-    """Every payload either raises MalformedMessage or decodes to data clients can be sent."""
+    """Every payload either raises MalformedMessage or decodes to data that can be sent on."""
     from socketio import packet
 
     from socketio_redis_async._core import encode_event_text
@@ -469,4 +475,6 @@ def test_whatever_decodes_can_be_delivered(pool):
                 packet.Packet(packet.EVENT, data=msg.data, namespace=msg.nsp).encode()
             else:
                 dump_json(msg)
+                # Every str is valid Unicode: rooms become channel names, sent as UTF-8.
+                json.dumps(msg, ensure_ascii=False, default=repr).encode()
     assert decoded > 0
