@@ -140,7 +140,9 @@ class AsyncRedisAdapter(AdapterCore):
         await self._remote_rooms(codec.REMOTE_JOIN, namespace, [sid], [room])
 
     async def leave_room(self, sid: str, namespace: str, room: Any) -> None:
-        """Remove a socket from a room, on whichever server holds it."""
+        """Remove a socket from a room, on whichever server holds it; never its own sid room."""
+        if room == sid:
+            return
         if self._is_local(sid, namespace):
             self.basic_leave_room(sid, namespace, room)
             return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import sys
@@ -220,24 +221,36 @@ def _preview(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _scalar(value: Any) -> Any:
+    """A field shown as it is if JSON can hold it as one value, else as a short preview."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return _preview(value, 40)
+
+
 def describe(key: str, channel: str, payload: bytes) -> dict[str, Any]:
-    """A readable summary of one message seen on the cluster's channels."""
+    """A readable summary of one message seen on the cluster's channels.
+
+    Never raises: a message that does not decode, or that cannot be shown, is summarised
+    as ``kind="malformed"`` with the reason, so a monitor keeps going.
+    """
     entry: dict[str, Any] = {"channel": channel}
     try:
         if channel.startswith((f"{key}-request#", f"{key}-response#")):
             msg = codec.decode_request(payload)
             kind = "request" if channel.startswith(f"{key}-request#") else "response"
+            kind_code = msg.get("type")
             entry.update(
                 kind=kind,
-                uid=msg.get("uid"),
-                type=REQUEST_NAMES.get(msg["type"], msg["type"])
-                if isinstance(msg.get("type"), int)
-                else msg.get("type"),
+                uid=_scalar(msg.get("uid")),
+                type=REQUEST_NAMES.get(kind_code, kind_code)
+                if isinstance(kind_code, int)
+                else _scalar(kind_code),
                 request_id=msg.get("requestId"),
             )
             data = msg.get("data")
             if isinstance(data, list) and data and kind == "request":
-                entry.update(event=data[0], args=_preview(data[1:]))
+                entry.update(event=_scalar(data[0]), args=_preview(data[1:]))
         else:
             b = codec.decode_broadcast(payload)
             entry.update(
@@ -250,7 +263,9 @@ def describe(key: str, channel: str, payload: bytes) -> dict[str, Any]:
                 args=_preview(b.data[1:]),
             )
     except MalformedMessage as exc:
-        entry.update(kind="malformed", error=str(exc))
+        entry = {"channel": channel, "kind": "malformed", "error": str(exc)}
+    except Exception as exc:  # a monitor shows what it cannot read and keeps going
+        entry = {"channel": channel, "kind": "malformed", "error": f"{exc!r:.200}"}
     return entry
 
 
@@ -259,6 +274,8 @@ async def _monitor(args: argparse.Namespace) -> int:
     pubsub = client.pubsub()
     key = glob_escape(args.key)
     seen = 0
+    if isinstance(sys.stdout, io.TextIOWrapper):  # show lone surrogates, never fail on them
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         await _call(
             args,

@@ -5,9 +5,11 @@ them; requests and responses are JSON, except BROADCAST (7) and BROADCAST_ACK (9
 are msgpack. Receivers tell the two apart by the first byte (``{`` means JSON).
 
 Decoding never builds anything but plain data: dict, list, str, int, float, bool, None
-and bytes. Extension types map as Node's notepack does: ext -1 (timestamp, notepack 3)
-becomes an ISO-8601 string like JavaScript's ``Date.toJSON()``; ext 0 (ArrayBuffer,
-notepack 2) becomes bytes, and its one-byte form ``d4 00 00`` (``undefined``) None.
+and bytes, nested at most ``MAX_DEPTH`` levels, with map keys that JSON can encode (str,
+int, float, bool, None), so that delivering it to clients cannot fail. Extension types
+map as Node's notepack does: ext -1 (timestamp, notepack 3) becomes an ISO-8601 string
+like JavaScript's ``Date.toJSON()``; ext 0 (ArrayBuffer, notepack 2) becomes bytes, and
+its one-byte form ``d4 00 00`` (``undefined``) None.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ RESERVED_EVENTS: Final = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 )
 
-# Bytes that can start a msgpack bin (c4-c6) or ext (c7-c9, d4-d8) value. A payload with
-# none of them holds no bytes and no extension values, so the costly checks are skipped.
+MAX_DEPTH: Final = 100
+"""Messages nested deeper than this many lists and maps are dropped as malformed."""
+
 _ALNUM: Final = string.ascii_letters + string.digits
 
 
@@ -54,8 +57,16 @@ def random_id(length: int) -> str:
     return "".join(secrets.choice(_ALNUM) for _ in range(length))
 
 
+# Bytes that can start a msgpack bin (c4-c6) or ext (c7-c9, d4-d8) value. A payload with
+# none of them holds no bytes and no extension values, so the costly checks are skipped.
 _BIN_OR_EXT: Final = re.compile(rb"[\xc4-\xc9\xd4-\xd8]")
-_TIMESTAMP: Final = re.compile(rb"\xd6\xff|\xd7\xff|\xc7\x0c\xff")
+_TIMESTAMPS: Final = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")  # ext -1 of 4, 8, 12 bytes
+# Every byte except those that can start a msgpack map or array (80-9f, dc-df): deleting
+# them leaves at most one byte per container, a cheap upper bound of the nesting depth.
+_NOT_CONTAINER: Final = bytes(b for b in range(256) if not (0x80 <= b <= 0x9F or b >= 0xDC))
+# A \uD800-\uDFFF escape: JSON can hold lone surrogates, which no str can be encoded with.
+_SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
+_KEY_TYPES: Final = frozenset({str, int, float, bool, type(None)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +104,37 @@ def _dates_to_iso(value: Any) -> Any:
     return value
 
 
+def check_plain(value: Any, keys: bool = True) -> None:
+    """Raise MalformedMessage if decoded ``value`` nests deeper than ``MAX_DEPTH``, or
+    (``keys``) has a map key JSON cannot encode. Iterative, a level at a time: its cost is
+    bounded by the size of ``value``."""
+    level = [value] if type(value) is dict or type(value) is list else []
+    for _ in range(MAX_DEPTH):
+        if not level:
+            return
+        below: list[Any] = []
+        item: Any
+        for item in level:
+            if type(item) is dict:
+                if keys and not _KEY_TYPES.issuperset(map(type, item)):
+                    key = next(k for k in item if type(k) not in _KEY_TYPES)
+                    raise MalformedMessage(f"a map key must be a string or number, not {key!r:.40}")
+                item = item.values()
+            for child in item:
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        level = below
+    if level:
+        raise MalformedMessage(f"nested deeper than {MAX_DEPTH} levels")
+
+
 def unpack(payload: bytes) -> Any:
     """Decode msgpack into plain data, or raise MalformedMessage."""
+    return _unpack(payload)[0]
+
+
+def _unpack(payload: bytes) -> tuple[Any, bool]:
+    """``unpack``, and whether the payload may hold bytes or extension values."""
     try:
         value = msgpack.unpackb(
             payload, raw=False, strict_map_key=False, timestamp=3, ext_hook=_ext_hook
@@ -103,9 +143,13 @@ def unpack(payload: bytes) -> Any:
         raise
     except Exception as exc:
         raise MalformedMessage(f"invalid msgpack: {exc}") from None
-    if _TIMESTAMP.search(payload) is not None:
+    # Without bin or ext bytes every map key is a str, number, bool or None already.
+    extended = _BIN_OR_EXT.search(payload) is not None
+    if extended or len(payload.translate(None, _NOT_CONTAINER)) > MAX_DEPTH:
+        check_plain(value, keys=extended)
+    if extended and any(marker in payload for marker in _TIMESTAMPS):
         value = _dates_to_iso(value)
-    return value
+    return value, extended
 
 
 def pack(value: Any) -> bytes:
@@ -223,12 +267,12 @@ def broadcast_request(
 
 def decode_broadcast(payload: bytes) -> Broadcast:
     """Decode and validate a broadcast, or raise MalformedMessage."""
-    msg = unpack(payload)
+    msg, extended = _unpack(payload)
     if not isinstance(msg, list) or len(msg) < 2 or not isinstance(msg[0], str):
         raise MalformedMessage("a broadcast must be [uid, packet, opts]")
     nsp, data = check_packet(msg[1])
     rooms, except_rooms, flags = check_opts(msg[2] if len(msg) > 2 else None)
-    binary = None if _BIN_OR_EXT.search(payload) is not None else False
+    binary = None if extended else False
     return Broadcast(msg[0], nsp, data, rooms, except_rooms, flags, binary)
 
 
@@ -237,10 +281,20 @@ def decode_request(payload: bytes) -> dict[str, Any]:
     if payload[:1] == b"{":
         try:
             value = json.loads(payload)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise MalformedMessage(f"invalid JSON: {exc}") from None
+        if payload.count(b"[") + payload.count(b"{") > MAX_DEPTH:
+            check_plain(value, keys=False)  # JSON keys are strings
+        if _SURROGATE_ESCAPE.search(payload) is not None:
+            try:  # a lone surrogate makes a str that cannot be encoded (channel names...)
+                json.dumps(value, ensure_ascii=False).encode()
+            except UnicodeEncodeError:
+                raise MalformedMessage("a string holds a lone UTF-16 surrogate") from None
     else:
         value = unpack(payload)
     if not isinstance(value, dict):
         raise MalformedMessage("a request or response must be a map")
+    request_id = value.get("requestId")
+    if request_id is not None and not isinstance(request_id, (str, int, float)):
+        raise MalformedMessage(f"requestId must be a string or a number, not {request_id!r:.40}")
     return value

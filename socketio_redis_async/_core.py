@@ -30,7 +30,7 @@ from ._backlog import (
     backlog,
     check_backlog,
 )
-from ._channels import NamespaceChannels, Room
+from ._channels import NamespaceChannels, Room, int_room
 from ._clients import async_client
 from ._commands import redis_call
 from ._errors import (
@@ -756,8 +756,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         ns = self.rooms.get(nsp, {})
         if room in ns:
             return True
-        digits = room[1:] if room[:1] == "-" else room
-        return digits.isdigit() and int(room) in ns
+        number = int_room(room)
+        return number is not None and number in ns
 
     def _drop(self, channel: bytes, reason: str) -> None:
         self._dropped += 1

@@ -49,11 +49,16 @@ def apply_rooms(
     excluded: Iterable[Room],
     rooms: list[Room],
 ) -> None:
-    """Make the matching local sockets join or leave ``rooms`` (Node's addSockets/delSockets)."""
+    """Make the matching local sockets join or leave ``rooms`` (Node's addSockets/delSockets).
+
+    A socket never joins another socket's sid room, nor leaves its own: emits to its sid
+    would be lost until it disconnects.
+    """
     for sid, _ in adapter._recipients(nsp, selector, excluded):
         for room in rooms:
             if not join:
-                adapter.basic_leave_room(sid, nsp, room)
+                if room != sid:
+                    adapter.basic_leave_room(sid, nsp, room)
             elif sid == room or not adapter.is_sid_room(nsp, room):
                 adapter.basic_enter_room(sid, nsp, room)
 

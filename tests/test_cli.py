@@ -133,3 +133,74 @@ async def test_errors_exit_non_zero_with_one_line(cluster):
     finally:
         await pubsub.aclose()
         await spy.aclose()
+
+
+def _nested(depth, leaf):
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+def malformed_messages(key):
+    """(channel, payload) pairs that no server can read; a monitor must show each one."""
+    import msgpack
+
+    def event(*args):
+        return msgpack.packb(["u", {"type": 2, "data": ["e", *args], "nsp": "/"}, {}])
+
+    request, response, broadcast = f"{key}-request#/#", f"{key}-response#/#", f"{key}#/#"
+    return [
+        (broadcast, b"\xc1"),
+        (broadcast, event(_nested(990, msgpack.Timestamp(1, 0)))),
+        (broadcast, event({b"key": 1})),
+        (broadcast, event(_nested(990, 1))),
+        (broadcast, event(msgpack.ExtType(5, b""))),
+        (f"{key}#/#\xff#".encode("latin-1"), b"{}"),
+        (request, b'{"type":0,"a":' + b"[" * 5000 + b"]" * 5000 + b"}"),
+        (request, b'{"type":0,"requestId":["x"]}'),
+        (request, b'{"type":6,"data":["\\ud800", "\\udfff"]}'),
+        (request, b'{"type":6,"uid":"\\ud800","data":[{"a":1}]}'),
+        (request, b'{"type":0,"n":' + b"9" * 5000 + b"}"),
+        (request, msgpack.packb({"type": 6, "uid": b"\x00", "data": [b"\x01", {1: 2}]})),
+        (request, msgpack.packb({"type": [1], "requestId": 1.5, "data": [[1], b"x"]})),
+        (response, b"[1]"),
+        (response, msgpack.packb({"requestId": {"x": 1}})),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["text", "json"])
+async def test_monitor_shows_malformed_messages_and_keeps_going(
+    redis_client, redis_server, key, mode
+):
+    """monitor prints one line per unreadable message and still shows the next good one."""
+    bad = malformed_messages(key)
+    proc = await asyncio.create_subprocess_exec(
+        script(),
+        "monitor",
+        "--count",
+        str(len(bad) + 1),
+        *(["--json"] if mode == "json" else []),
+        "--url",
+        redis_server.url,
+        "--key",
+        key,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None and proc.stdout is not None
+    with anyio.fail_after(30):
+        assert b"monitoring" in await proc.stderr.readline()
+        for channel, payload in bad:
+            await redis_client.publish(channel, payload)
+        good = b'{"type":6,"uid":"srv","data":["still-shown",1]}'
+        await redis_client.publish(f"{key}-request#/#", good)
+        out, err = await proc.communicate()
+    assert (proc.returncode, err) == (0, b"")
+    lines = out.decode().splitlines()
+    assert len(lines) == len(bad) + 1
+    assert "still-shown" in lines[-1] and "request" in lines[-1]
+    if mode == "json":
+        entries = [json.loads(line) for line in lines]
+        assert entries[-1]["event"] == "still-shown"
+        assert all(set(e) >= {"channel", "kind", "time"} for e in entries)
+        assert [e["kind"] for e in entries[:5]] == ["malformed"] * 5

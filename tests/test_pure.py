@@ -9,8 +9,9 @@ import pytest
 
 import socketio_redis_async
 from socketio_redis_async import AsyncRedisAdapter
-from socketio_redis_async._channels import NamespaceChannels, glob_escape
+from socketio_redis_async._channels import NamespaceChannels, glob_escape, int_room
 from socketio_redis_async._codec import (
+    MAX_DEPTH,
     Broadcast,
     decode_broadcast,
     decode_request,
@@ -103,6 +104,80 @@ def test_malformed_broadcasts_raise(payload):
     """Every malformed broadcast raises MalformedMessage, never anything else."""
     with pytest.raises(MalformedMessage):
         decode_broadcast(payload)
+
+
+def nested(depth, leaf):
+    """``leaf`` inside ``depth`` one-element lists."""
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+def event(*args):
+    """A broadcast of event "e" with ``args`` from a server "u", as msgpack."""
+    return msgpack.packb(["u", {"type": 2, "data": ["e", *args], "nsp": "/"}, {}])
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        event(nested(990, msgpack.Timestamp(1, 0))),
+        event(nested(990, 1)),
+        event(nested(MAX_DEPTH - 2, 1)),  # the message itself is [uid, {data: [...]}]
+        event({b"key": 1}),
+        event({msgpack.Timestamp(1, 0): 1}),
+        event({msgpack.ExtType(0, b"k"): 1}),
+    ],
+)
+def test_deep_or_unencodable_broadcasts_are_malformed(payload):
+    """Data nested deeper than MAX_DEPTH, or with map keys JSON cannot hold, is malformed."""
+    with pytest.raises(MalformedMessage):
+        decode_broadcast(payload)
+
+
+def test_nesting_up_to_the_limit_is_kept():
+    """A broadcast nested exactly MAX_DEPTH deep decodes, dates and numeric keys included."""
+    leaf = {1: msgpack.Timestamp(0, 0), 2.5: None, "k": b"x"}
+    msg = decode_broadcast(event(nested(MAX_DEPTH - 4, leaf)))
+    assert msg.data[1] == nested(
+        MAX_DEPTH - 4, {1: "1970-01-01T00:00:00.000Z", 2.5: None, "k": b"x"}
+    )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"a":' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"}",
+        b'{"requestId":[1],"type":0}',
+        b'{"requestId":{"a":1},"type":0}',
+        msgpack.packb({"requestId": [1], "type": 0}),
+        msgpack.packb({"data": nested(990, msgpack.Timestamp(1, 0))}),
+        b'{"type":2,"rooms":["\\ud800"]}',
+        b'{"\\uDC00":1}',
+    ],
+)
+def test_malformed_requests_raise(payload):
+    """Deep requests and unhashable request ids raise MalformedMessage, never anything else."""
+    with pytest.raises(MalformedMessage):
+        decode_request(payload)
+
+
+def test_surrogate_pairs_in_json_are_kept():
+    """Escaped surrogate pairs (json.dumps writes emoji so) and a literal \\ud800 decode."""
+    assert decode_request(b'{"e":"\\ud83d\\ude00","b":"\\\\ud800"}') == {"e": "😀", "b": "\\ud800"}
+
+
+def test_int_rooms_in_channel_names():
+    """Only what str(int) writes for a 64-bit int names an int room."""
+    assert [int_room(t) for t in ("0", "7", "-12", "18446744073709551615")] == [
+        0,
+        7,
+        -12,
+        18446744073709551615,
+    ]
+    for text in ("²", "٣", "007", "-0", "+1", "1 ", "", "-", "9" * 21, "9" * 5000):
+        assert int_room(text) is None
 
 
 def test_timestamps_become_iso_strings():

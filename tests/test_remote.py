@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import socketio
 
@@ -89,3 +91,28 @@ async def test_local_call_does_not_touch_redis(make_node, make_client):
     before = a.adapter.stats["published"]
     assert await a.sio.call("ask", to=client.sid(), timeout=5) == 42
     assert a.adapter.stats["published"] == before
+
+
+async def test_a_socket_never_leaves_its_own_sid_room(make_node, make_client, redis_client, key):
+    """Remote and local leaves of a socket's own sid room are refused; emits to it still arrive."""
+    a, b = await make_node(), await make_node()
+    client = await make_client(b)
+    sid = client.sid()
+    await b.sio.enter_room(sid, "lobby")
+    # What any peer can publish: every socket leaves the room named after this sid.
+    request = {"type": 3, "opts": {"rooms": []}, "rooms": [sid, "lobby"]}
+    await redis_client.publish(f"{key}-request#/#", json.dumps(request))
+    await wait_until(lambda: "lobby" not in b.sio.rooms(sid))  # the other room is left
+    await a.adapter.sockets_leave(sid)
+    await a.sio.close_room(sid)
+    await a.sio.leave_room(sid, sid)
+    await (await a.adapter.fetch_sockets(sid))[0].leave(sid)
+    await b.sio.leave_room(sid, sid)
+    await b.adapter.sockets_leave(sid)
+    await b.adapter.remote_leave(sid, sid)
+    assert sid in b.sio.rooms(sid)
+    await a.sio.emit("remote", to=sid)
+    assert await client.wait_for("remote") == [[]]
+    await b.sio.emit("local", to=sid)
+    assert await client.wait_for("local") == [[]]
+    assert sid in b.sio.rooms(sid)

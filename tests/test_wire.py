@@ -206,3 +206,75 @@ async def test_room_churn_leaves_only_rooms_with_members(make_node, make_client,
     )
     await a.sio.emit("still", to="room-3")
     assert await client.wait_for("still") == [[]]
+
+
+def nested(depth, leaf):
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+def event(*args):
+    return msgpack.packb(["u", {"type": 2, "data": ["e", *args], "nsp": "/"}, {}])
+
+
+@pytest.mark.parametrize(
+    ("channel", "payload"),
+    [
+        ("-request#/#", b'{"type":0,"a":' + b"[" * 5000 + b"]" * 5000 + b"}"),
+        ("#/#", event(nested(990, msgpack.Timestamp(1, 0)))),
+        ("#/#", event({b"key": 1})),
+        ("#/#", event(nested(990, 1))),
+        ("-request#/#", b'{"type":0,"requestId":["x"]}'),
+        ("-request#/#", b'{"type":5,"requestId":{"x":1},"opts":{}}'),
+        ("-request#/#", b'{"type":2,"opts":{"rooms":[]},"rooms":["\\ud800"]}'),
+    ],
+    ids=[
+        "deep-json",
+        "deep-timestamp",
+        "bytes-key",
+        "deep-data",
+        "list-id",
+        "dict-id",
+        "surrogate",
+    ],
+)
+async def test_hostile_inputs_are_dropped_without_traceback(
+    make_node, make_client, redis_client, key, caplog, channel, payload
+):
+    """Deep nesting, bytes map keys and unhashable request ids are dropped, counted, one line."""
+    a = await make_node()
+    client = await make_client(a)
+    caplog.set_level("WARNING", logger="socketio_redis_async")
+    for _ in range(3):
+        await redis_client.publish(key + channel, payload)
+    await barrier(a, [client])
+    assert a.adapter.stats["dropped_messages"] == 3
+    assert a.adapter.stats["handler_errors"] == 0
+    assert client.received("e") == []
+    ours = [r for r in caplog.records if r.name == "socketio_redis_async"]
+    assert not any(r.exc_info for r in ours)
+    assert len(ours) == 1 and "dropped a malformed message" in ours[0].getMessage()
+
+
+async def test_pattern_rooms_that_are_not_ints_are_matched_as_strings(
+    make_node, make_client, redis_client, key, caplog
+):
+    """Without multiplexing, room channels such as '²' or 5,000 digits are plain str rooms."""
+    a = await make_node(with_channel_multiplexing=False)
+    member = await make_client(a)
+    await a.sio.enter_room(member.sid(), "²")
+    await a.sio.enter_room(member.sid(), 7)
+    for room in ("²", "9" * 5000, "007", "7"):
+        payload = msgpack.packb(
+            ["u", {"type": 2, "data": ["e", room[:5]], "nsp": "/"}, {"rooms": [room]}]
+        )
+        await redis_client.publish(f"{key}#/#{room}#", payload)
+    await redis_client.publish(
+        f"{key}#/#7#",
+        msgpack.packb(["u", {"type": 2, "data": ["e", 7], "nsp": "/"}, {"rooms": [7]}]),
+    )
+    await barrier(a, [member])
+    assert member.received("e") == [["²"], [7]]
+    assert a.adapter.stats["handler_errors"] == 0
+    assert not any(r.exc_info for r in caplog.records)
