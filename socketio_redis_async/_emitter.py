@@ -151,12 +151,14 @@ class _EmitterBase:
                 f"client must be a {client_type.__module__}.{client_type.__name__}, "
                 f"not {type(client).__name__}"
             )
-        self.url = check_url(url) if url is not None else DEFAULT_URL
+        raw_url = check_url(url) if url is not None else DEFAULT_URL
+        self.url = redact_url(raw_url)
+        """The Redis URL with its password and other credentials replaced by ``***``."""
         self.key = check_key(key)
         self.namespace = check_namespace(namespace)
         self._owns_client = client is None
-        self._client = client if client is not None else client_type.from_url(self.url)
-        self._where = redact_url(self.url) if client is None else repr(client)
+        self._client = client if client is not None else client_type.from_url(raw_url)
+        self._where = self.url if client is None else repr(client)
         self._closed = False
 
     def _child(self, namespace: str) -> Any:
@@ -175,6 +177,7 @@ class Emitter(_EmitterBase):
     """Synchronous emitter (redis-py). ``Emitter(url).to("room").emit("event", data)``.
 
     :param url: Redis URL (``redis://``, ``rediss://``, ``unix://``), default localhost.
+        The ``url`` attribute holds it redacted (credentials replaced by ``***``).
     :param client: an existing ``redis.Redis`` instead of a URL (never closed by the emitter).
     :param key: channel prefix, default ``socket.io``.
     :param namespace: namespace, default ``/``.

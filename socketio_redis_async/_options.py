@@ -2,37 +2,73 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote_plus, urlsplit
+
+from redis.connection import parse_url
 
 DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_KEY = "socket.io"
 SCHEMES = ("redis", "rediss", "unix")
 
 
+_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|credential", re.IGNORECASE)
+
+
+def _ambiguous(parts: SplitResult) -> bool:
+    """True if a password may have spilled out of the netloc (an unencoded ``/ ? #``)."""
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a non-numeric port
+    except ValueError:
+        return True
+    return "@" in parts.path or "@" in parts.query or bool(parts.fragment)
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, safe to log."""
+    """The URL with every credential redis-py would read replaced by ``***``, safe to log.
+
+    Covers the password in ``user:password@`` and ``:password@``, a lone ``secret@`` (which
+    redis-cli reads as a password), and query parameters such as ``?password=`` and
+    ``?ssl_password=``. A URL whose password seems to contain an unencoded ``/``, ``?``
+    or ``#`` is redacted whole after the scheme. The user name is kept.
+    """
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if _ambiguous(parts):
+        return f"{parts.scheme}://***"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    netloc = parts.netloc
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{hostport}" if colon else f"***@{hostport}"
+    query = "&".join(
+        f"{name}=***" if _SECRET_PARAM.search(unquote_plus(name)) else f"{name}{eq}{value}"
+        for name, eq, value in (item.partition("=") for item in parts.query.split("&"))
+    )
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def check_url(url: Any) -> str:
     """Validate a Redis URL (``redis://``, ``rediss://`` or ``unix://``)."""
     if not isinstance(url, str):
         raise TypeError(f"url must be a str such as {DEFAULT_URL!r}, not {type(url).__name__}")
-    scheme = urlsplit(url).scheme
-    if scheme not in SCHEMES:
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
         raise ValueError(
-            f"url {redact_url(url)!r} has scheme {scheme!r}; use redis://, rediss:// (TLS) "
-            "or unix://, e.g. 'redis://user:password@host:6379/0'"
+            f"url {redact_url(url)!r} has scheme {parts.scheme!r}; use redis://, rediss:// "
+            "(TLS) or unix://, e.g. 'redis://user:password@host:6379/0'"
         )
+    if _ambiguous(parts):
+        raise ValueError(
+            f"url {redact_url(url)!r} cannot be read safely: percent-encode the user name and "
+            "password (urllib.parse.quote(password, safe='')) so that '/', '?', '#' and '@' "
+            "in them become %2F, %3F, %23 and %40"
+        )
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        raise ValueError(f"url {redact_url(url)!r} is not a valid Redis URL: {exc}") from None
     return url
 
 
@@ -91,7 +127,7 @@ def check_bool(name: str, value: Any) -> bool:
 class Options:
     """The adapter's validated settings."""
 
-    url: str
+    url: str = field(repr=False)
     key: str
     requests_timeout: float
     ack_timeout: float
