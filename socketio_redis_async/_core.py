@@ -20,9 +20,11 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
 from . import _codec as codec
+from ._access import access_error, acl_user, set_client_name
 from ._acks import AckRequests
 from ._channels import NamespaceChannels, Room
 from ._errors import (
+    AccessDeniedError,
     AdapterClosedError,
     MalformedMessage,
     RedisAdapterError,
@@ -131,6 +133,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             logger=self.logger,
             where=self._where,
             health_check_interval=self._options.health_check_interval,
+            explain=self._access_error,
         )
         self._publisher = Publisher(
             self._open_pub_connection,
@@ -149,6 +152,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         self._dropped = 0
         self._echo = ("", b"")
         self._last_drop_log = -1e9
+        self._may_name = True  # False once Redis refused CLIENT SETNAME (an ACL without CLIENT)
 
     @property
     def uid(self) -> str:
@@ -218,22 +222,37 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
 
         Call it from the ASGI lifespan / aiohttp ``on_startup`` so that the server
         receives cross-server traffic before its first client connects.
-        Raises :class:`RedisAdapterError` if Redis does not answer within
-        ``requests_timeout`` (the listener keeps retrying in the background).
+        Raises :class:`AccessDeniedError` as soon as Redis refuses the credentials or an ACL
+        permission, and :class:`RedisAdapterError` if Redis does not answer within
+        ``requests_timeout``; either way the listener keeps retrying in the background.
         """
         if self.server is None:
             raise RuntimeError(
                 "pass the adapter to socketio.AsyncServer(client_manager=...) before start()"
             )
         self.server.manager_initialized = True
-        self.initialize()
-        if not await self._subscriber.wait(
-            self._subscriber.channels, self.requests_timeout, self._subscriber.patterns
-        ):
-            raise RedisAdapterError(
-                f"Redis at {self._where} did not confirm the subscriptions within "
-                f"{self.requests_timeout:g} s; is it running? (the adapter keeps retrying)"
+        denial = self._subscriber.next_denial()
+        try:
+            self.initialize()
+            confirmed: asyncio.Future[bool] = asyncio.ensure_future(
+                self._subscriber.wait(
+                    self._subscriber.channels, self.requests_timeout, self._subscriber.patterns
+                )
             )
+            try:
+                either: list[asyncio.Future[Any]] = [confirmed, denial]
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                confirmed.cancel()
+            if denial.done() and not denial.cancelled():
+                raise denial.result()
+            if not confirmed.result():
+                raise self._subscriber.denied or RedisAdapterError(
+                    f"Redis at {self._where} did not confirm the subscriptions within "
+                    f"{self.requests_timeout:g} s; is it running? (the adapter keeps retrying)"
+                )
+        finally:
+            self._subscriber.forget_denial(denial)
 
     async def aclose(self) -> None:
         """Stop listening, drop pending acks and close the Redis clients this adapter owns."""
@@ -532,15 +551,23 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         """
         pool = client.connection_pool
         kwargs = dict(pool.connection_kwargs)
-        kwargs.update(
-            protocol=2,
-            decode_responses=False,
-            socket_timeout=None,
-            client_name=f"socketio-redis-async:{self.uid}:{role}",
-        )
+        # The client name is set afterwards, best effort: an ACL user may lack CLIENT.
+        kwargs.update(protocol=2, decode_responses=False, socket_timeout=None, client_name=None)
         conn: AbstractConnection = pool.connection_class(**kwargs)
-        await conn.connect()  # type: ignore[no-untyped-call]
+        try:
+            await conn.connect()  # type: ignore[no-untyped-call]
+            if self._may_name:  # once refused, not asked again (each refusal is in ACL LOG)
+                name = f"socketio-redis-async:{self.uid}:{role}"
+                self._may_name = await set_client_name(conn, name, self.requests_timeout)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await conn.disconnect(nowait=True)
+            raise
         return conn
+
+    def _access_error(self, exc: BaseException) -> AccessDeniedError | None:
+        user = acl_user(self.sub_client.connection_pool.connection_kwargs)
+        return access_error(exc, user=user, where=self._where, key=self._options.key)
 
     async def _on_message(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
         if pattern is not None:

@@ -6,7 +6,8 @@ Hierarchy::
      ├── PublishError          a PUBLISH to Redis failed; nothing was sent to other servers
      ├── AdapterClosedError    the adapter or emitter was used after ``aclose()``
      ├── RequestTimeoutError   other servers did not all answer in time (also a TimeoutError)
-     └── MalformedMessage      internal: a message read from Redis failed validation
+     ├── MalformedMessage      internal: a message read from Redis failed validation
+     └── AccessDeniedError     Redis refused the credentials or an ACL permission
 """
 
 from __future__ import annotations
@@ -60,3 +61,19 @@ class RequestTimeoutError(RedisAdapterError, TimeoutError):
         if self.silent_servers:
             text += f" (no answer from server {', '.join(self.silent_servers)})"
         return text
+
+
+class AccessDeniedError(RedisAdapterError):
+    """Redis refused this client: a wrong user name or password, or an ACL permission.
+
+    ``user`` is the ACL user the URL or client names (``default`` when it names none);
+    ``command`` is ``AUTH`` for an authentication failure, else the refused command as
+    Redis names it (``SUBSCRIBE``, ``PSUBSCRIBE``...), or None when Redis does not say.
+    Retrying does not help until the URL or the ACL changes; the listener retries anyway,
+    so fixing the ACL is enough.
+    """
+
+    def __init__(self, message: str, *, user: str, command: str | None) -> None:
+        super().__init__(message)
+        self.user = user
+        self.command = command

@@ -24,6 +24,9 @@ from typing import Any
 
 import anyio
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ResponseError
+
+from ._errors import AccessDeniedError
 
 try:
     import hiredis
@@ -36,6 +39,7 @@ MessageHandler = Callable[[bytes, bytes, "bytes | None"], Awaitable[None]]
 _CHUNK = 1000
 _BACKOFF_BASE = 0.1
 _BACKOFF_CAP = 10.0
+_DENIAL_LOG_INTERVAL = 60.0
 
 
 class _Subscriptions:
@@ -119,8 +123,10 @@ class Subscriber:
         logger: logging.Logger,
         where: str,
         health_check_interval: float,
+        explain: Callable[[BaseException], AccessDeniedError | None] = lambda exc: None,
     ) -> None:
         self._connect = connect
+        self._explain = explain
         self._handler = handler
         self._logger = logger
         self._where = where
@@ -134,6 +140,9 @@ class Subscriber:
         self._last_read = 0.0
         self.reconnects = 0
         self.handler_errors = 0
+        self.denied: AccessDeniedError | None = None  # Redis refused us since the last confirm
+        self._denial_waiters: set[asyncio.Future[AccessDeniedError]] = set()
+        self._denial_logged = ("", -_DENIAL_LOG_INTERVAL)
 
     @property
     def channels(self) -> frozenset[str]:
@@ -170,6 +179,30 @@ class Subscriber:
         for fut in late:
             fut.cancel()
         return not late
+
+    def next_denial(self) -> asyncio.Future[AccessDeniedError]:
+        """A future resolved when Redis next refuses the credentials or a permission.
+
+        Discard it with :meth:`forget_denial` once no longer awaited.
+        """
+        fut: asyncio.Future[AccessDeniedError] = asyncio.get_running_loop().create_future()
+        self._denial_waiters.add(fut)
+        return fut
+
+    def forget_denial(self, fut: asyncio.Future[AccessDeniedError]) -> None:
+        """Stop tracking a future from :meth:`next_denial`."""
+        self._denial_waiters.discard(fut)
+        fut.cancel()
+
+    def _denial(self, exc: BaseException) -> AccessDeniedError | None:
+        """If ``exc`` is an authentication or ACL refusal, record it and tell who waits."""
+        denied = self._explain(exc)
+        if denied is not None:
+            self.denied = denied
+            for fut in self._denial_waiters:
+                if not fut.done():
+                    fut.set_result(denied)
+        return denied
 
     async def run(self) -> None:
         """Stay connected and subscribed until cancelled."""
@@ -210,6 +243,21 @@ class Subscriber:
         self.failing = True
         delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** min(failures, 16))
         delay *= random.uniform(0.5, 1.0)
+        denied = self._denial(exc)
+        if denied is not None:
+            # One line, no traceback; the same refusal at most once a minute.
+            now = asyncio.get_running_loop().time()
+            last_text, last_time = self._denial_logged
+            if str(denied) != last_text or now - last_time >= _DENIAL_LOG_INTERVAL:
+                self._denial_logged = (str(denied), now)
+                self._logger.error(
+                    "%s; cross-server messages are NOT delivered until this is fixed; "
+                    "retrying (attempt %d; this error is logged at most once a minute)",
+                    denied,
+                    failures,
+                )
+            await anyio.sleep(delay)
+            return
         self._logger.error(
             "%s Redis at %s (%s); cross-server messages are NOT delivered until it is back; "
             "retrying in %.2f s (attempt %d)",
@@ -279,6 +327,10 @@ class Subscriber:
             await self._handle(response)
 
     async def _handle(self, response: Any) -> None:
+        if isinstance(response, Exception):
+            # An error reply (NOPERM, NOAUTH...): the command it answers had no effect, so
+            # start over on a new connection, where everything is subscribed again.
+            raise response if isinstance(response, ResponseError) else ResponseError(str(response))
         if not isinstance(response, list) or len(response) < 3:
             return
         kind = response[0]
@@ -287,6 +339,7 @@ class Subscriber:
         elif kind == b"pmessage" and len(response) == 4:
             await self._dispatch(response[2], response[3], response[1])
         elif kind == b"subscribe":
+            self.denied = None
             self._channels.confirm(response[1].decode())
         elif kind == b"psubscribe":
             self._patterns.confirm(response[1].decode())
