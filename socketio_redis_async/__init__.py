@@ -13,9 +13,11 @@ from ._errors import (
 )
 from ._handlers import CUSTOM_REQUEST_EVENT
 from ._operator import BroadcastOperator
-from ._sockets import RemoteSocket
+from ._sockets import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY, RemoteSocket
 
 __all__ = [
+    "DEFAULT_REDACTED_HEADERS",
+    "DEFAULT_REDACTED_QUERY",
     "AccessDeniedError",
     "AdapterClosedError",
     "AsyncEmitter",

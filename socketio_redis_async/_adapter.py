@@ -49,8 +49,14 @@ class AsyncRedisAdapter(AdapterCore):
     :param max_message_size: largest message published or accepted, in bytes (default 8 MiB).
     :param health_check_interval: seconds of silence on the pub/sub connection before a PING
         (default 15); no answer for another interval means reconnect.
-    :param share_sensitive_headers: include ``Cookie``/``Authorization`` headers in the
-        handshakes that ``fetch_sockets`` answers ship over Redis (default False).
+    :param redact_headers: names of the headers left out of the handshakes that
+        ``fetch_sockets`` reports (case-insensitive); default
+        :data:`DEFAULT_REDACTED_HEADERS` (``Cookie``, ``Authorization``, ``X-Api-Key``...).
+        A list replaces the default; extend it with ``DEFAULT_REDACTED_HEADERS | {...}``.
+    :param redact_query: names of the query parameters left out of those handshakes'
+        ``query`` and ``url`` (case-insensitive); default :data:`DEFAULT_REDACTED_QUERY`
+        (``token``, ``access_token``, ``api_key``...).
+    :param share_sensitive_headers: the older switch: True is ``redact_headers=[]``.
     :param logger: a ``logging.Logger``; default ``logging.getLogger("socketio_redis_async")``.
     """
 

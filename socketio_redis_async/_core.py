@@ -38,6 +38,7 @@ from ._options import (
     Options,
     check_bool,
     check_key,
+    check_names,
     check_seconds,
     check_size,
     redact_url,
@@ -45,7 +46,7 @@ from ._options import (
 )
 from ._publisher import Publisher
 from ._requests import PendingRequests
-from ._sockets import build_handshake
+from ._sockets import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY, build_handshake
 from ._subscriber import Subscriber
 
 _BROADCAST, _REQUEST, _RESPONSE = 0, 1, 2
@@ -91,6 +92,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         max_message_size: int = 8 * 1024 * 1024,
         health_check_interval: float = 15.0,
         share_sensitive_headers: bool = False,
+        redact_headers: Iterable[str] | None = None,
+        redact_query: Iterable[str] | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         super().__init__()
@@ -112,8 +115,22 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             max_message_size=check_size("max_message_size", max_message_size),
             health_check_interval=check_seconds("health_check_interval", health_check_interval),
         )
-        self._share_sensitive_headers = check_bool(
-            "share_sensitive_headers", share_sensitive_headers
+        if check_bool("share_sensitive_headers", share_sensitive_headers):
+            if redact_headers is not None:
+                raise ValueError(
+                    "pass either share_sensitive_headers=True or redact_headers, not both "
+                    "(share_sensitive_headers=True is the same as redact_headers=[])"
+                )
+            redact_headers = ()
+        self._redact_headers = (
+            DEFAULT_REDACTED_HEADERS
+            if redact_headers is None
+            else check_names("redact_headers", redact_headers, headers=True)
+        )
+        self._redact_query = (
+            DEFAULT_REDACTED_QUERY
+            if redact_query is None
+            else check_names("redact_query", redact_query, headers=False)
         )
         self.logger = logger or logging.getLogger("socketio_redis_async")
         self._where = redact_url(self._options.url)
@@ -357,7 +374,11 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         return {
             "id": sid,
             "handshake": build_handshake(
-                environ, issued, None, share_sensitive_headers=self._share_sensitive_headers
+                environ,
+                issued,
+                None,
+                redact_headers=self._redact_headers,
+                redact_query=self._redact_query,
             ),
             "rooms": self.get_rooms(sid, namespace),
             "data": data,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, unquote_plus, urlsplit
@@ -121,6 +122,37 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, not {value!r:.40}")
     return value
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
+
+
+def check_names(name: str, value: Any, *, headers: bool) -> frozenset[str]:
+    """Validate a collection of header (``headers=True``) or query parameter names.
+
+    Returned in lower case, so that matching is case-insensitive; in header names ``_`` is
+    read as ``-``, as the WSGI/ASGI environ does.
+    """
+    example = "['x-api-key', 'cookie']" if headers else "['token', 'access_token']"
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"{name} must be a list or set of names such as {example}, not {type(value).__name__}"
+        )
+    names = set()
+    for item in value:
+        if not isinstance(item, str) or not item:
+            raise TypeError(
+                f"{name} must hold non-empty str names such as {example}, not {item!r:.40}"
+            )
+        item = item.lower()
+        if headers:
+            item = item.replace("_", "-")
+            if not _HEADER_NAME.fullmatch(item):
+                raise ValueError(
+                    f"{name}: {item!r:.40} is not an HTTP header name; pass names such as {example}"
+                )
+        names.add(item)
+    return frozenset(names)
 
 
 @dataclass(frozen=True, slots=True)

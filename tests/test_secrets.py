@@ -1,20 +1,25 @@
-"""Credentials in Redis URLs never show: not in exceptions, log lines, CLI output or ``.url``.
+"""Secrets stay hidden: Redis URL credentials, and the tokens in clients' handshakes.
 
-Every form redis-py reads a credential from is tried against a real failure: a live
-redis-server that refuses the credentials, or a port nothing listens on.
+Credentials in Redis URLs never show in exceptions, log lines, CLI output or ``.url``:
+every form redis-py reads a credential from is tried against a real failure (a live
+redis-server that refuses the credentials, or a port nothing listens on). Secret headers
+and query parameters of clients never cross Redis in ``fetch_sockets`` answers.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 import socketio
 
 from socketio_redis_async import (
@@ -26,6 +31,7 @@ from socketio_redis_async import (
 )
 from socketio_redis_async._options import check_url, redact_url
 from socketio_redis_async._redis_server import RedisServer, free_port
+from tests.cluster import Client
 from tests.test_cli import run
 
 pytestmark = pytest.mark.anyio
@@ -148,3 +154,98 @@ async def test_cli_errors_hide_the_secret(secret_url):
         code, out, err = await run(*args, "--url", secret_url, "--timeout", "0.5")
         assert code == 1 and "socketio-redis: error: Redis at" in err
         assert SECRET not in out + err and "Traceback" not in err
+
+
+# Handshakes: what fetch_sockets ships over Redis.
+
+HEADERS = {
+    "Cookie": "sid=cookie-secret",
+    "Authorization": "Bearer authz-secret",
+    "X-Api-Key": "apikey-secret",
+    "X-Auth-Token": "authtoken-secret",
+    "X-Custom": "visible",
+}
+QUERY = "?token=token-secret&Access_Token=access-secret&api_key=key-secret&lang=en"
+HIDDEN = ["cookie-secret", "authz-secret", "apikey-secret", "authtoken-secret"]
+HIDDEN += ["token-secret", "access-secret", "key-secret"]
+
+
+async def _spy(url: str, key: str) -> tuple[redis.asyncio.Redis, Any]:
+    """A Redis subscriber that sees every answer sent over the cluster's channels."""
+    spy = redis.asyncio.Redis.from_url(url)
+    pubsub = spy.pubsub()
+    await pubsub.psubscribe(f"{key}*")
+    confirmed = await pubsub.get_message(timeout=5)
+    assert confirmed is not None and confirmed["type"] == "psubscribe"
+    return spy, pubsub
+
+
+async def _seen(pubsub: Any) -> bytes:
+    seen = b""
+    while (
+        msg := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+    ) is not None:
+        seen += msg["data"]
+    return seen
+
+
+async def test_fetch_sockets_leaves_out_secret_headers_and_query(redis_server, key, make_node):
+    """By default API keys, tokens and cookies never cross Redis; other fields still do."""
+    a, b = await make_node(), await make_node()
+    spy, pubsub = await _spy(redis_server.url, key)
+    client = Client("secret-holder")
+    await client.sio.connect(b.url + QUERY, transports=["websocket"], headers=HEADERS)
+    try:
+        found = {s.id: s for s in await a.adapter.fetch_sockets()}
+        hs = found[client.sid()].handshake
+        assert hs["headers"]["x-custom"] == "visible" and hs["query"]["lang"] == "en"
+        assert hs["query"]["transport"] == "websocket" and "lang=en" in hs["url"]
+        assert not {"token", "Access_Token", "api_key"} & set(hs["query"])
+        assert "token" not in hs["url"].lower()
+        for name in ("cookie", "authorization", "x-api-key", "x-auth-token"):
+            assert name not in hs["headers"]
+        traffic = await _seen(pubsub)
+        assert b"visible" in traffic  # the spy did see the answer
+        text = json.dumps(hs) + traffic.decode(errors="replace")
+        assert not [secret for secret in HIDDEN if secret in text]
+    finally:
+        await client.aclose()
+        await pubsub.aclose()
+        await spy.aclose()
+
+
+async def test_redacted_names_are_configurable(redis_server, key, make_node):
+    """redact_headers/redact_query replace the defaults and match names case-insensitively."""
+    a = await make_node()
+    b = await make_node(redact_headers=["X-CUSTOM", "cookie"], redact_query={"LANG"})
+    client = Client("configured")
+    await client.sio.connect(b.url + QUERY, transports=["websocket"], headers=HEADERS)
+    try:
+        (sock,) = [s for s in await a.adapter.fetch_sockets() if s.id == client.sid()]
+        headers, query = sock.handshake["headers"], sock.handshake["query"]
+        assert "x-custom" not in headers and "cookie" not in headers
+        assert headers["x-api-key"] == "apikey-secret"  # no longer in the redacted set
+        assert "lang" not in query and query["token"] == "token-secret"
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"redact_headers": "x-api-key"}, TypeError, "list or set of names"),
+        ({"redact_headers": 3}, TypeError, "list or set of names"),
+        ({"redact_query": [b"token"]}, TypeError, "non-empty str names"),
+        ({"redact_query": [""]}, TypeError, "non-empty str names"),
+        ({"redact_headers": ["x api key"]}, ValueError, "not an HTTP header name"),
+        (
+            {"redact_headers": ["cookie"], "share_sensitive_headers": True},
+            ValueError,
+            "either share_sensitive_headers=True or redact_headers",
+        ),
+    ],
+)
+def test_redaction_options_are_validated(options, error, message):
+    """Bad redact_headers/redact_query values raise TypeError/ValueError saying what to pass."""
+    with pytest.raises(error, match=message):
+        AsyncRedisAdapter(**options)
