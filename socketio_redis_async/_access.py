@@ -62,7 +62,8 @@ def access_error(
         command = None
         what = (
             f"permission for one of the channels it uses ({key}#*, {key}-request#*, "
-            f"{key}-response#*)"
+            f"{key}-response#*; a PSUBSCRIBE pattern such as {key}#/#* must be allowed "
+            "exactly)"
         )
     return AccessDeniedError(
         f"user {user!r} lacks {what} at Redis {where} ({text}); see 'Security' in the "

@@ -5,6 +5,8 @@ The rules are the ones the README's Security section documents.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 
 import anyio
@@ -15,6 +17,7 @@ import socketio
 from socketio_redis_async import AccessDeniedError, AsyncEmitter, AsyncRedisAdapter, Emitter
 from socketio_redis_async._redis_server import RedisServer
 from tests.cluster import Node, wait_until
+from tests.test_cli import run, script
 
 pytestmark = pytest.mark.anyio
 
@@ -225,3 +228,40 @@ async def test_missing_password_is_not_hidden_by_the_best_effort_client_name(key
                 await adapter.start()
         finally:
             await adapter.aclose()
+
+
+async def test_command_line_with_the_documented_users(
+    redis_server, redis_client, key, make_node, make_client
+):
+    """socketio-redis works as the README says: emit as emitter, queries and monitor as server."""
+    server_user, emitter_user = f"clisrv{key}", f"cliemit{key}"
+    await acl_user(redis_client, server_user, [*server_rules(key), "+psubscribe"])
+    await acl_user(redis_client, emitter_user, emitter_rules(key))
+    node = await make_node()
+    client = await make_client(node)
+    as_server = ["--url", url_for(redis_server, server_user), "--key", key]
+    as_emitter = ["--url", url_for(redis_server, emitter_user), "--key", key]
+    code, out, err = await run("emit", "cli", "1", *as_emitter)
+    assert (code, err) == (0, "") and await client.wait_for("cli") == [[1]]
+    for command in ("servers", "rooms", "sockets"):
+        code, out, err = await run(command, "--json", *as_server)
+        assert (code, err) == (0, ""), command
+    proc = await asyncio.create_subprocess_exec(
+        script(),
+        "monitor",
+        "--count",
+        "1",
+        "--json",
+        *as_server,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None and proc.stdout is not None
+    with anyio.fail_after(15):
+        assert b"monitoring" in await proc.stderr.readline()
+        await node.sio.emit("watched", 1)
+        out_bytes = await proc.stdout.read()
+        assert await proc.wait() == 0
+    assert json.loads(out_bytes)["event"] == "watched"
+    assert await refused(redis_client, server_user) == {}
+    assert await refused(redis_client, emitter_user) == {}
