@@ -218,13 +218,15 @@ class Subscriber:
                 continue
             if failures:
                 self.reconnects += 1
-                self._logger.warning(
-                    "reconnected to Redis at %s; re-subscribing %d channels and %d patterns",
-                    self._where,
-                    len(self._channels.wanted),
-                    len(self._patterns.wanted),
-                )
-            failures = 0
+                if self.denied is None:  # while refused, _backoff logs once a minute
+                    self._logger.warning(
+                        "reconnected to Redis at %s; re-subscribing %d channels and %d patterns",
+                        self._where,
+                        len(self._channels.wanted),
+                        len(self._patterns.wanted),
+                    )
+            if self.denied is None:
+                failures = 0  # a connection whose commands are refused keeps backing off
             try:
                 await self._serve(conn)
             except Exception as exc:
@@ -339,7 +341,13 @@ class Subscriber:
         elif kind == b"pmessage" and len(response) == 4:
             await self._dispatch(response[2], response[3], response[1])
         elif kind == b"subscribe":
-            self.denied = None
+            if self.denied is not None:
+                self.denied = None
+                self._logger.warning(
+                    "Redis at %s accepts the subscriptions again; cross-server messages "
+                    "are delivered",
+                    self._where,
+                )
             self._channels.confirm(response[1].decode())
         elif kind == b"psubscribe":
             self._patterns.confirm(response[1].decode())
