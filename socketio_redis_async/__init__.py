@@ -16,8 +16,6 @@ from ._operator import BroadcastOperator
 from ._sockets import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY, RemoteSocket
 
 __all__ = [
-    "DEFAULT_REDACTED_HEADERS",
-    "DEFAULT_REDACTED_QUERY",
     "AccessDeniedError",
     "AdapterClosedError",
     "AsyncEmitter",
@@ -25,6 +23,8 @@ __all__ = [
     "AsyncRedisAdapter",
     "BroadcastOperator",
     "CUSTOM_REQUEST_EVENT",
+    "DEFAULT_REDACTED_HEADERS",
+    "DEFAULT_REDACTED_QUERY",
     "Emitter",
     "EmitterOperator",
     "PublishError",

@@ -33,7 +33,8 @@ class AsyncRedisAdapter(AdapterCore):
     and ``@socket.io/redis-emitter`` 5.x, so Python and Node.js servers can share a cluster.
 
     :param url: Redis URL: ``redis://``, ``rediss://`` (TLS) or ``unix://``, with optional
-        ``user:password@``. Default ``redis://localhost:6379/0``.
+        ``user:password@`` (percent-encoded) or ``?password=``; errors and logs show it
+        with ``***`` instead of any credential. Default ``redis://localhost:6379/0``.
     :param host: Redis host; with ``port``, an alternative to ``url``.
     :param port: Redis port.
     :param key: channel prefix shared by the cluster, default ``socket.io``.
