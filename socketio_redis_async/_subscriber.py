@@ -102,6 +102,11 @@ class _Subscriptions:
             commands.append([self.unsubscribe, *chunk])
         return commands
 
+    @property
+    def settled(self) -> bool:
+        """Every SUBSCRIBE sent so far is confirmed."""
+        return not self._inflight
+
     def confirm(self, name: str) -> None:
         batches = self._inflight.get(name)
         if not batches:
@@ -341,16 +346,22 @@ class Subscriber:
         elif kind == b"pmessage" and len(response) == 4:
             await self._dispatch(response[2], response[3], response[1])
         elif kind == b"subscribe":
-            if self.denied is not None:
-                self.denied = None
-                self._logger.warning(
-                    "Redis at %s accepts the subscriptions again; cross-server messages "
-                    "are delivered",
-                    self._where,
-                )
             self._channels.confirm(response[1].decode())
+            if self.denied is not None:
+                self._accepted()
         elif kind == b"psubscribe":
             self._patterns.confirm(response[1].decode())
+            if self.denied is not None:
+                self._accepted()
+
+    def _accepted(self) -> None:
+        """After a refusal: once every command sent is confirmed, the refusal is over."""
+        if self._channels.settled and self._patterns.settled:
+            self.denied = None
+            self._logger.warning(
+                "Redis at %s accepts the subscriptions again; cross-server messages are delivered",
+                self._where,
+            )
 
     async def _dispatch(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
         try:

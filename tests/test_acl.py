@@ -203,6 +203,31 @@ async def test_user_without_channel_permission_gets_a_precise_error(
         await adapter.aclose()
 
 
+async def test_refused_pattern_is_reported_once_and_recovers(
+    redis_server, redis_client, key, caplog
+):
+    """Multiplexing off without the exact PSUBSCRIBE pattern: a precise error, then recovery."""
+    caplog.set_level(logging.INFO, logger="socketio_redis_async")
+    user = f"pat{key}"
+    rules = [r for r in server_rules(key, multiplexing=False) if r != f"&{key}#/#*"]
+    await acl_user(redis_client, user, rules)
+    adapter = await unstarted(url_for(redis_server, user), key, with_channel_multiplexing=False)
+    try:
+        with pytest.raises(AccessDeniedError, match=f"pattern such as {key}#/#\\* must be allowed"):
+            await adapter.start()
+        with anyio.fail_after(10):
+            while sum((await refused(redis_client, user)).values()) < 3:
+                await anyio.sleep(0.05)
+        await redis_client.execute_command("ACL", "SETUSER", user, f"&{key}#/#*")
+        await wait_until(lambda: adapter._subscriber.denied is None, timeout=15)
+        assert await adapter._subscriber.wait([], 5, [f"{key}#/#*"])
+        first, last = (r.getMessage() for r in adapter_records(caplog))
+        assert "lacks permission for one of the channels" in first
+        assert "accepts the subscriptions again" in last
+    finally:
+        await adapter.aclose()
+
+
 async def test_wrong_password_says_authentication_failed(redis_server, redis_client, key, caplog):
     """A wrong password: start() raises 'authentication failed for user X'; one log line."""
     caplog.set_level(logging.INFO, logger="socketio_redis_async")
