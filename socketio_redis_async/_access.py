@@ -21,6 +21,17 @@ from ._errors import AccessDeniedError
 _COMMAND = re.compile(r"run the '([^']+)' command")
 
 
+def client_location(client: Any) -> str:
+    """Where a redis-py client connects, as a URL without credentials (for messages)."""
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
+    if kwargs.get("path"):
+        return f"unix://{kwargs['path']}"
+    scheme = "rediss" if "SSL" in pool.connection_class.__name__ else "redis"
+    host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
+    return f"{scheme}://{host}:{port}/{kwargs.get('db', 0)}"
+
+
 def acl_user(connection_kwargs: dict[str, Any]) -> str:
     """The ACL user a connection with these redis-py settings authenticates as."""
     if connection_kwargs.get("credential_provider") is not None:

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
 from . import _codec as codec
-from ._access import access_error, acl_user, set_client_name
+from ._access import access_error, acl_user, client_location, set_client_name
 from ._acks import AckRequests
 from ._channels import NamespaceChannels, Room
 from ._errors import (
@@ -133,7 +133,9 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             else check_names("redact_query", redact_query, headers=False)
         )
         self.logger = logger or logging.getLogger("socketio_redis_async")
-        self._where = redact_url(self._options.url)
+        # Messages name the Redis actually used: the clients passed in, or the URL.
+        self._where = client_location(sub_client) if sub_client else redact_url(self._options.url)
+        pub_where = client_location(pub_client) if pub_client else self._where
         self._owns_pub = pub_client is None
         self._owns_sub = sub_client is None
         self._pub_client = pub_client
@@ -155,7 +157,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         self._publisher = Publisher(
             self._open_pub_connection,
             max_message_size=self._options.max_message_size,
-            where=self._where,
+            where=pub_where,
         )
         self._acks = AckRequests(self._spawn)
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -16,6 +16,7 @@ import redis
 import redis.asyncio
 
 from . import _codec as codec
+from ._access import client_location
 from ._channels import NamespaceChannels
 from ._errors import AdapterClosedError, PublishError
 from ._operator import RoomArg, Selection, check_event, check_namespace, rooms_of
@@ -158,7 +159,7 @@ class _EmitterBase:
         self.namespace = check_namespace(namespace)
         self._owns_client = client is None
         self._client = client if client is not None else client_type.from_url(raw_url)
-        self._where = self.url if client is None else repr(client)
+        self._where = self.url if client is None else client_location(client)
         self._closed = False
 
     def _child(self, namespace: str) -> Any:

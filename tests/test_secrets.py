@@ -148,6 +148,33 @@ async def test_emitter_errors_and_url_hide_the_secret(secret_url):
         assert SECRET not in _text(exc) and "could not publish to Redis at" in str(exc)
 
 
+async def test_errors_name_the_clients_passed_in_without_their_secret():
+    """With client= / sub_client= / pub_client=, errors name their host, not the default URL."""
+    dead = f"redis://ann:{SECRET}@127.0.0.1:{free_port()}/0"
+    where = redact_url(dead).replace("ann:***@", "")
+    sync_client = redis.Redis.from_url(dead)
+    async_client = redis.asyncio.Redis.from_url(dead)
+    adapter = AsyncRedisAdapter(
+        pub_client=async_client, sub_client=async_client, requests_timeout=0.5
+    )
+    socketio.AsyncServer(async_mode="asgi", client_manager=adapter)
+    try:
+        with pytest.raises(PublishError) as emitted:
+            Emitter(client=sync_client).emit("ev")
+        with pytest.raises(PublishError) as published:
+            await AsyncEmitter(client=async_client).emit("ev")
+        with pytest.raises(RedisAdapterError) as started:
+            await adapter.start()
+        with pytest.raises(PublishError) as broadcast:
+            await adapter.emit("ev", 1, namespace="/")
+    finally:
+        await adapter.aclose()
+        sync_client.close()
+        await async_client.aclose()
+    for exc in (emitted.value, published.value, started.value, broadcast.value):
+        assert f"Redis at {where}" in str(exc) and SECRET not in _text(exc)
+
+
 async def test_cli_errors_hide_the_secret(secret_url):
     """socketio-redis servers/emit fail with one line on stderr that does not show the secret."""
     for args in (("servers",), ("emit", "ev", "1")):
