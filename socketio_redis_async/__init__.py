@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._adapter import AsyncRedisAdapter
 from ._emitter import AsyncEmitter, AsyncEmitterOperator, Emitter, EmitterOperator
 from ._errors import (
+    AccessDeniedError,
     AdapterClosedError,
     PublishError,
     RedisAdapterError,
@@ -14,9 +15,10 @@ from ._errors import (
 from ._handlers import CUSTOM_REQUEST_EVENT
 from ._health import AdapterHealth
 from ._operator import BroadcastOperator
-from ._sockets import RemoteSocket
+from ._sockets import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY, RemoteSocket
 
 __all__ = [
+    "AccessDeniedError",
     "AdapterClosedError",
     "AdapterHealth",
     "AsyncEmitter",
@@ -24,6 +26,8 @@ __all__ = [
     "AsyncRedisAdapter",
     "BroadcastOperator",
     "CUSTOM_REQUEST_EVENT",
+    "DEFAULT_REDACTED_HEADERS",
+    "DEFAULT_REDACTED_QUERY",
     "Emitter",
     "EmitterOperator",
     "PublishError",

@@ -33,7 +33,8 @@ class AsyncRedisAdapter(AdapterCore):
     and ``@socket.io/redis-emitter`` 5.x, so Python and Node.js servers can share a cluster.
 
     :param url: Redis URL: ``redis://``, ``rediss://`` (TLS) or ``unix://``, with optional
-        ``user:password@``. Default ``redis://localhost:6379/0``.
+        ``user:password@`` (percent-encoded) or ``?password=``; errors and logs show it
+        with ``***`` instead of any credential. Default ``redis://localhost:6379/0``.
     :param host: Redis host; with ``port``, an alternative to ``url``.
     :param port: Redis port.
     :param key: channel prefix shared by the cluster, default ``socket.io``.
@@ -52,8 +53,14 @@ class AsyncRedisAdapter(AdapterCore):
     :param health_check_interval: seconds of silence on the pub/sub connection before a PING
         (default 2); no answer for another interval means the link is dead: it is logged
         and re-established.
-    :param share_sensitive_headers: include ``Cookie``/``Authorization`` headers in the
-        handshakes that ``fetch_sockets`` answers ship over Redis (default False).
+    :param redact_headers: names of the headers left out of the handshakes that
+        ``fetch_sockets`` reports (case-insensitive); default
+        :data:`DEFAULT_REDACTED_HEADERS` (``Cookie``, ``Authorization``, ``X-Api-Key``...).
+        A list replaces the default; extend it with ``DEFAULT_REDACTED_HEADERS | {...}``.
+    :param redact_query: names of the query parameters left out of those handshakes'
+        ``query`` and ``url`` (case-insensitive); default :data:`DEFAULT_REDACTED_QUERY`
+        (``token``, ``access_token``, ``api_key``...).
+    :param share_sensitive_headers: the older switch: True is ``redact_headers=[]``.
     :param max_socket_backlog: packets that may wait for one client connection (default
         10,000); a connection still this far behind after its writer had a turn belongs to
         a client that stopped reading, and is disconnected. None means no limit.

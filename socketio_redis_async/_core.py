@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
 from . import _codec as codec
+from ._access import access_error, acl_user, client_location, set_client_name
 from ._acks import AckRequests
 from ._backlog import (
     CHECK_EVERY,
@@ -34,6 +35,7 @@ from ._channels import NamespaceChannels, Room, int_room
 from ._clients import async_client
 from ._commands import redis_call
 from ._errors import (
+    AccessDeniedError,
     AdapterClosedError,
     MalformedMessage,
     RedisCommandError,
@@ -48,6 +50,7 @@ from ._options import (
     Options,
     check_bool,
     check_key,
+    check_names,
     check_seconds,
     check_size,
     redact_url,
@@ -55,7 +58,7 @@ from ._options import (
 )
 from ._publisher import Publisher
 from ._requests import PendingRequests
-from ._sockets import build_handshake
+from ._sockets import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY, build_handshake
 from ._subscriber import Subscriber
 
 _BROADCAST, _REQUEST, _RESPONSE = 0, 1, 2
@@ -103,6 +106,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         health_check_interval: float = 2.0,
         share_sensitive_headers: bool = False,
         max_socket_backlog: int | None = DEFAULT_MAX_SOCKET_BACKLOG,
+        redact_headers: Iterable[str] | None = None,
+        redact_query: Iterable[str] | None = None,
         logger: logging.Logger | None = None,
         publish_timeout: float = 5.0,
         on_connection_change: ConnectionCallback | None = None,
@@ -130,11 +135,27 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             max_socket_backlog=check_backlog(max_socket_backlog),
             publish_timeout=check_seconds("publish_timeout", publish_timeout),
         )
-        self._share_sensitive_headers = check_bool(
-            "share_sensitive_headers", share_sensitive_headers
+        if check_bool("share_sensitive_headers", share_sensitive_headers):
+            if redact_headers is not None:
+                raise ValueError(
+                    "pass either share_sensitive_headers=True or redact_headers, not both "
+                    "(share_sensitive_headers=True is the same as redact_headers=[])"
+                )
+            redact_headers = ()
+        self._redact_headers = (
+            DEFAULT_REDACTED_HEADERS
+            if redact_headers is None
+            else check_names("redact_headers", redact_headers, headers=True)
+        )
+        self._redact_query = (
+            DEFAULT_REDACTED_QUERY
+            if redact_query is None
+            else check_names("redact_query", redact_query, headers=False)
         )
         self.logger = logger or logging.getLogger("socketio_redis_async")
-        self._where = redact_url(self._options.url)
+        # Messages name the Redis actually used: the clients passed in, or the URL.
+        self._where = client_location(sub_client) if sub_client else redact_url(self._options.url)
+        pub_where = client_location(pub_client) if pub_client else self._where
         self._owns_pub = pub_client is None
         self._owns_sub = sub_client is None
         self._pub_client = pub_client
@@ -153,11 +174,12 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             where=self._where,
             health_check_interval=self._options.health_check_interval,
             on_change=self._connection_changed,
+            explain=self._access_error,
         )
         self._publisher = Publisher(
             self._open_pub_connection,
             max_message_size=self._options.max_message_size,
-            where=self._where,
+            where=pub_where,
             timeout=self._options.publish_timeout,
             ready=self._subscriber.ready,
         )
@@ -180,6 +202,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         self._slow_consumers = 0
         self._volatile_skipped = 0
         self._last_slow_log = -1e9
+        self._may_name = True  # False once Redis refused CLIENT SETNAME (an ACL without CLIENT)
 
     @property
     def uid(self) -> str:
@@ -294,22 +317,37 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
 
         Call it from the ASGI lifespan / aiohttp ``on_startup`` so that the server
         receives cross-server traffic before its first client connects.
-        Raises :class:`RedisCommandError` if Redis does not answer within
-        ``requests_timeout`` (the listener keeps retrying in the background).
+        Raises :class:`AccessDeniedError` as soon as Redis refuses the credentials or an ACL
+        permission, and :class:`RedisCommandError` if Redis does not answer within
+        ``requests_timeout``; either way the listener keeps retrying in the background.
         """
         if self.server is None:
             raise RuntimeError(
                 "pass the adapter to socketio.AsyncServer(client_manager=...) before start()"
             )
         self.server.manager_initialized = True
-        self.initialize()
-        if not await self._subscriber.wait(
-            self._subscriber.channels, self.requests_timeout, self._subscriber.patterns
-        ):
-            raise RedisCommandError(
-                f"Redis at {self._where} did not confirm the subscriptions within "
-                f"{self.requests_timeout:g} s; is it running? (the adapter keeps retrying)"
+        denial = self._subscriber.next_denial()
+        try:
+            self.initialize()
+            confirmed: asyncio.Future[bool] = asyncio.ensure_future(
+                self._subscriber.wait(
+                    self._subscriber.channels, self.requests_timeout, self._subscriber.patterns
+                )
             )
+            try:
+                either: list[asyncio.Future[Any]] = [confirmed, denial]
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                confirmed.cancel()
+            if denial.done() and not denial.cancelled():
+                raise denial.result()
+            if not confirmed.result():
+                raise self._subscriber.denied or RedisCommandError(
+                    f"Redis at {self._where} did not confirm the subscriptions within "
+                    f"{self.requests_timeout:g} s; is it running? (the adapter keeps retrying)"
+                )
+        finally:
+            self._subscriber.forget_denial(denial)
 
     async def aclose(self) -> None:
         """Stop listening, drop pending acks and close the Redis clients this adapter owns."""
@@ -421,7 +459,11 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         return {
             "id": sid,
             "handshake": build_handshake(
-                environ, issued, auth, share_sensitive_headers=self._share_sensitive_headers
+                environ,
+                issued,
+                auth,
+                redact_headers=self._redact_headers,
+                redact_query=self._redact_query,
             ),
             "rooms": self.get_rooms(sid, namespace),
             "data": data,
@@ -704,17 +746,13 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         """
         pool = client.connection_pool
         kwargs = dict(pool.connection_kwargs)
-        kwargs.update(
-            protocol=2,
-            decode_responses=False,
-            socket_timeout=None,
-            client_name=f"socketio-redis-async:{self.uid}:{role}",
-        )
+        # The client name is set afterwards, best effort: an ACL user may lack CLIENT.
+        kwargs.update(protocol=2, decode_responses=False, socket_timeout=None, client_name=None)
         conn: AbstractConnection = pool.connection_class(**kwargs)
         try:
             # Bounded, the handshake included: a frozen Redis accepts TCP but never answers.
             await redis_call(
-                conn.connect(),  # type: ignore[no-untyped-call]
+                self._handshake(conn, role),
                 what=f"cannot open the {role} connection",
                 where=self._where,
                 timeout=self.requests_timeout,
@@ -724,6 +762,16 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
                 await conn.disconnect(nowait=True)
             raise
         return conn
+
+    async def _handshake(self, conn: AbstractConnection, role: str) -> None:
+        await conn.connect()  # type: ignore[no-untyped-call]
+        if self._may_name:  # once refused, not asked again (each refusal is in ACL LOG)
+            name = f"socketio-redis-async:{self.uid}:{role}"
+            self._may_name = await set_client_name(conn, name, self.requests_timeout)
+
+    def _access_error(self, exc: BaseException) -> AccessDeniedError | None:
+        user = acl_user(self.sub_client.connection_pool.connection_kwargs)
+        return access_error(exc, user=user, where=self._where, key=self._options.key)
 
     async def _on_message(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
         if pattern is not None:

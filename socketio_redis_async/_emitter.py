@@ -21,6 +21,7 @@ import redis
 import redis.asyncio
 
 from . import _codec as codec
+from ._access import client_location
 from ._channels import NamespaceChannels
 from ._clients import async_client, sync_client
 from ._commands import redis_call
@@ -160,7 +161,9 @@ class _EmitterBase:
                 f"client must be a {client_type.__module__}.{client_type.__name__}, "
                 f"not {type(client).__name__}"
             )
-        self.url = check_url(url) if url is not None else DEFAULT_URL
+        raw_url = check_url(url) if url is not None else DEFAULT_URL
+        self.url = redact_url(raw_url)
+        """The Redis URL with its password and other credentials replaced by ``***``."""
         self.key = check_key(key)
         self.namespace = check_namespace(namespace)
         self.publish_timeout = check_seconds("publish_timeout", publish_timeout)
@@ -168,9 +171,11 @@ class _EmitterBase:
         if client is None:
             timeout = self.publish_timeout
             make = sync_client if client_type is redis.Redis else async_client
-            client = make(self.url, socket_timeout=timeout, socket_connect_timeout=timeout)
+            client = make(raw_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+            self._where = self.url
+        else:
+            self._where = client_location(client)
         self._client = client
-        self._where = redact_url(self.url) if client is None else repr(client)
         self._closed = False
 
     def _child(self, namespace: str) -> Any:
@@ -189,6 +194,7 @@ class Emitter(_EmitterBase):
     """Synchronous emitter (redis-py). ``Emitter(url).to("room").emit("event", data)``.
 
     :param url: Redis URL (``redis://``, ``rediss://``, ``unix://``), default localhost.
+        The ``url`` attribute holds it redacted (credentials replaced by ``***``).
     :param client: an existing ``redis.Redis`` instead of a URL (never closed by the emitter).
     :param key: channel prefix, default ``socket.io``.
     :param namespace: namespace, default ``/``.

@@ -4,7 +4,8 @@ Hierarchy::
 
     RedisAdapterError
      ├── RedisCommandError     a Redis command failed, was refused, or did not answer in time
-     │    └── PublishError     a PUBLISH failed or timed out; not known to be delivered
+     │    ├── PublishError     a PUBLISH failed or timed out; not known to be delivered
+     │    └── AccessDeniedError  Redis refused the credentials or an ACL permission
      ├── AdapterClosedError    the adapter or emitter was used after ``aclose()``
      ├── RequestTimeoutError   other servers did not all answer in time (also a TimeoutError)
      └── MalformedMessage      internal: a message read from Redis failed validation
@@ -71,3 +72,19 @@ class RequestTimeoutError(RedisAdapterError, TimeoutError):
         if self.silent_servers:
             text += f" (no answer from server {', '.join(self.silent_servers)})"
         return text
+
+
+class AccessDeniedError(RedisCommandError):
+    """Redis refused this client: a wrong user name or password, or an ACL permission.
+
+    ``user`` is the ACL user the URL or client names (``default`` when it names none);
+    ``command`` is ``AUTH`` for an authentication failure, else the refused command as
+    Redis names it (``SUBSCRIBE``, ``PSUBSCRIBE``...), or None when Redis does not say.
+    Retrying does not help until the URL or the ACL changes; the listener retries anyway,
+    so fixing the ACL is enough.
+    """
+
+    def __init__(self, message: str, *, user: str, command: str | None) -> None:
+        super().__init__(message)
+        self.user = user
+        self.command = command

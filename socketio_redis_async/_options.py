@@ -2,43 +2,81 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote_plus, urlsplit
 
-from ._clients import SENTINEL_SCHEMES, parse_sentinel_url
+from redis.connection import parse_url
+
+from ._clients import SENTINEL_SCHEMES, parse_sentinel_url, plain_url
 
 DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_KEY = "socket.io"
 SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys", *SENTINEL_SCHEMES)
 
 
+_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|credential", re.IGNORECASE)
+
+
+def _ambiguous(parts: SplitResult) -> bool:
+    """True if a password may have spilled out of the netloc (an unencoded ``/ ? #``)."""
+    if parts.scheme not in SENTINEL_SCHEMES:  # a Sentinel URL lists several host:port
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a non-numeric port
+        except ValueError:
+            return True
+    return "@" in parts.path or "@" in parts.query or bool(parts.fragment)
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, safe to log."""
+    """The URL with every credential redis-py would read replaced by ``***``, safe to log.
+
+    Covers the password in ``user:password@`` and ``:password@``, a lone ``secret@`` (which
+    redis-cli reads as a password), and query parameters such as ``?password=`` and
+    ``?ssl_password=``. A URL whose password seems to contain an unencoded ``/``, ``?``
+    or ``#`` is redacted whole after the scheme. The user name is kept.
+    """
     parts = urlsplit(url)
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
+    if _ambiguous(parts):
+        return f"{parts.scheme}://***"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    netloc = parts.netloc
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{hostport}" if colon else f"***@{hostport}"
+    query = "&".join(
+        f"{name}=***" if _SECRET_PARAM.search(unquote_plus(name)) else f"{name}{eq}{value}"
+        for name, eq, value in (item.partition("=") for item in parts.query.split("&"))
+    )
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def check_url(url: Any) -> str:
     """Validate a Redis URL: redis://, rediss://, unix://, valkey[s]://, or Sentinel."""
     if not isinstance(url, str):
         raise TypeError(f"url must be a str such as {DEFAULT_URL!r}, not {type(url).__name__}")
-    scheme = urlsplit(url).scheme
-    if scheme not in SCHEMES:
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
         raise ValueError(
-            f"url {redact_url(url)!r} has scheme {scheme!r}; use redis://, rediss:// (TLS), "
-            "unix://, valkey://, valkeys:// or redis+sentinel://, "
+            f"url {redact_url(url)!r} has scheme {parts.scheme!r}; use redis://, rediss:// "
+            "(TLS), unix://, valkey://, valkeys:// or redis+sentinel://, "
             "e.g. 'redis://user:password@host:6379/0'"
         )
-    if scheme in SENTINEL_SCHEMES:
-        try:
+    if _ambiguous(parts):
+        raise ValueError(
+            f"url {redact_url(url)!r} cannot be read safely: percent-encode the user name and "
+            "password (urllib.parse.quote(password, safe='')) so that '/', '?', '#' and '@' "
+            "in them become %2F, %3F, %23 and %40"
+        )
+    try:
+        if parts.scheme in SENTINEL_SCHEMES:
             parse_sentinel_url(url)
-        except ValueError as exc:
-            raise ValueError(f"url {redact_url(url)!r}: {exc}") from None
+        else:
+            parse_url(plain_url(url))  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        raise ValueError(f"url {redact_url(url)!r} is not a valid Redis URL: {exc}") from None
     return url
 
 
@@ -93,11 +131,42 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
+
+
+def check_names(name: str, value: Any, *, headers: bool) -> frozenset[str]:
+    """Validate a collection of header (``headers=True``) or query parameter names.
+
+    Returned in lower case, so that matching is case-insensitive; in header names ``_`` is
+    read as ``-``, as the WSGI/ASGI environ does.
+    """
+    example = "['x-api-key', 'cookie']" if headers else "['token', 'access_token']"
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"{name} must be a list or set of names such as {example}, not {type(value).__name__}"
+        )
+    names = set()
+    for item in value:
+        if not isinstance(item, str) or not item:
+            raise TypeError(
+                f"{name} must hold non-empty str names such as {example}, not {item!r:.40}"
+            )
+        item = item.lower()
+        if headers:
+            item = item.replace("_", "-")
+            if not _HEADER_NAME.fullmatch(item):
+                raise ValueError(
+                    f"{name}: {item!r:.40} is not an HTTP header name; pass names such as {example}"
+                )
+        names.add(item)
+    return frozenset(names)
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     """The adapter's validated settings."""
 
-    url: str
+    url: str = field(repr=False)
     key: str
     requests_timeout: float
     ack_timeout: float

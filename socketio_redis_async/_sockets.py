@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from ._channels import Room
 
@@ -13,6 +13,34 @@ if TYPE_CHECKING:
     from ._adapter import AsyncRedisAdapter
 
 SENSITIVE_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
+DEFAULT_REDACTED_HEADERS = SENSITIVE_HEADERS | {
+    "x-access-token",
+    "x-amz-security-token",
+    "x-api-key",
+    "x-auth-token",
+    "x-csrf-token",
+    "x-xsrf-token",
+}
+"""Headers left out of the handshakes that cross Redis, unless ``redact_headers`` says otherwise."""
+DEFAULT_REDACTED_QUERY = frozenset(
+    {
+        "access_token",
+        "api_key",
+        "apikey",
+        "auth",
+        "id_token",
+        "jwt",
+        "password",
+        "refresh_token",
+        "secret",
+        "session",
+        "sig",
+        "signature",
+        "token",
+    }
+)
+"""Query parameters left out of those handshakes (``query`` and ``url``), unless
+``redact_query`` says otherwise; matched case-insensitively."""
 
 
 def _js_date(epoch: float) -> str:
@@ -23,21 +51,32 @@ def _js_date(epoch: float) -> str:
 
 
 def build_handshake(
-    environ: dict[str, Any] | None, issued: float, auth: Any, *, share_sensitive_headers: bool
+    environ: dict[str, Any] | None,
+    issued: float,
+    auth: Any,
+    *,
+    redact_headers: frozenset[str] = DEFAULT_REDACTED_HEADERS,
+    redact_query: frozenset[str] = DEFAULT_REDACTED_QUERY,
 ) -> dict[str, Any]:
     """The ``socket.handshake`` a Node server would report for this connection.
 
-    ``Cookie``, ``Authorization`` and ``Proxy-Authorization`` are left out unless
-    ``share_sensitive_headers`` is set, because answers cross Redis in clear text.
+    Headers named in ``redact_headers`` (lower case) and query parameters named in
+    ``redact_query`` (lower case) are left out, because answers cross Redis in clear text.
     """
     environ = environ or {}
     headers: dict[str, str] = {}
     for name, value in environ.items():
         if name.startswith("HTTP_") and isinstance(value, str):
             header = name[5:].lower().replace("_", "-")
-            if share_sensitive_headers or header not in SENSITIVE_HEADERS:
+            if header not in redact_headers:
                 headers[header] = value
     query_string = environ.get("QUERY_STRING") or ""
+    if redact_query and query_string:
+        query_string = "&".join(
+            item
+            for item in query_string.split("&")
+            if unquote_plus(item.partition("=")[0]).lower() not in redact_query
+        )
     path = environ.get("PATH_INFO") or "/socket.io/"
     address = environ.get("REMOTE_ADDR") or ""
     scope = environ.get("asgi.scope")

@@ -28,6 +28,9 @@ from typing import Any
 
 import anyio
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ResponseError
+
+from ._errors import AccessDeniedError
 
 try:
     import hiredis
@@ -42,6 +45,7 @@ _BACKOFF_BASE = 0.1
 _BACKOFF_CAP = 1.0
 _GRACE = 0.2  # what a reconnect and a SUBSCRIBE take, added to the backoff cap
 _LOG_EVERY = 30.0  # while Redis stays down, repeat the error at most this often (seconds)
+_DENIAL_LOG_INTERVAL = 60.0
 
 
 class _Subscriptions:
@@ -108,6 +112,11 @@ class _Subscriptions:
         """How many sent subscriptions Redis has confirmed."""
         return sum(1 for name in self._sent if name not in self._inflight)
 
+    @property
+    def settled(self) -> bool:
+        """Every SUBSCRIBE sent so far is confirmed."""
+        return not self._inflight
+
     def confirm(self, name: str) -> None:
         batches = self._inflight.get(name)
         if not batches:
@@ -130,8 +139,10 @@ class Subscriber:
         where: str,
         health_check_interval: float,
         on_change: Callable[[bool], None] | None = None,
+        explain: Callable[[BaseException], AccessDeniedError | None] = lambda exc: None,
     ) -> None:
         self._connect = connect
+        self._explain = explain
         self._handler = handler
         self._logger = logger
         self._where = where
@@ -154,6 +165,9 @@ class Subscriber:
         self._lost_at: float | None = None
         self._reconnected_at: float | None = None
         self._last_log = -1e9
+        self.denied: AccessDeniedError | None = None  # Redis refused us since the last confirm
+        self._denial_waiters: set[asyncio.Future[AccessDeniedError]] = set()
+        self._denial_logged = ("", -_DENIAL_LOG_INTERVAL)
 
     @property
     def last_contact(self) -> float | None:
@@ -221,6 +235,30 @@ class Subscriber:
             fut.cancel()
         return not late
 
+    def next_denial(self) -> asyncio.Future[AccessDeniedError]:
+        """A future resolved when Redis next refuses the credentials or a permission.
+
+        Discard it with :meth:`forget_denial` once no longer awaited.
+        """
+        fut: asyncio.Future[AccessDeniedError] = asyncio.get_running_loop().create_future()
+        self._denial_waiters.add(fut)
+        return fut
+
+    def forget_denial(self, fut: asyncio.Future[AccessDeniedError]) -> None:
+        """Stop tracking a future from :meth:`next_denial`."""
+        self._denial_waiters.discard(fut)
+        fut.cancel()
+
+    def _denial(self, exc: BaseException) -> AccessDeniedError | None:
+        """If ``exc`` is an authentication or ACL refusal, record it and tell who waits."""
+        denied = self._explain(exc)
+        if denied is not None:
+            self.denied = denied
+            for fut in self._denial_waiters:
+                if not fut.done():
+                    fut.set_result(denied)
+        return denied
+
     async def run(self) -> None:
         """Stay connected and subscribed until cancelled."""
         self.running = True
@@ -243,13 +281,15 @@ class Subscriber:
             if failures:
                 self.reconnects += 1
                 self._reconnected_at = _now()
-                self._logger.warning(
-                    "reconnected to Redis at %s; re-subscribing %d channels and %d patterns",
-                    self._where,
-                    len(self._channels.wanted),
-                    len(self._patterns.wanted),
-                )
-            failures = 0
+                if self.denied is None:  # while refused, _backoff logs once a minute
+                    self._logger.warning(
+                        "reconnected to Redis at %s; re-subscribing %d channels and %d patterns",
+                        self._where,
+                        len(self._channels.wanted),
+                        len(self._patterns.wanted),
+                    )
+            if self.denied is None:
+                failures = 0  # a connection whose commands are refused keeps backing off
             try:
                 await self._serve(conn)
             except Exception as exc:
@@ -275,6 +315,21 @@ class Subscriber:
         self._set_subscribed(False)
         delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** min(failures, 16))
         delay *= random.uniform(0.5, 1.0)
+        denied = self._denial(exc)
+        if denied is not None:
+            # One line, no traceback; the same refusal at most once a minute.
+            now = asyncio.get_running_loop().time()
+            last_text, last_time = self._denial_logged
+            if str(denied) != last_text or now - last_time >= _DENIAL_LOG_INTERVAL:
+                self._denial_logged = (str(denied), now)
+                self._logger.error(
+                    "%s; cross-server messages are NOT delivered until this is fixed; "
+                    "retrying (attempt %d; this error is logged at most once a minute)",
+                    denied,
+                    failures,
+                )
+            await anyio.sleep(delay)
+            return
         now = asyncio.get_running_loop().time()
         if failures <= 3 or now - self._last_log >= _LOG_EVERY:
             self._last_log = now
@@ -374,6 +429,10 @@ class Subscriber:
             await self._handle(response)
 
     async def _handle(self, response: Any) -> None:
+        if isinstance(response, Exception):
+            # An error reply (NOPERM, NOAUTH...): the command it answers had no effect, so
+            # start over on a new connection, where everything is subscribed again.
+            raise response if isinstance(response, ResponseError) else ResponseError(str(response))
         if not isinstance(response, list) or len(response) < 3:
             return
         kind = response[0]
@@ -383,8 +442,21 @@ class Subscriber:
             await self._dispatch(response[2], response[3], response[1])
         elif kind == b"subscribe":
             self._channels.confirm(response[1].decode())
+            if self.denied is not None:
+                self._accepted()
         elif kind == b"psubscribe":
             self._patterns.confirm(response[1].decode())
+            if self.denied is not None:
+                self._accepted()
+
+    def _accepted(self) -> None:
+        """After a refusal: once every command sent is confirmed, the refusal is over."""
+        if self._channels.settled and self._patterns.settled:
+            self.denied = None
+            self._logger.warning(
+                "Redis at %s accepts the subscriptions again; cross-server messages are delivered",
+                self._where,
+            )
 
     async def _dispatch(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
         try:
