@@ -453,8 +453,10 @@ class Subscriber:
         """After a refusal: once every command sent is confirmed, the refusal is over."""
         if self._channels.settled and self._patterns.settled:
             self.denied = None
+            self._lost_at = None  # this line reports the recovery; _announce need not
             self._logger.warning(
-                "Redis at %s accepts the subscriptions again; cross-server messages are delivered",
+                "Redis at %s accepts the subscriptions again; cross-server messages are "
+                "delivered (those published while it refused them were not received)",
                 self._where,
             )
 
