@@ -145,7 +145,8 @@ async def test_emitter_errors_and_url_hide_the_secret(secret_url):
         sync.close()
         await asynchronous.aclose()
     for exc in (sync_error.value, async_error.value):
-        assert SECRET not in _text(exc) and "could not publish to Redis at" in str(exc)
+        assert SECRET not in _text(exc) and "could not publish" in str(exc)
+        assert "Redis at" in str(exc)
 
 
 async def test_errors_name_the_clients_passed_in_without_their_secret():
@@ -179,7 +180,7 @@ async def test_cli_errors_hide_the_secret(secret_url):
     """socketio-redis servers/emit fail with one line on stderr that does not show the secret."""
     for args in (("servers",), ("emit", "ev", "1")):
         code, out, err = await run(*args, "--url", secret_url, "--timeout", "0.5")
-        assert code == 1 and "socketio-redis: error: Redis at" in err
+        assert code == 1 and err.startswith("socketio-redis: error: ") and "Redis at" in err
         assert SECRET not in out + err and "Traceback" not in err
 
 
