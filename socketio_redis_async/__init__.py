@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._adapter import AsyncRedisAdapter
+from ._admin import ClusterInstrumentedAsyncServer, instrument
 from ._emitter import AsyncEmitter, AsyncEmitterOperator, Emitter, EmitterOperator
 from ._errors import AdapterClosedError, PublishError, RedisAdapterError, RequestTimeoutError
 from ._handlers import CUSTOM_REQUEST_EVENT
@@ -16,6 +17,7 @@ __all__ = [
     "AsyncRedisAdapter",
     "BroadcastOperator",
     "CUSTOM_REQUEST_EVENT",
+    "ClusterInstrumentedAsyncServer",
     "Emitter",
     "EmitterOperator",
     "PublishError",
@@ -23,6 +25,7 @@ __all__ = [
     "RemoteSocket",
     "RequestTimeoutError",
     "__version__",
+    "instrument",
 ]
 
 
