@@ -1,0 +1,223 @@
+"""The Socket.IO admin UI on a two-server cluster: python-socketio's instrumentation, cluster-wide.
+
+The servers run in processes of their own (tests/admin_ui_server.py), because python-socketio's
+instrumentation patches engine.io for the whole process. The browser test drives the real
+UI from the ``@socket.io/admin-ui`` npm package in Debian's headless Chromium.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import socketio
+from aiohttp import web
+
+from socketio_redis_async import ClusterInstrumentedAsyncServer
+from tests.admin_ui_server import AUTH
+from tests.cluster import Client
+from tests.node_harness import INTEROP, require_node
+
+pytestmark = pytest.mark.anyio
+
+UI_DIST = INTEROP / "node_modules" / "@socket.io" / "admin-ui" / "ui" / "dist"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+class Server:
+    """An instrumented server process: ``url``, ``uid``."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, info: dict[str, Any]) -> None:
+        self.proc = proc
+        self.url = f"http://127.0.0.1:{info['port']}"
+        self.uid: str = info["uid"]
+
+
+@asynccontextmanager
+async def cluster(redis_url: str, key: str, cors: str | None = None) -> AsyncIterator[list[Server]]:
+    """Two instrumented server processes on one Redis, stopped on exit."""
+    args = ["--cors", cors] if cors else []
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        for _ in range(2):
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    *[sys.executable, "-m", "tests.admin_ui_server", redis_url, key, *args],
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                )
+            )
+        servers = []
+        for proc in procs:
+            assert proc.stdout is not None
+            with anyio.fail_after(30):
+                line = await proc.stdout.readline()
+            assert line, "the admin UI server exited before it was ready"
+            servers.append(Server(proc, json.loads(line)))
+        yield servers
+    finally:
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        for proc in procs:
+            with anyio.move_on_after(10):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+@asynccontextmanager
+async def clients_on(servers: list[Server], per_server: int) -> AsyncIterator[list[Client]]:
+    """``per_server`` websocket clients on each server, each sending a cookie."""
+    clients = [Client(f"c{i}") for i in range(per_server * len(servers))]
+    try:
+        for i, client in enumerate(clients):
+            url = servers[i % len(servers)].url
+            headers = {"Cookie": "session=secret", "X-Team": "blue"}
+            await client.sio.connect(url, headers=headers, transports=["websocket"], wait_timeout=5)
+        yield clients
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def connect_admin(server: Server) -> tuple[socketio.AsyncClient, list[Any]]:
+    """A python-socketio client in the admin namespace, as the UI connects; its all_sockets."""
+    admin = socketio.AsyncClient(reconnection=False)
+    got: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+    admin.on("all_sockets", got.set_result, namespace="/admin")
+    await admin.connect(server.url, namespaces=["/admin"], auth=AUTH, wait_timeout=5)
+    with anyio.fail_after(10):
+        return admin, await got
+
+
+async def test_all_sockets_lists_every_server_sockets(redis_server, key):
+    """An admin connecting to one server gets the sockets of both servers, cookies left out."""
+    async with cluster(redis_server.url, key) as servers, clients_on(servers, 2) as clients:
+        await clients[1].sio.call("join", "lobby", timeout=5)  # a client of the second server
+        admin, sockets = await connect_admin(servers[0])
+        try:
+            by_id = {s["id"]: s for s in sockets if s["nsp"] == "/"}
+            assert set(by_id) == {c.sio.get_sid("/") for c in clients}
+            remote = by_id[clients[1].sio.get_sid("/")]
+            assert remote["transport"] == "websocket"
+            assert remote["clientId"] == clients[1].sio.eio.sid
+            assert "lobby" in remote["rooms"]
+            assert remote["handshake"]["headers"]["x_team"] == "blue"
+            assert "cookie" not in remote["handshake"]["headers"]
+        finally:
+            await admin.disconnect()
+
+
+async def test_admin_disconnect_reaches_a_socket_on_another_server(redis_server, key):
+    """The UI's disconnect action works for a socket connected to another server."""
+    async with cluster(redis_server.url, key) as servers, clients_on(servers, 1) as clients:
+        remote = clients[1]
+        admin, _ = await connect_admin(servers[0])
+        try:
+            await admin.emit("_disconnect", ("/", False, remote.sio.get_sid("/")), "/admin")
+            with anyio.fail_after(5):
+                await remote.disconnected.wait()
+            assert clients[0].sio.connected
+        finally:
+            await admin.disconnect()
+
+
+def test_instrument_needs_this_adapter():
+    """ClusterInstrumentedAsyncServer on a server without AsyncRedisAdapter is a TypeError."""
+    with pytest.raises(TypeError, match="AsyncRedisAdapter"):
+        ClusterInstrumentedAsyncServer(socketio.AsyncServer(), auth=False)
+
+
+def require_browser() -> tuple[str, str]:
+    """node and Chromium; skip (locally) or fail (in CI) when either is missing."""
+    node = require_node()
+    missing = None
+    if not (INTEROP / "node_modules" / "playwright-core").exists() or not UI_DIST.exists():
+        missing = "@socket.io/admin-ui or playwright-core missing (npm ci --prefix tests/interop)"
+    elif shutil.which(CHROMIUM) is None:
+        missing = f"{CHROMIUM} is missing (apt-get install chromium)"
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"admin UI test prerequisites missing in CI: {missing}")
+        pytest.skip(missing)
+    return node, CHROMIUM
+
+
+@asynccontextmanager
+async def static_ui() -> AsyncIterator[str]:
+    """The admin UI's built files, served on 127.0.0.1; yields its URL."""
+
+    async def index(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(UI_DIST / "index.html")
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    app.router.add_static("/", UI_DIST)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    finally:
+        await runner.cleanup()
+
+
+async def test_admin_ui_dashboard_shows_the_whole_cluster(redis_server, key, tmp_path):
+    """The real admin UI, logged in to one server, lists both servers and every socket."""
+    node, chromium = require_browser()
+    screenshot = Path(os.environ.get("ADMIN_UI_SCREENSHOT", tmp_path / "admin-ui.png"))
+    async with static_ui() as ui_url:
+        origin = ui_url.rstrip("/")
+        async with (
+            cluster(redis_server.url, key, cors=origin) as servers,
+            clients_on(servers, 3) as clients,
+        ):
+            await clients[1].sio.call("join", "lobby", timeout=5)
+            sids = [c.sio.get_sid("/") for c in clients]
+            options = {
+                "uiUrl": ui_url,
+                "serverUrl": servers[0].url,
+                **AUTH,
+                "servers": [s.uid for s in servers],
+                "sockets": sids,
+                # Server stats aggregated by the UI: two healthy servers, every socket.
+                "dashboard": ["HEALTHY 2 100.0 %", f"/ {len(sids)} /admin 1"],
+                "screenshot": str(screenshot),
+                "chromium": chromium,
+                "userDataDir": str(tmp_path / "chromium-profile"),
+                "timeoutMs": 30_000,
+            }
+            proc = await asyncio.create_subprocess_exec(
+                node,
+                str(INTEROP / "admin_ui.js"),
+                json.dumps(options),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                with anyio.fail_after(60):
+                    out, err = await proc.communicate()
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+    assert proc.returncode == 0, err.decode(errors="replace")
+    page = json.loads(out)
+    for server in servers:
+        assert server.uid in page["serversPage"], page["serversPage"]
+    for sid in sids:
+        assert sid in page["socketsPage"], page["socketsPage"]
+    assert "HEALTHY 2 100.0 %" in page["dashboard"], page["dashboard"]
+    assert f"/ {len(sids)} /admin 1" in page["dashboard"], page["dashboard"]
+    assert (await anyio.Path(screenshot).read_bytes()).startswith(b"\x89PNG")
