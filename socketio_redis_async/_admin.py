@@ -10,10 +10,12 @@ join, leave and disconnect actions. :func:`instrument` fixes both.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 import socketio
+from engineio.async_socket import AsyncSocket
 from socketio.async_admin import InstrumentedAsyncServer
 
 from ._adapter import AsyncRedisAdapter
@@ -43,6 +45,13 @@ class ClusterInstrumentedAsyncServer(InstrumentedAsyncServer):  # type: ignore[m
             raise TypeError(
                 "instrument() needs a socketio.AsyncServer whose client_manager is an "
                 "AsyncRedisAdapter; use sio.instrument() for other managers"
+            )
+        if isinstance(vars(AsyncSocket)["handle_post_request"], functools.partialmethod):
+            # python-socketio patches engine.io's socket class, and a second layer of
+            # patches makes every websocket connection fail with RecursionError.
+            raise RuntimeError(
+                "a server of this process is already instrumented; python-socketio's "
+                "instrumentation works for one server per process"
             )
         self.adapter = manager
         super().__init__(sio, **options)

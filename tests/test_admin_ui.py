@@ -22,7 +22,7 @@ import pytest
 import socketio
 from aiohttp import web
 
-from socketio_redis_async import ClusterInstrumentedAsyncServer
+from socketio_redis_async import AsyncRedisAdapter, ClusterInstrumentedAsyncServer, instrument
 from tests.admin_ui_server import AUTH
 from tests.cluster import Client
 from tests.node_harness import INTEROP, require_node
@@ -137,6 +137,17 @@ def test_instrument_needs_this_adapter():
     """ClusterInstrumentedAsyncServer on a server without AsyncRedisAdapter is a TypeError."""
     with pytest.raises(TypeError, match="AsyncRedisAdapter"):
         ClusterInstrumentedAsyncServer(socketio.AsyncServer(), auth=False)
+
+
+def test_instrument_refuses_a_second_server_in_one_process():
+    """A second instrumented server in one process is refused (python-socketio's patches clash)."""
+    first = instrument(socketio.AsyncServer(client_manager=AsyncRedisAdapter()), auth=False)
+    try:
+        with pytest.raises(RuntimeError, match="one server per process"):
+            instrument(socketio.AsyncServer(client_manager=AsyncRedisAdapter()), auth=False)
+    finally:
+        first.uninstrument()
+    instrument(socketio.AsyncServer(client_manager=AsyncRedisAdapter()), auth=False).uninstrument()
 
 
 def require_browser() -> tuple[str, str]:
