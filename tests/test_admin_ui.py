@@ -188,6 +188,7 @@ async def test_admin_ui_dashboard_shows_the_whole_cluster(redis_server, key, tmp
     """The real admin UI, logged in to one server, lists both servers and every socket."""
     node, chromium = require_browser()
     screenshot = Path(os.environ.get("ADMIN_UI_SCREENSHOT", tmp_path / "admin-ui.png"))
+    sockets_screenshot = screenshot.with_name(screenshot.stem + "-sockets.png")
     async with static_ui() as ui_url:
         origin = ui_url.rstrip("/")
         async with (
@@ -205,6 +206,7 @@ async def test_admin_ui_dashboard_shows_the_whole_cluster(redis_server, key, tmp
                 # Server stats aggregated by the UI: two healthy servers, every socket.
                 "dashboard": ["HEALTHY 2 100.0 %", f"/ {len(sids)} /admin 1"],
                 "screenshot": str(screenshot),
+                "socketsScreenshot": str(sockets_screenshot),
                 "chromium": chromium,
                 "userDataDir": str(tmp_path / "chromium-profile"),
                 "timeoutMs": 30_000,
@@ -225,10 +227,12 @@ async def test_admin_ui_dashboard_shows_the_whole_cluster(redis_server, key, tmp
                     await proc.wait()
     assert proc.returncode == 0, err.decode(errors="replace")
     page = json.loads(out)
+    assert page["errors"] == [], "the UI threw"
     for server in servers:
         assert server.uid in page["serversPage"], page["serversPage"]
     for sid in sids:
         assert sid in page["socketsPage"], page["socketsPage"]
     assert "HEALTHY 2 100.0 %" in page["dashboard"], page["dashboard"]
     assert f"/ {len(sids)} /admin 1" in page["dashboard"], page["dashboard"]
-    assert (await anyio.Path(screenshot).read_bytes()).startswith(b"\x89PNG")
+    for png in (screenshot, sockets_screenshot):
+        assert (await anyio.Path(png).read_bytes()).startswith(b"\x89PNG")

@@ -3,17 +3,20 @@
 //
 //   node admin_ui.js '{"uiUrl": ..., "serverUrl": ..., "username": ..., "password": ...,
 //                      "servers": [uid, ...], "sockets": [sid, ...], "dashboard": [text, ...],
-//                      "screenshot": path,
+//                      "screenshot": path, "socketsScreenshot": path,
 //                      "chromium": "/usr/bin/chromium", "userDataDir": dir, "timeoutMs": n}'
 //
 // Logs in through the connection form, waits (up to timeoutMs) until the Servers page
 // lists every expected server id, the Sockets page every expected socket id and the
-// dashboard every expected text (whitespace collapsed to one space), takes a screenshot of the dashboard, and prints one JSON
-// object with the text each page showed.
+// dashboard every expected text (whitespace collapsed to one space), takes a screenshot
+// of the Sockets page and of the dashboard, and prints one JSON object with the text each
+// page showed.
 "use strict";
 
-const fs = require("fs");
+const path = require("path");
 const { chromium } = require("playwright-core");
+
+const MDI_FONT = path.join(__dirname, "node_modules", "@mdi", "font");
 
 const CHROMIUM_FLAGS = [
   "--headless",
@@ -37,16 +40,15 @@ async function waitForText(page, selector, expected, deadline) {
   }
 }
 
-// The charts animate when their data changes; the histograms change with every
-// server_stats, the overview doughnuts only when counts do. Wait until the overview row
-// looks the same twice in a row, then take the whole page.
-async function stableScreenshot(page, path, deadline) {
-  const overview = { x: 0, y: 0, width: 1280, height: 560 };
+// Pages slide in, and charts animate when their data changes (the histograms with every
+// server_stats, the overview doughnuts only when counts change). Wait until the region
+// `still` (default: the whole page) looks the same twice in a row, then take the page.
+async function stableScreenshot(page, file, deadline, still = undefined) {
   let previous = null;
   for (;;) {
-    const shot = await page.screenshot({ clip: overview });
+    const shot = await page.screenshot({ clip: still });
     if ((previous && shot.equals(previous)) || Date.now() > deadline) {
-      await page.screenshot({ path });
+      await page.screenshot({ path: file });
       return;
     }
     previous = shot;
@@ -69,11 +71,18 @@ async function main() {
     const page = context.pages()[0] || (await context.newPage());
     page.setDefaultTimeout(opts.timeoutMs);
     page.on("pageerror", (err) => result.errors.push(String(err)));
-    // The UI links Google fonts and an icon font from a CDN: nothing leaves the machine.
+    // The UI links web fonts and its icon font (@mdi/font) from CDNs: nothing leaves the
+    // machine; the icon font comes from node_modules, the rest is refused.
     const local = new URL(opts.uiUrl).hostname;
     await page.route("**/*", (route) => {
-      const host = new URL(route.request().url()).hostname;
-      return host === local ? route.continue() : route.abort();
+      const url = new URL(route.request().url());
+      const mdi = url.pathname.match(/\/@mdi\/font@[^/]+\/(css|fonts)\/([\w.-]+)$/);
+      if (url.hostname === local) {
+        return route.continue();
+      } else if (mdi) {
+        return route.fulfill({ path: path.join(MDI_FONT, mdi[1], mdi[2]) });
+      }
+      return route.abort();
     });
     await page.goto(opts.uiUrl);
     await page.getByLabel("Server URL").fill(opts.serverUrl);
@@ -86,9 +95,11 @@ async function main() {
     result.serversPage = await waitForText(page, "main", opts.servers, deadline);
     await page.goto(opts.uiUrl + "#/sockets/");
     result.socketsPage = await waitForText(page, "main", opts.sockets, deadline);
+    await stableScreenshot(page, opts.socketsScreenshot, deadline);
     await page.goto(opts.uiUrl + "#/");
     result.dashboard = await waitForText(page, "main", opts.dashboard, deadline);
-    await stableScreenshot(page, opts.screenshot, deadline);
+    const overview = { x: 0, y: 0, width: 1280, height: 560 };
+    await stableScreenshot(page, opts.screenshot, deadline, overview);
   } finally {
     await context.close();
   }
