@@ -133,6 +133,33 @@ async def test_admin_disconnect_reaches_a_socket_on_another_server(redis_server,
             await admin.disconnect()
 
 
+async def test_admin_join_and_leave_reach_a_socket_on_another_server(redis_server, key):
+    """The UI's join and leave actions work for a socket connected to another server."""
+    async with cluster(redis_server.url, key) as servers, clients_on(servers, 1) as clients:
+        remote_sid = clients[1].sio.get_sid("/")
+        admin, _ = await connect_admin(servers[0])
+        changes: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+
+        def on_change(event: str) -> Any:
+            def record(nsp: str, room: str, sid: str, timestamp: str) -> None:
+                if room == "vip":  # not the socket-id rooms reported at connection
+                    changes.put_nowait((event, sid))
+
+            return record
+
+        for event in ("room_joined", "room_left"):
+            admin.on(event, on_change(event), namespace="/admin")
+        try:
+            await admin.emit("join", ("/", "vip", remote_sid), "/admin")
+            with anyio.fail_after(5):  # reported by the second server's stats loop (1 s)
+                assert await changes.get() == ("room_joined", remote_sid)
+            await admin.emit("leave", ("/", "vip", remote_sid), "/admin")
+            with anyio.fail_after(5):
+                assert await changes.get() == ("room_left", remote_sid)
+        finally:
+            await admin.disconnect()
+
+
 def test_instrument_needs_this_adapter():
     """ClusterInstrumentedAsyncServer on a server without AsyncRedisAdapter is a TypeError."""
     with pytest.raises(TypeError, match="AsyncRedisAdapter"):
