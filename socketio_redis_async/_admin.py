@@ -10,12 +10,15 @@ join, leave and disconnect actions. :func:`instrument` fixes both.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import time
 from typing import Any
 
 import socketio
 from engineio.async_socket import AsyncSocket
+from redis.exceptions import RedisError
 from socketio.async_admin import InstrumentedAsyncServer
 
 from ._adapter import AsyncRedisAdapter
@@ -37,6 +40,10 @@ class ClusterInstrumentedAsyncServer(InstrumentedAsyncServer):  # type: ignore[m
       unless the adapter has ``share_sensitive_headers``).
     - The admin's join, leave and disconnect actions reach sockets on every server
       (``sockets_join``, ``sockets_leave``, ``disconnect_sockets``).
+    - Reports to the admin namespace are best effort: one that cannot be published (Redis
+      down) is logged and dropped. python-socketio awaits them before the connection, the
+      event or the stats they report, so a failed publish would otherwise refuse every
+      connection, drop every event and end the stats loop for good.
     """
 
     def __init__(self, sio: socketio.AsyncServer, **options: Any) -> None:
@@ -54,8 +61,39 @@ class ClusterInstrumentedAsyncServer(InstrumentedAsyncServer):  # type: ignore[m
                 "instrumentation works for one server per process"
             )
         self.adapter = manager
+        self._lost_reports = 0
+        self._last_lost_log = -1e9
         super().__init__(sio, **options)
         manager.on(ADMIN_SOCKETS_EVENT, self._local_sockets)
+
+    def instrument(self) -> None:
+        super().instrument()
+        # In development mode this wraps python-socketio's own wrapper (self._emit).
+        self._inner_emit = self.adapter.emit
+        self.adapter.emit = self._best_effort_emit  # type: ignore[method-assign,assignment]
+
+    def uninstrument(self) -> None:
+        super().uninstrument()
+        if self.mode != "development":
+            del self.adapter.emit  # python-socketio restores it in development mode
+
+    async def _best_effort_emit(self, event: str, data: Any, namespace: str, **kwargs: Any) -> Any:
+        if namespace != self.admin_namespace:
+            return await self._inner_emit(event, data, namespace, **kwargs)
+        try:
+            return await self._inner_emit(event, data, namespace, **kwargs)
+        except (RedisAdapterError, ValueError) as exc:  # not published, or over max_message_size
+            self._lost_reports += 1
+            now = time.monotonic()
+            if now - self._last_lost_log >= 10:
+                self._last_lost_log = now
+                logger.warning(
+                    "admin UI report %r dropped (%d so far, logged every 10 s at most): %s",
+                    event,
+                    self._lost_reports,
+                    exc,
+                )
+            return None
 
     def _local_sockets(self) -> list[dict[str, Any]]:
         """This server's sockets as the admin UI shows them (empty in production mode)."""
@@ -78,13 +116,15 @@ class ClusterInstrumentedAsyncServer(InstrumentedAsyncServer):  # type: ignore[m
 
     async def _cluster_sockets(self, local: list[Any]) -> list[Any]:
         """``local`` (python-socketio's list) plus the sockets of every other server."""
+        ask = self.adapter.server_side_emit_with_ack(ADMIN_SOCKETS_EVENT)
         try:
-            answers = await self.adapter.server_side_emit_with_ack(ADMIN_SOCKETS_EVENT)
+            # The server count (PUBSUB NUMSUB) has no bound of its own.
+            answers = await asyncio.wait_for(ask, 2 * self.adapter.requests_timeout)
         except RequestTimeoutError as exc:
             answers = exc.responses
             logger.warning("admin UI socket list is incomplete: %s", exc)
-        except RedisAdapterError as exc:
-            logger.warning("admin UI socket list has this server's sockets only: %s", exc)
+        except (asyncio.TimeoutError, RedisAdapterError, RedisError) as exc:
+            logger.warning("admin UI socket list has this server's sockets only: %r", exc)
             return local
         sockets = list(local)
         seen = {(s.get("nsp"), s.get("id")) for s in local if isinstance(s, dict)}

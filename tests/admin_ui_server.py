@@ -1,8 +1,9 @@
-"""One instrumented Socket.IO server process for tests/test_admin_ui.py.
+"""Instrumented Socket.IO server processes for the admin UI tests, and their clients.
 
 python-socketio's instrumentation patches engine.io's socket class for the whole process,
-so each instrumented server of a test cluster runs in a process of its own. It prints
-``{"port": ..., "uid": ...}`` when ready and stops when its stdin closes.
+so each instrumented server of a test cluster runs in a process of its own (``cluster``).
+Run as a module, this is one such server: it prints ``{"port": ..., "uid": ...}`` when ready
+and stops when its stdin closes.
 
     python -m tests.admin_ui_server REDIS_URL KEY [--cors ORIGIN]
 """
@@ -13,11 +14,16 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
+import anyio
 import socketio
 from aiohttp import web
 
 from socketio_redis_async import AsyncRedisAdapter, instrument
+from tests.cluster import Client
 
 AUTH = {"username": "admin", "password": "admin-secret"}
 
@@ -55,6 +61,76 @@ async def serve(redis_url: str, key: str, cors: list[str]) -> None:
         await sio.eio.disconnect()
     await adapter.aclose()
     await runner.cleanup()
+
+
+class Server:
+    """An instrumented server process: ``url``, ``uid``."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, info: dict[str, Any]) -> None:
+        self.proc = proc
+        self.url = f"http://127.0.0.1:{info['port']}"
+        self.uid: str = info["uid"]
+
+
+@asynccontextmanager
+async def cluster(
+    redis_url: str, key: str, cors: str | None = None, count: int = 2
+) -> AsyncIterator[list[Server]]:
+    """``count`` instrumented server processes on one Redis, stopped on exit."""
+    args = ["--cors", cors] if cors else []
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        for _ in range(count):
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    *[sys.executable, "-m", "tests.admin_ui_server", redis_url, key, *args],
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                )
+            )
+        servers = []
+        for proc in procs:
+            assert proc.stdout is not None
+            with anyio.fail_after(30):
+                line = await proc.stdout.readline()
+            assert line, "the admin UI server exited before it was ready"
+            servers.append(Server(proc, json.loads(line)))
+        yield servers
+    finally:
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        for proc in procs:
+            with anyio.move_on_after(10):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+@asynccontextmanager
+async def clients_on(servers: list[Server], per_server: int) -> AsyncIterator[list[Client]]:
+    """``per_server`` websocket clients on each server, each sending a cookie."""
+    clients = [Client(f"c{i}") for i in range(per_server * len(servers))]
+    try:
+        for i, client in enumerate(clients):
+            url = servers[i % len(servers)].url
+            headers = {"Cookie": "session=secret", "X-Team": "blue"}
+            await client.sio.connect(url, headers=headers, transports=["websocket"], wait_timeout=5)
+        yield clients
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def connect_admin(server: Server) -> tuple[socketio.AsyncClient, list[Any]]:
+    """A python-socketio client in the admin namespace, as the UI connects; its all_sockets."""
+    admin = socketio.AsyncClient(reconnection=False)
+    got: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+    admin.on("all_sockets", got.set_result, namespace="/admin")
+    await admin.connect(server.url, namespaces=["/admin"], auth=AUTH, wait_timeout=5)
+    with anyio.fail_after(10):
+        return admin, await got
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The Socket.IO admin UI on a two-server cluster: python-socketio's instrumentation, cluster-wide.
 
 The servers run in processes of their own (tests/admin_ui_server.py), because python-socketio's
-instrumentation patches engine.io for the whole process. The browser test drives the real
-UI from the ``@socket.io/admin-ui`` npm package in Debian's headless Chromium.
+instrumentation patches engine.io for the whole process (see the test of that below). The
+browser test drives the real UI from the ``@socket.io/admin-ui`` npm package in Debian's
+headless Chromium.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import json
 import os
 import shutil
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,82 +23,13 @@ import socketio
 from aiohttp import web
 
 from socketio_redis_async import AsyncRedisAdapter, ClusterInstrumentedAsyncServer, instrument
-from tests.admin_ui_server import AUTH
-from tests.cluster import Client
+from tests.admin_ui_server import AUTH, clients_on, cluster, connect_admin
 from tests.node_harness import INTEROP, require_node
 
 pytestmark = pytest.mark.anyio
 
 UI_DIST = INTEROP / "node_modules" / "@socket.io" / "admin-ui" / "ui" / "dist"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-
-
-class Server:
-    """An instrumented server process: ``url``, ``uid``."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, info: dict[str, Any]) -> None:
-        self.proc = proc
-        self.url = f"http://127.0.0.1:{info['port']}"
-        self.uid: str = info["uid"]
-
-
-@asynccontextmanager
-async def cluster(redis_url: str, key: str, cors: str | None = None) -> AsyncIterator[list[Server]]:
-    """Two instrumented server processes on one Redis, stopped on exit."""
-    args = ["--cors", cors] if cors else []
-    procs: list[asyncio.subprocess.Process] = []
-    try:
-        for _ in range(2):
-            procs.append(
-                await asyncio.create_subprocess_exec(
-                    *[sys.executable, "-m", "tests.admin_ui_server", redis_url, key, *args],
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                )
-            )
-        servers = []
-        for proc in procs:
-            assert proc.stdout is not None
-            with anyio.fail_after(30):
-                line = await proc.stdout.readline()
-            assert line, "the admin UI server exited before it was ready"
-            servers.append(Server(proc, json.loads(line)))
-        yield servers
-    finally:
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.close()
-        for proc in procs:
-            with anyio.move_on_after(10):
-                await proc.wait()
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-
-
-@asynccontextmanager
-async def clients_on(servers: list[Server], per_server: int) -> AsyncIterator[list[Client]]:
-    """``per_server`` websocket clients on each server, each sending a cookie."""
-    clients = [Client(f"c{i}") for i in range(per_server * len(servers))]
-    try:
-        for i, client in enumerate(clients):
-            url = servers[i % len(servers)].url
-            headers = {"Cookie": "session=secret", "X-Team": "blue"}
-            await client.sio.connect(url, headers=headers, transports=["websocket"], wait_timeout=5)
-        yield clients
-    finally:
-        for client in clients:
-            await client.aclose()
-
-
-async def connect_admin(server: Server) -> tuple[socketio.AsyncClient, list[Any]]:
-    """A python-socketio client in the admin namespace, as the UI connects; its all_sockets."""
-    admin = socketio.AsyncClient(reconnection=False)
-    got: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-    admin.on("all_sockets", got.set_result, namespace="/admin")
-    await admin.connect(server.url, namespaces=["/admin"], auth=AUTH, wait_timeout=5)
-    with anyio.fail_after(10):
-        return admin, await got
 
 
 async def test_all_sockets_lists_every_server_sockets(redis_server, key):
@@ -175,6 +106,16 @@ def test_instrument_refuses_a_second_server_in_one_process():
     finally:
         first.uninstrument()
     instrument(socketio.AsyncServer(client_manager=AsyncRedisAdapter()), auth=False).uninstrument()
+
+
+@pytest.mark.parametrize("mode", ["development", "production"])
+def test_uninstrument_restores_the_adapter(mode):
+    """uninstrument() leaves the adapter's emit as it found it, in either mode."""
+    adapter = AsyncRedisAdapter()
+    instrumented = instrument(socketio.AsyncServer(client_manager=adapter), auth=False, mode=mode)
+    assert adapter.emit == instrumented._best_effort_emit
+    instrumented.uninstrument()
+    assert adapter.emit == AsyncRedisAdapter.emit.__get__(adapter)
 
 
 def require_browser() -> tuple[str, str]:
