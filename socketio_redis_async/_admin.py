@@ -5,7 +5,9 @@ python-socketio's ``sio.instrument()`` works with this adapter as it is: its ``s
 adapter carries to the admin UI whichever server it is connected to. Two things are local
 in it, though: the ``all_sockets`` list an admin receives when it connects (so sockets of
 the other servers appear only as they connect, or at their next ping), and the admin's
-join, leave and disconnect actions. :func:`instrument` fixes both.
+join, leave and disconnect actions. And it awaits each report before the work it reports
+on, so a report that cannot be published stops that work. :func:`instrument` fixes all
+three.
 """
 
 from __future__ import annotations
@@ -78,11 +80,11 @@ class ClusterInstrumentedAsyncServer(InstrumentedAsyncServer):  # type: ignore[m
             del self.adapter.emit  # python-socketio restores it in development mode
 
     async def _best_effort_emit(self, event: str, data: Any, namespace: str, **kwargs: Any) -> Any:
-        if namespace != self.admin_namespace:
-            return await self._inner_emit(event, data, namespace, **kwargs)
         try:
             return await self._inner_emit(event, data, namespace, **kwargs)
         except (RedisAdapterError, ValueError) as exc:  # not published, or over max_message_size
+            if namespace != self.admin_namespace:
+                raise
             self._lost_reports += 1
             now = time.monotonic()
             if now - self._last_lost_log >= 10:
