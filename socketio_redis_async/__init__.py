@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._adapter import AsyncRedisAdapter
+from ._admin import ClusterInstrumentedAsyncServer, instrument
 from ._emitter import AsyncEmitter, AsyncEmitterOperator, Emitter, EmitterOperator
 from ._errors import (
     AccessDeniedError,
@@ -26,6 +27,7 @@ __all__ = [
     "AsyncRedisAdapter",
     "BroadcastOperator",
     "CUSTOM_REQUEST_EVENT",
+    "ClusterInstrumentedAsyncServer",
     "DEFAULT_REDACTED_HEADERS",
     "DEFAULT_REDACTED_QUERY",
     "Emitter",
@@ -36,6 +38,7 @@ __all__ = [
     "RemoteSocket",
     "RequestTimeoutError",
     "__version__",
+    "instrument",
 ]
 
 
