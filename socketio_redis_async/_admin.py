@@ -25,7 +25,6 @@ from socketio.async_admin import InstrumentedAsyncServer
 
 from ._adapter import AsyncRedisAdapter
 from ._errors import RedisAdapterError, RequestTimeoutError
-from ._sockets import SENSITIVE_HEADERS
 
 ADMIN_SOCKETS_EVENT = "__socketio_redis_admin_sockets__"
 """The server-side event that asks every server for its sockets, serialized for the UI."""
@@ -108,11 +107,16 @@ class ClusterInstrumentedAsyncServer(InstrumentedAsyncServer):  # type: ignore[m
                     serialized: dict[str, Any] = self.serialize_socket(sid, nsp, eio_sid)
                 except KeyError:  # the connection closed meanwhile
                     continue
-                if not self.adapter._share_sensitive_headers:
-                    headers = serialized["handshake"]["headers"]
-                    for name in list(headers):
-                        if name.replace("_", "-") in SENSITIVE_HEADERS:
-                            del headers[name]
+                # The list crosses Redis: leave out what fetch_sockets leaves out.
+                handshake = serialized["handshake"]
+                for field, redacted in (
+                    ("headers", self.adapter._redact_headers),
+                    ("query", self.adapter._redact_query),
+                ):
+                    values = handshake.get(field) or {}
+                    for name in list(values):
+                        if name.lower().replace("_", "-") in redacted:
+                            del values[name]
                 sockets.append(serialized)
         return sockets
 
