@@ -15,6 +15,12 @@ from ._errors import (
 )
 from ._handlers import CUSTOM_REQUEST_EVENT
 from ._health import AdapterHealth
+from ._metrics import (
+    PrometheusCollector,
+    metrics_app,
+    metrics_handler,
+    prometheus_text,
+)
 from ._operator import BroadcastOperator
 from ._sockets import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY, RemoteSocket
 
@@ -32,6 +38,7 @@ __all__ = [
     "DEFAULT_REDACTED_QUERY",
     "Emitter",
     "EmitterOperator",
+    "PrometheusCollector",
     "PublishError",
     "RedisAdapterError",
     "RedisCommandError",
@@ -39,6 +46,9 @@ __all__ = [
     "RequestTimeoutError",
     "__version__",
     "instrument",
+    "metrics_app",
+    "metrics_handler",
+    "prometheus_text",
 ]
 
 

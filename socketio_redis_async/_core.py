@@ -42,6 +42,7 @@ from ._errors import (
 )
 from ._handlers import HANDLERS
 from ._health import AdapterHealth, ConnectionCallback, health_of, notify
+from ._histogram import LatencyHistogram
 from ._operator import (
     check_room,
 )
@@ -291,6 +292,11 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
                 self._connect_auth.pop(eio_sid, None)
 
         eio.on("message", on_message)
+
+    @property
+    def publish_latency(self) -> LatencyHistogram:
+        """Seconds from queueing each PUBLISH to Redis answering it (a live histogram)."""
+        return self._publisher.latency
 
     def health(self) -> AdapterHealth:
         """A snapshot of the adapter's link to Redis, for health checks and dashboards."""

@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
     hiredis = None  # type: ignore[assignment]
 
 from ._errors import AdapterClosedError, PublishError, RedisCommandError
+from ._histogram import LatencyHistogram
 
 
 class _Item(NamedTuple):
@@ -75,6 +76,7 @@ class Publisher:
         self.backlog_entries = 0
         self.last_error: tuple[float, str | None] = (0.0, None)  # (loop time, text)
         self.last_success = 0.0  # loop time of the last answered batch
+        self.latency = LatencyHistogram()  # queued -> answered, per published message
 
     def check_size(self, payload: bytes) -> None:
         """Raise ValueError if ``payload`` is larger than the configured limit."""
@@ -175,11 +177,12 @@ class Publisher:
         except BaseException:
             self._fail(live, PublishError("publishing was cancelled"))
             raise
-        self.last_success = asyncio.get_running_loop().time()
+        self.last_success = answered = asyncio.get_running_loop().time()
         for item, reply in zip(live, replies, strict=True):
             if item.future.done():
                 continue
             if isinstance(reply, int):
+                self.latency.observe(answered - (item.deadline - self._timeout))
                 item.future.set_result(reply)
             else:
                 self._fail([item], PublishError(f"Redis refused PUBLISH: {reply}"))

@@ -25,6 +25,13 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server for this test alone, which the test may kill, freeze or restart."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
 def key() -> str:
     """A channel prefix of its own, so tests never see each other's traffic."""
     return f"t{uuid.uuid4().hex[:10]}"

@@ -1,4 +1,4 @@
-"""Fault-suite fixtures: a Redis of the test's own to kill or freeze, and the figures recorder.
+"""Fault-suite fixtures: the figures recorder (``own_redis`` is in tests/conftest.py).
 
 ``nox -s faults`` sets ``SOCKETIO_REDIS_RELIABILITY`` to a path; every figure a test
 records with ``reliability.record(...)`` is then written there as a Markdown table
@@ -14,15 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-from socketio_redis_async._redis_server import RedisServer
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A redis-server for this test alone, which the test may kill, freeze or restart."""
-    with RedisServer() as server:
-        yield server
 
 
 @dataclass
