@@ -7,6 +7,7 @@ adds python-socketio's manager API and the cluster-wide API on top.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -139,7 +140,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         )
         self._acks = AckRequests(self._spawn)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._pending = PendingRequests()
+        self._pending = PendingRequests(self._on_unusable_answer)
         self._server_handlers: dict[tuple[str, str], Callable[..., Any]] = {}
         self._socket_info: dict[tuple[str, str], list[Any]] = {}
         self.custom_hook: Callable[[Any], Any] | None = None
@@ -149,6 +150,9 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         self._dropped = 0
         self._echo = ("", b"")
         self._last_drop_log = -1e9
+        self._last_unusable_log = -1e9
+        self._ack_expiry: dict[int, asyncio.TimerHandle] = {}
+        self._expiry_ids = itertools.count()
 
     @property
     def uid(self) -> str:
@@ -197,6 +201,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             "subscribed_channels": len(self._subscriber.channels),
             "pending_acks": len(self._acks),
             "pending_requests": len(self._pending),
+            "unusable_answers": self._pending.unusable,
             "published": self._publisher.published,
             "publish_batches": self._publisher.batches,
         }
@@ -252,6 +257,9 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             await self._publisher.aclose()
             self._acks.clear()
             self._pending.clear()
+            for timer in self._ack_expiry.values():
+                timer.cancel()
+            self._ack_expiry.clear()
             for owned, client in (
                 (self._owns_pub, self._pub_client),
                 (self._owns_sub, self._sub_client),
@@ -404,11 +412,31 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         data: list[Any],
         recipients: Recipients,
         callback: Callable[..., Any],
-    ) -> None:
+    ) -> list[tuple[str, int]]:
+        """Send with a fresh ack id per recipient; return the ``(sid, ack_id)`` pairs."""
+        ack_ids = []
         for sid, eio_sid in recipients:
             ack_id = self._generate_ack_id(sid, callback)
+            ack_ids.append((sid, ack_id))
             pkt = self.server.packet_class(EVENT_TYPE, namespace=nsp, data=data, id=ack_id)
             await self.server._send_packet(eio_sid, pkt)
+        return ack_ids
+
+    def _expire_acks(self, ack_ids: list[tuple[str, int]], timeout: float) -> None:
+        """Forget these ack callbacks after ``timeout`` seconds if the clients never acked."""
+        if not ack_ids:
+            return
+        key = next(self._expiry_ids)
+        self._ack_expiry[key] = asyncio.get_running_loop().call_later(
+            timeout, self._forget_acks, key, ack_ids
+        )
+
+    def _forget_acks(self, key: int, ack_ids: list[tuple[str, int]]) -> None:
+        self._ack_expiry.pop(key, None)
+        for sid, ack_id in ack_ids:
+            callbacks = self.callbacks.get(sid)
+            if callbacks is not None:
+                callbacks.pop(ack_id, None)
 
     async def _publish(self, channel: str, payload: bytes) -> int:
         if self._closed:
@@ -586,6 +614,20 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
                 channel,
                 reason,
                 self._dropped,
+            )
+
+    def _on_unusable_answer(self, answer: dict[str, Any], exc: Exception) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_unusable_log >= 1.0:
+            self._last_unusable_log = now
+            self.logger.warning(
+                "ignored an unusable answer from server %s to request %s (%s: %s); "
+                "%d unusable answers so far",
+                str(answer.get("uid", "(unsigned)"))[:40],
+                str(answer.get("requestId"))[:40],
+                type(exc).__name__,
+                str(exc)[:100],
+                self._pending.unusable,
             )
 
     async def _on_broadcast(self, channels: NamespaceChannels, payload: bytes) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._acks import new_request_id
+from ._errors import MalformedMessage
 
 Extract = Callable[[dict[str, Any]], Any]
 """Turns one answer into the value to collect; raises KeyError/TypeError if unusable."""
@@ -32,8 +33,10 @@ class Pending:
 class PendingRequests:
     """The requests this server is waiting on."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_unusable: Callable[[dict[str, Any], Exception], None]) -> None:
         self._entries: dict[str, Pending] = {}
+        self._on_unusable = on_unusable
+        self.unusable = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -63,7 +66,8 @@ class PendingRequests:
         """Record an answer if it belongs to a pending request; True if it did.
 
         An answer without the expected field still counts as an answer (as in Node), so
-        a server that has nothing to report does not make the request time out.
+        a server that has nothing to report does not make the request time out; it is
+        counted in ``unusable`` and reported to ``on_unusable``.
         """
         request_id = response.get("requestId")
         entry = self._entries.get(request_id) if isinstance(request_id, str) else None
@@ -71,8 +75,10 @@ class PendingRequests:
             return entry is not None
         try:
             entry.responses.append(entry.extract(response))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, MalformedMessage) as exc:
             entry.expected -= 1
+            self.unusable += 1
+            self._on_unusable(response, exc)
         uid = response.get("uid")
         if isinstance(uid, str):
             entry.signers.add(uid)
