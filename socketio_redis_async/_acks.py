@@ -26,6 +26,7 @@ class _Entry:
     timer: asyncio.TimerHandle
     single: bool
     on_count: Callable[[int], None] | None
+    on_discard: Callable[[], None] | None
 
 
 class AckRequests:
@@ -52,12 +53,13 @@ class AckRequests:
         *,
         single: bool = False,
         on_count: Callable[[int], None] | None = None,
+        on_discard: Callable[[], None] | None = None,
     ) -> str:
-        """Register ``callback`` for each ack (only the first with ``single``), and
-        ``on_count`` for each server's client count."""
+        """Register ``callback`` for each ack (only the first with ``single``), ``on_count``
+        for each server's client count, and ``on_discard`` for when the entry goes."""
         request_id = new_request_id()
         timer = asyncio.get_running_loop().call_later(timeout, self.discard, request_id)
-        self._entries[request_id] = _Entry(callback, timer, single, on_count)
+        self._entries[request_id] = _Entry(callback, timer, single, on_count, on_discard)
         return request_id
 
     def discard(self, request_id: str) -> None:
@@ -65,6 +67,8 @@ class AckRequests:
         entry = self._entries.pop(request_id, None)
         if entry is not None:
             entry.timer.cancel()
+            if entry.on_discard is not None:
+                entry.on_discard()
 
     def clear(self) -> None:
         """Forget every request (on close)."""

@@ -107,7 +107,9 @@ class AsyncRedisAdapter(AdapterCore):
         """Register a new socket; return once its own room's channel is subscribed."""
         channels = self._ensure_namespace(namespace)
         sid: str | None = await super().pre_connect(eio_sid, namespace)
-        if sid is not None:
+        if sid is None:
+            self._release_if_idle(namespace)
+        else:
             self._socket_info[(namespace, sid)] = [time.time(), None]
         if sid is not None and self._options.with_channel_multiplexing:
             await self._confirm_subscribed([channels.broadcast, channels.room(sid)])
@@ -121,7 +123,7 @@ class AsyncRedisAdapter(AdapterCore):
         if eio_sid is not None or self._is_local(sid, namespace):
             self.basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
             if self._options.with_channel_multiplexing:
-                await self._confirm_subscribed([self._ensure_namespace(namespace).room(room)])
+                await self._confirm_subscribed([self._channels_of(namespace).room(room)])
             return
         await self._remote_rooms(codec.REMOTE_JOIN, namespace, [sid], [room])
 
@@ -309,6 +311,7 @@ class AsyncRedisAdapter(AdapterCore):
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             self._server_handlers[(namespace, event)] = fn
+            self._ensure_namespace(namespace)  # kept while it has handlers
             return fn
 
         return register if handler is None else register(handler)
@@ -354,11 +357,18 @@ class AsyncRedisAdapter(AdapterCore):
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         rooms, excluded = list(rooms_of(to)), list(rooms_of(except_rooms))
         packet_data = [event, *args]
-        servers = (
-            1
-            if self._only_local_sid(namespace, rooms)
-            else await self.server_count(namespace=namespace)
-        )
+        async with self._serving(namespace):
+            return await self._emit_with_ack(namespace, packet_data, rooms, excluded, wait)
+
+    async def _emit_with_ack(
+        self,
+        namespace: str,
+        packet_data: list[Any],
+        rooms: list[Room],
+        excluded: list[Room],
+        wait: float,
+    ) -> list[Any]:
+        servers = 1 if self._only_local_sid(namespace, rooms) else await self._numsub(namespace)
         collector = cluster.AckCollector(max(servers, 1))
         request_id = self._acks.add(collector.on_ack, wait, on_count=collector.on_count)
         try:
@@ -412,7 +422,7 @@ class AsyncRedisAdapter(AdapterCore):
         if not self._only_local_sid(namespace, selector):
             await self._remote_rooms(kind, namespace, selector, target, excluded)
         if kind == codec.REMOTE_JOIN and self._options.with_channel_multiplexing:
-            channels = self._ensure_namespace(namespace)
+            channels = self._channels_of(namespace)
             await self._confirm_subscribed([channels.room(room) for room in target])
 
     async def _remote_single(
@@ -448,7 +458,15 @@ class AsyncRedisAdapter(AdapterCore):
         request = None
         if not local and not self._only_local_sid(nsp, rooms):
             single = len(rooms) == 1 and not except_rooms
-            request_id: str = self._acks.add(callback, self._options.ack_timeout, single=single)
+            # The acks come back on this namespace's response channels: serve it until the
+            # entry expires.
+            channels = self._hold(nsp)
+            request_id: str = self._acks.add(
+                callback,
+                self._options.ack_timeout,
+                single=single,
+                on_discard=lambda: self._unhold(nsp),
+            )
             flags: dict[str, Any] = {"timeout": int(self._options.ack_timeout * 1000)}
             if single:
                 flags["expectSingleResponse"] = True
@@ -460,6 +478,7 @@ class AsyncRedisAdapter(AdapterCore):
         )
         if request is not None:
             try:
+                await self._confirm_subscribed([channels.response, channels.response_for(self.uid)])
                 await self._request(nsp, request, msgpack=True)
             except BaseException:
                 self._acks.discard(request_id)

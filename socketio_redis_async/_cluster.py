@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 async def live_servers(adapter: AdapterCore, namespace: str) -> list[str]:
     """Uids of the servers listening on their own response channel (Python, Node >= 7.1)."""
-    channels = adapter._ensure_namespace(namespace)
+    channels = adapter._channels_of(namespace)
     return channels.uids(await adapter.pub_client.pubsub_channels(channels.uid_pattern))
 
 
@@ -35,8 +35,21 @@ async def gather(
     while waiting for <what> response", or Node's serverSideEmit text when ``what`` is
     None, with the partial answers and the silent servers.
     """
+    async with adapter._serving(namespace):
+        return await _gather(adapter, namespace, request, extract, what, expected, timeout)
+
+
+async def _gather(
+    adapter: AdapterCore,
+    namespace: str,
+    request: dict[str, Any],
+    extract: Extract,
+    what: str | None,
+    expected: int | None,
+    timeout: float | None,
+) -> list[Any]:
     if expected is None:
-        expected = await adapter.server_count(namespace=namespace) - 1
+        expected = await adapter._numsub(namespace) - 1
     if expected <= 0:
         return []
     request_id, entry = adapter._pending.open(expected, extract)

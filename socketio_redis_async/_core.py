@@ -7,11 +7,12 @@ adds python-socketio's manager API and the cluster-wide API on top.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 import anyio
@@ -126,6 +127,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         self._routes: dict[bytes, tuple[int, NamespaceChannels]] = {}
         self._pattern_routes: dict[bytes, NamespaceChannels] = {}
         self._room_refs: dict[str, int] = {}
+        self._leases: dict[str, int] = {}
         self._subscriber = Subscriber(
             self._open_sub_connection,
             self._on_message,
@@ -289,12 +291,14 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             self._publisher.check_size(payload)
         await self._deliver(nsp, data, self._recipients(nsp, rooms, except_rooms))
         if payload is not None:
-            await self._publish(self._ensure_namespace(nsp).for_rooms(rooms), payload)
+            await self._publish(self._channels_of(nsp).for_rooms(rooms), payload)
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
-        """Forget a local socket, its rooms and its ``data``."""
+        """Forget a local socket, its rooms and its ``data``; a namespace's last socket
+        releases the namespace's channels unless something else keeps it."""
         super().basic_disconnect(sid, namespace, **kwargs)
         self._socket_info.pop((namespace, sid), None)
+        self._release_if_idle(namespace)
 
     def basic_enter_room(
         self, sid: str, namespace: str, room: Any, eio_sid: str | None = None
@@ -325,7 +329,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             and (ns is None or room not in ns)
             and self._options.with_channel_multiplexing
         ):
-            channel = self._namespaces[namespace].room(room)
+            channel = self._channels_of(namespace).room(room)
             refs = self._room_refs.get(channel, 1) - 1
             if refs:
                 self._room_refs[channel] = refs
@@ -335,9 +339,18 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
                 self._subscriber.unwant(channel)
 
     async def server_count(self, *, namespace: str = "/") -> int:
-        """How many servers serve ``namespace`` (``PUBSUB NUMSUB`` on its request channel)."""
-        channel = self._ensure_namespace(namespace).request
-        counts = await self.pub_client.pubsub_numsub(channel)
+        """How many servers serve ``namespace`` (``PUBSUB NUMSUB`` on its request channel).
+
+        This server counts only if it serves ``namespace`` (local sockets or handlers).
+        """
+        served = self._keeps(namespace)
+        async with self._serving(namespace):
+            count = await self._numsub(namespace)
+        return count if served else count - 1
+
+    async def _numsub(self, namespace: str) -> int:
+        """``PUBSUB NUMSUB`` of the request channel; this server included while serving."""
+        counts = await self.pub_client.pubsub_numsub(self._channels_of(namespace).request)
         return int(counts[0][1]) if counts else 0
 
     def _socket_details(self, namespace: str, sid: str) -> dict[str, Any]:
@@ -447,7 +460,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         self, namespace: str, request: dict[str, Any], msgpack: bool = False
     ) -> None:
         payload = codec.pack(request) if msgpack else codec.dump_json(request)
-        await self._publish(self._ensure_namespace(namespace).request, payload)
+        await self._publish(self._channels_of(namespace).request, payload)
 
     async def _respond(
         self,
@@ -508,6 +521,62 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             if isinstance(server.namespaces, (list, tuple, set)):
                 names.update(server.namespaces)
         return {name for name in names if isinstance(name, str) and name != "*"}
+
+    def _channels_of(self, nsp: str) -> NamespaceChannels:
+        """The channel names of ``nsp``, without subscribing anything."""
+        channels = self._namespaces.get(nsp)
+        return channels if channels is not None else NamespaceChannels.build(self.prefix, nsp)
+
+    def _keeps(self, nsp: str) -> bool:
+        """True while this server serves ``nsp``: it has local sockets there, handlers for
+        it (server, namespace or ``adapter.on()``), declares it, or awaits a request on it."""
+        if nsp in self.rooms or self._leases.get(nsp):
+            return True
+        if any(name == nsp for name, _ in self._server_handlers):
+            return True
+        return nsp in self._server_namespaces()
+
+    def _hold(self, nsp: str) -> NamespaceChannels:
+        """Serve ``nsp`` at least until the matching :meth:`_unhold`."""
+        self._leases[nsp] = self._leases.get(nsp, 0) + 1
+        return self._ensure_namespace(nsp)
+
+    def _unhold(self, nsp: str) -> None:
+        leases = self._leases.get(nsp, 0) - 1
+        if leases > 0:
+            self._leases[nsp] = leases
+            return
+        self._leases.pop(nsp, None)
+        self._release_if_idle(nsp)
+
+    @contextlib.asynccontextmanager
+    async def _serving(self, nsp: str) -> AsyncIterator[NamespaceChannels]:
+        """Serve ``nsp`` while a request on it is in flight: its request channel counts
+        this server in NUMSUB exactly once, and its response channels hear the answers."""
+        channels = self._hold(nsp)
+        try:
+            await self._confirm_subscribed(
+                [channels.request, channels.response, channels.response_for(self.uid)]
+            )
+            yield channels
+        finally:
+            self._unhold(nsp)
+
+    def _release_if_idle(self, nsp: str) -> None:
+        """Unsubscribe ``nsp``'s channels once nothing keeps it (see :meth:`_keeps`)."""
+        channels = self._namespaces.get(nsp)
+        if channels is None or self._keeps(nsp):
+            return
+        del self._namespaces[nsp]
+        for channel in (channels.request, channels.response, channels.response_for(self.uid)):
+            self._routes.pop(channel.encode(), None)
+            self._subscriber.unwant(channel)
+        if self._options.with_channel_multiplexing:
+            self._routes.pop(channels.broadcast.encode(), None)
+            self._subscriber.unwant(channels.broadcast)
+        else:
+            self._pattern_routes.pop(channels.pattern.encode(), None)
+            self._subscriber.unwant_pattern(channels.pattern)
 
     def _ensure_namespace(self, nsp: str) -> NamespaceChannels:
         channels = self._namespaces.get(nsp)
