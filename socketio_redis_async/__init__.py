@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from ._adapter import AsyncRedisAdapter
 from ._emitter import AsyncEmitter, AsyncEmitterOperator, Emitter, EmitterOperator
-from ._errors import AdapterClosedError, PublishError, RedisAdapterError, RequestTimeoutError
+from ._errors import (
+    AdapterClosedError,
+    AnswerTooLargeError,
+    PublishError,
+    RedisAdapterError,
+    RequestTimeoutError,
+)
 from ._handlers import CUSTOM_REQUEST_EVENT
 from ._operator import BroadcastOperator
 from ._sockets import RemoteSocket
 
 __all__ = [
     "AdapterClosedError",
+    "AnswerTooLargeError",
     "AsyncEmitter",
     "AsyncEmitterOperator",
     "AsyncRedisAdapter",

@@ -46,7 +46,16 @@ class AsyncRedisAdapter(AdapterCore):
         hold; False PSUBSCRIBEs ``key#nsp#*`` like a classic Node server.
     :param ack_timeout: seconds an ack from a client on another server is waited for
         (default 60, python-socketio's ``call()`` default); the entry is dropped afterwards.
-    :param max_message_size: largest message published or accepted, in bytes (default 8 MiB).
+    :param max_message_size: largest broadcast or request published or accepted, in bytes
+        (default 8 MiB).
+    :param max_answer_size: largest answer to another server's request (``fetch_sockets``,
+        ``all_rooms``...) published or accepted, in bytes (default 30 MiB: about 50k
+        sockets of python-socketio clients, 44k of browsers, in one ``fetch_sockets``
+        answer; never less than ``max_message_size``). A larger answer is replaced by an
+        error that the requester raises as :class:`AnswerTooLargeError`. Redis disconnects
+        a subscriber whose pending output passes ``client-output-buffer-limit pubsub``
+        (32 MiB hard by default), and the answers of every server arrive at once: for
+        bigger queries raise that limit and this option together.
     :param health_check_interval: seconds of silence on the pub/sub connection before a PING
         (default 15); no answer for another interval means reconnect.
     :param share_sensitive_headers: include ``Cookie``/``Authorization`` headers in the
@@ -201,10 +210,7 @@ class AsyncRedisAdapter(AdapterCore):
         ``leave`` and ``disconnect`` methods that work wherever it lives.
         """
         selector, excluded = list(rooms_of(rooms)), list(rooms_of(except_rooms))
-        found = [
-            self._socket_details(namespace, sid)
-            for sid, _ in self._recipients(namespace, selector, excluded)
-        ]
+        found = self._sockets_details(namespace, self._recipients(namespace, selector, excluded))
         if not self._only_local_sid(namespace, selector):
             request = {"type": codec.REMOTE_FETCH, "opts": {"rooms": selector, "except": excluded}}
             for remote in await cluster.gather(

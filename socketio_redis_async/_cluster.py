@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ._errors import RequestTimeoutError
-from ._requests import Extract
+from ._errors import AnswerTooLargeError, RequestTimeoutError
+from ._requests import ZLIB, Extract
 
 if TYPE_CHECKING:
     from ._core import AdapterCore
@@ -54,7 +54,9 @@ async def _gather(
         return []
     request_id, entry = adapter._pending.open(expected, extract)
     try:
-        await adapter._request(namespace, {"uid": adapter.uid, "requestId": request_id, **request})
+        await adapter._request(
+            namespace, {"uid": adapter.uid, "requestId": request_id, **request, ZLIB: True}
+        )
         try:
             await asyncio.wait_for(asyncio.shield(entry.done), timeout or adapter.requests_timeout)
         except asyncio.TimeoutError:
@@ -70,6 +72,12 @@ async def _gather(
             raise RequestTimeoutError(
                 message, list(entry.responses), silent, entry.unsigned
             ) from None
+        if entry.errors:
+            raise AnswerTooLargeError(
+                "; ".join(error for _, error in entry.errors),
+                list(entry.responses),
+                [uid for uid, _ in entry.errors],
+            )
         return list(entry.responses)
     finally:
         adapter._pending.close(request_id)

@@ -44,7 +44,7 @@ from ._options import (
     resolve_url,
 )
 from ._publisher import Publisher
-from ._requests import PendingRequests
+from ._requests import COMPRESS_FROM, ZLIB, PendingRequests, compress_answer, expand_answer
 from ._sockets import build_handshake
 from ._subscriber import Subscriber
 
@@ -89,6 +89,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         with_channel_multiplexing: bool = True,
         ack_timeout: float = 60.0,
         max_message_size: int = 8 * 1024 * 1024,
+        max_answer_size: int = 30 * 1024 * 1024,
         health_check_interval: float = 15.0,
         share_sensitive_headers: bool = False,
         logger: logging.Logger | None = None,
@@ -110,6 +111,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
                 "with_channel_multiplexing", with_channel_multiplexing
             ),
             max_message_size=check_size("max_message_size", max_message_size),
+            max_answer_size=max(check_size("max_answer_size", max_answer_size), max_message_size),
             health_check_interval=check_seconds("health_check_interval", health_check_interval),
         )
         self._share_sensitive_headers = check_bool(
@@ -353,17 +355,36 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         counts = await self.pub_client.pubsub_numsub(self._channels_of(namespace).request)
         return int(counts[0][1]) if counts else 0
 
-    def _socket_details(self, namespace: str, sid: str) -> dict[str, Any]:
-        issued, data = self._socket_info.get((namespace, sid), (time.time(), None))
-        environ = self.server.get_environ(sid, namespace) if self.server is not None else None
-        return {
-            "id": sid,
-            "handshake": build_handshake(
-                environ, issued, None, share_sensitive_headers=self._share_sensitive_headers
-            ),
-            "rooms": self.get_rooms(sid, namespace),
-            "data": data,
-        }
+    def _sockets_details(self, namespace: str, recipients: Recipients) -> list[dict[str, Any]]:
+        """``{id, handshake, rooms, data}`` of local sockets, as fetch_sockets reports them.
+
+        Rooms come from one pass over the namespace's rooms (python-socketio's
+        ``get_rooms`` scans them all for each socket: quadratic for big answers).
+        """
+        rooms: dict[str, list[Room]] = {sid: [] for sid, _ in recipients}
+        for name, members in self.rooms.get(namespace, {}).items():
+            if name is None or not members:
+                continue
+            if len(members) <= len(rooms):
+                for sid in members:
+                    if sid in rooms:
+                        rooms[sid].append(name)
+            else:
+                for sid, in_rooms in rooms.items():
+                    if sid in members:
+                        in_rooms.append(name)
+        environs = self.server.environ if self.server is not None else {}
+        details = []
+        for sid, eio_sid in recipients:
+            issued, data = self._socket_info.get((namespace, sid), (time.time(), None))
+            handshake = build_handshake(
+                environs.get(eio_sid),
+                issued,
+                None,
+                share_sensitive_headers=self._share_sensitive_headers,
+            )
+            details.append({"id": sid, "handshake": handshake, "rooms": rooms[sid], "data": data})
+        return details
 
     def _is_local(self, sid: str, namespace: str) -> bool:
         return sid in self.rooms.get(namespace, {}).get(None, ())
@@ -451,10 +472,52 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             if callbacks is not None:
                 callbacks.pop(ack_id, None)
 
-    async def _publish(self, channel: str, payload: bytes) -> int:
+    async def _publish(self, channel: str, payload: bytes, limit: int | None = None) -> int:
         if self._closed:
             raise AdapterClosedError("this adapter was closed; create a new one")
-        return await self._publisher.publish(channel, payload)
+        return await self._publisher.publish(channel, payload, limit)
+
+    async def _publish_answer(
+        self,
+        channel: str,
+        request: dict[str, Any],
+        answer: dict[str, Any],
+        msgpack: bool = False,
+    ) -> None:
+        """Publish an answer to another server's request, up to ``max_answer_size``.
+
+        A large JSON answer to a requester that accepts it (a Python one) is compressed.
+        An answer still over the limit is replaced by ``{..., "error": "answer too large:
+        ..."}`` with its list fields empty: a Python requester raises AnswerTooLargeError,
+        a Node requester counts an empty answer instead of waiting for a timeout.
+        """
+        limit = self._options.max_answer_size
+        payload = codec.pack(answer) if msgpack else codec.dump_json(answer)
+        if not msgpack and len(payload) >= COMPRESS_FROM and request.get(ZLIB) is True:
+            payload = compress_answer(answer, payload)
+        if len(payload) > limit:
+            if answer.get("type") == codec.BROADCAST_ACK:
+                raise ValueError(f"the ack is {len(payload)} bytes, over max_answer_size={limit}")
+            error = (
+                f"answer too large: {len(payload)} bytes is over max_answer_size={limit} "
+                f"on server {self.uid}"
+            )
+            self.logger.warning(
+                "%s; sent an error answer instead (raise max_answer_size, and Redis' "
+                "client-output-buffer-limit for pubsub, to allow larger answers)",
+                error,
+            )
+            answer = {
+                key: value
+                if key in ("type", "requestId")
+                else []
+                if isinstance(value, list)
+                else None
+                for key, value in answer.items()
+            }
+            answer.update(uid=self.uid, error=error)
+            payload = codec.pack(answer) if msgpack else codec.dump_json(answer)
+        await self._publish(channel, payload, limit)
 
     async def _request(
         self, namespace: str, request: dict[str, Any], msgpack: bool = False
@@ -475,7 +538,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             if isinstance(requester, str) and requester and "#" not in requester
             else channels.response
         )
-        await self._publish(channel, codec.pack(answer) if msgpack else codec.dump_json(answer))
+        await self._publish_answer(channel, request, answer, msgpack)
 
     async def _remote_rooms(
         self,
@@ -653,8 +716,11 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             if route is None:
                 return
             kind, channels = route
-        if len(payload) > self._options.max_message_size:
-            self._drop(channel, f"{len(payload)} bytes is over max_message_size")
+        limit = (
+            self._options.max_answer_size if kind == _RESPONSE else self._options.max_message_size
+        )
+        if len(payload) > limit:
+            self._drop(channel, f"{len(payload)} bytes is over the {limit} bytes allowed")
             return
         try:
             if kind == _BROADCAST:
@@ -712,6 +778,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         await self._deliver(channels.nsp, msg.data, recipients, msg.binary)
 
     async def _on_response(self, response: dict[str, Any]) -> None:
+        if isinstance(response.get(ZLIB), bytes):
+            response = expand_answer(response, 8 * self._options.max_answer_size)
         if not self._acks.on_response(response):
             self._pending.on_response(response)
 

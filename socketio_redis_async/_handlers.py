@@ -162,10 +162,9 @@ async def handle_fetch(
     if not _foreign(adapter, request):
         return
     selector, excluded = _opts(request)
-    sockets = [
-        adapter._socket_details(channels.nsp, sid)
-        for sid, _ in adapter._recipients(channels.nsp, selector, excluded)
-    ]
+    sockets = adapter._sockets_details(
+        channels.nsp, adapter._recipients(channels.nsp, selector, excluded)
+    )
     await _answer(
         adapter, channels, request, {"requestId": request.get("requestId"), "sockets": sockets}
     )
@@ -215,7 +214,7 @@ async def _run_server_handler(
             "data": result,
             "uid": adapter.uid,
         }
-        await adapter._publish(channels.response, codec.dump_json(answer))
+        await adapter._publish_answer(channels.response, request, answer)
 
 
 async def handle_broadcast(

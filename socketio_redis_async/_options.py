@@ -97,4 +97,5 @@ class Options:
     ack_timeout: float
     with_channel_multiplexing: bool
     max_message_size: int
+    max_answer_size: int
     health_check_interval: float

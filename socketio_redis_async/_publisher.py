@@ -51,20 +51,22 @@ class Publisher:
         self.batches = 0
         self.published = 0
 
-    def check_size(self, payload: bytes) -> None:
-        """Raise ValueError if ``payload`` is larger than the configured limit."""
-        if len(payload) > self._max:
+    def check_size(self, payload: bytes, limit: int | None = None) -> None:
+        """Raise ValueError if ``payload`` is larger than ``limit`` (default: the configured
+        max_message_size)."""
+        if len(payload) > (limit or self._max):
             raise ValueError(
                 f"message of {len(payload)} bytes exceeds max_message_size={self._max}; "
                 "send large data another way, or raise max_message_size on every server "
                 "(Redis disconnects subscribers whose output buffer passes its pubsub limit)"
             )
 
-    async def publish(self, channel: str, payload: bytes) -> int:
-        """PUBLISH ``payload``; return how many subscribers received it."""
+    async def publish(self, channel: str, payload: bytes, limit: int | None = None) -> int:
+        """PUBLISH ``payload`` (at most ``limit`` bytes, default max_message_size); return
+        how many subscribers received it."""
         if self._closed:
             raise AdapterClosedError("cannot publish: the adapter is closed")
-        self.check_size(payload)
+        self.check_size(payload, limit)
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.append((channel.encode(), payload, fut))
         self._idle.clear()
