@@ -375,6 +375,8 @@ class AsyncRedisAdapter(AdapterCore):
         wait: float,
     ) -> list[Any]:
         servers = 1 if self._only_local_sid(namespace, rooms) else await self._numsub(namespace)
+        if servers > 1:
+            await cluster.remember_live(self, namespace)
         collector = cluster.AckCollector(max(servers, 1))
         request_id = self._acks.add(collector.on_ack, wait, on_count=collector.on_count)
         try:
@@ -386,12 +388,15 @@ class AsyncRedisAdapter(AdapterCore):
                 await self._request(namespace, request, msgpack=True)
             recipients = self._recipients(namespace, rooms, excluded)
             await self._deliver_with_acks(namespace, packet_data, recipients, collector.on_ack)
-            collector.on_count(len(recipients))
+            collector.on_count(len(recipients), self.uid)
             try:
                 await asyncio.wait_for(asyncio.shield(collector.done), wait)
             except asyncio.TimeoutError:
+                silent = []
+                if collector.reported < collector.servers:
+                    silent = await cluster.silent_servers(self, namespace, collector.reporters)
                 raise RequestTimeoutError(
-                    "operation has timed out", list(collector.responses)
+                    "operation has timed out", list(collector.responses), silent
                 ) from None
             return list(collector.responses)
         finally:

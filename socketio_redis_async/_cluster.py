@@ -18,6 +18,26 @@ async def live_servers(adapter: AdapterCore, namespace: str) -> list[str]:
     return channels.uids(await adapter.pub_client.pubsub_channels(channels.uid_pattern))
 
 
+async def remember_live(adapter: AdapterCore, namespace: str) -> None:
+    """Note the live servers of ``namespace`` at most once per ``requests_timeout``, so that
+    a server that dies while a request waits for it can still be named as silent.
+
+    PUBSUB CHANNELS scans every channel in Redis, so it is not sent for every request.
+    """
+    now = asyncio.get_running_loop().time()
+    seen = adapter._live_seen.get(namespace)
+    if seen is None or now - seen[0] >= adapter.requests_timeout:
+        adapter._live_seen[namespace] = (now, await live_servers(adapter, namespace))
+
+
+async def silent_servers(adapter: AdapterCore, namespace: str, answered: set[str]) -> list[str]:
+    """Servers live now or when the request began that did not answer, this one aside."""
+    live = set(await live_servers(adapter, namespace))
+    live.update(adapter._live_seen.get(namespace, (0.0, []))[1])
+    live.discard(adapter.uid)
+    return sorted(live - answered)
+
+
 async def gather(
     adapter: AdapterCore,
     namespace: str,
@@ -52,6 +72,7 @@ async def _gather(
         expected = await adapter._numsub(namespace) - 1
     if expected <= 0:
         return []
+    await remember_live(adapter, namespace)
     request_id, entry = adapter._pending.open(expected, extract)
     try:
         await adapter._request(
@@ -67,8 +88,7 @@ async def _gather(
                 )
             else:
                 message = f"timeout reached while waiting for {what} response"
-            live = await live_servers(adapter, namespace)
-            silent = [uid for uid in live if uid != adapter.uid and uid not in entry.signers]
+            silent = await silent_servers(adapter, namespace, entry.signers)
             raise RequestTimeoutError(
                 message, list(entry.responses), silent, entry.unsigned
             ) from None
@@ -90,12 +110,15 @@ class AckCollector:
     def __init__(self, servers: int) -> None:
         self.servers = servers
         self.reported = 0
+        self.reporters: set[str] = set()
         self.expected_acks = 0
         self.responses: list[Any] = []
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def on_count(self, count: int) -> None:
+    def on_count(self, count: int, uid: str | None) -> None:
         self.reported += 1
+        if uid is not None:
+            self.reporters.add(uid)
         self.expected_acks += count
         self._check()
 

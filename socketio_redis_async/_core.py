@@ -130,6 +130,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         self._pattern_routes: dict[bytes, NamespaceChannels] = {}
         self._room_refs: dict[str, int] = {}
         self._leases: dict[str, int] = {}
+        self._live_seen: dict[str, tuple[float, list[str]]] = {}
         self._subscriber = Subscriber(
             self._open_sub_connection,
             self._on_message,
@@ -631,6 +632,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         if channels is None or self._keeps(nsp):
             return
         del self._namespaces[nsp]
+        self._live_seen.pop(nsp, None)
         for channel in (channels.request, channels.response, channels.response_for(self.uid)):
             self._routes.pop(channel.encode(), None)
             self._subscriber.unwant(channel)
