@@ -62,7 +62,8 @@ async def start_peer() -> AsyncIterator[Callable[[str, str], Awaitable[Peer]]]:
     for peer in peers:
         if peer.process.returncode is None:
             peer.process.kill()
-        await peer.process.wait()
+        with anyio.fail_after(10):
+            await peer.process.communicate()  # reaps it and closes its pipe
 
 
 REQUESTS: dict[str, Callable[[Node, str], Awaitable[Any]]] = {
@@ -117,3 +118,4 @@ async def test_peer_killed_mid_request(kind, make_node, start_peer, redis_server
         )
     finally:
         await client.aclose()
+        await client.sio.eio.disconnect(abort=True)  # its HTTP session, after the peer died
