@@ -207,7 +207,9 @@ class AsyncRedisAdapter(AdapterCore):
         """The sockets in ``rooms`` (all if None) and in no ``except_rooms``, cluster-wide.
 
         Each has ``id``, ``handshake``, ``rooms`` and ``data``, and ``emit``, ``join``,
-        ``leave`` and ``disconnect`` methods that work wherever it lives.
+        ``leave`` and ``disconnect`` methods that work wherever it lives. Raises
+        RequestTimeoutError if a server does not answer in time, AnswerTooLargeError if a
+        server's answer would exceed its ``max_answer_size``.
         """
         selector, excluded = list(rooms_of(rooms)), list(rooms_of(except_rooms))
         found = self._sockets_details(namespace, self._recipients(namespace, selector, excluded))

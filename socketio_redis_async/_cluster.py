@@ -53,7 +53,8 @@ async def gather(
     ``expected`` defaults to the server count minus this server; with no other server
     there is no request at all. On timeout raise RequestTimeoutError: "timeout reached
     while waiting for <what> response", or Node's serverSideEmit text when ``what`` is
-    None, with the partial answers and the silent servers.
+    None, with the partial answers and the silent servers. If some server answered that
+    its answer was over its ``max_answer_size``, raise AnswerTooLargeError.
     """
     async with adapter._serving(namespace):
         return await _gather(adapter, namespace, request, extract, what, expected, timeout)
