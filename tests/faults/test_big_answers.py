@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import zlib
 from typing import Any
 
 import anyio
@@ -12,7 +13,8 @@ import pytest
 
 from socketio_redis_async import AnswerTooLargeError
 from socketio_redis_async import _codec as codec
-from socketio_redis_async._requests import compress_answer
+from socketio_redis_async._errors import MalformedMessage
+from socketio_redis_async._requests import compress_answer, expand_answer
 from tests.cluster import Node
 
 pytestmark = pytest.mark.anyio
@@ -142,3 +144,17 @@ async def browser_bytes_per_socket(node: Node) -> int:
     recipients = list(node.adapter.rooms["/custom"][None].items())
     assert len(recipients) == len(sids)
     return len(codec.dump_json(node.adapter._sockets_details("/custom", recipients))) // 100
+
+
+def test_compressed_answers_are_bounded_when_expanded():
+    """A compressed answer expands to what was sent; one that would expand past the bound,
+    or is not zlib, is malformed (dropped and counted), never a memory blow-up."""
+    answer = {"requestId": "r1", "uid": "u1", "sockets": ["x" * 100] * 1000}
+    packed = codec.decode_request(compress_answer(answer, codec.dump_json(answer)))
+    assert isinstance(packed["zlib"], bytes) and "sockets" not in packed
+    assert expand_answer(packed, 10**6) == answer
+    bomb = {"requestId": "r1", "zlib": zlib.compress(b"{" + b" " * 10**7 + b"}")}
+    with pytest.raises(MalformedMessage, match="over 1000000 bytes"):
+        expand_answer(bomb, 10**6)
+    with pytest.raises(MalformedMessage, match="invalid compressed answer"):
+        expand_answer({"requestId": "r1", "zlib": b"not zlib"}, 10**6)
