@@ -8,6 +8,7 @@ from ._emitter import AsyncEmitter, AsyncEmitterOperator, Emitter, EmitterOperat
 from ._errors import (
     AccessDeniedError,
     AdapterClosedError,
+    AnswerTooLargeError,
     PublishError,
     RedisAdapterError,
     RedisCommandError,
@@ -28,6 +29,7 @@ __all__ = [
     "AccessDeniedError",
     "AdapterClosedError",
     "AdapterHealth",
+    "AnswerTooLargeError",
     "AsyncEmitter",
     "AsyncEmitterOperator",
     "AsyncRedisAdapter",

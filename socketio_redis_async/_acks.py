@@ -25,7 +25,8 @@ class _Entry:
     callback: Callable[..., Any]
     timer: asyncio.TimerHandle
     single: bool
-    on_count: Callable[[int], None] | None
+    on_count: Callable[[int, str | None], None] | None
+    on_discard: Callable[[], None] | None
 
 
 class AckRequests:
@@ -51,13 +52,15 @@ class AckRequests:
         timeout: float,
         *,
         single: bool = False,
-        on_count: Callable[[int], None] | None = None,
+        on_count: Callable[[int, str | None], None] | None = None,
+        on_discard: Callable[[], None] | None = None,
     ) -> str:
-        """Register ``callback`` for each ack (only the first with ``single``), and
-        ``on_count`` for each server's client count."""
+        """Register ``callback`` for each ack (only the first with ``single``), ``on_count``
+        for each server's client count (with its uid if signed), and ``on_discard`` for
+        when the entry goes."""
         request_id = new_request_id()
         timer = asyncio.get_running_loop().call_later(timeout, self.discard, request_id)
-        self._entries[request_id] = _Entry(callback, timer, single, on_count)
+        self._entries[request_id] = _Entry(callback, timer, single, on_count, on_discard)
         return request_id
 
     def discard(self, request_id: str) -> None:
@@ -65,6 +68,8 @@ class AckRequests:
         entry = self._entries.pop(request_id, None)
         if entry is not None:
             entry.timer.cancel()
+            if entry.on_discard is not None:
+                entry.on_discard()
 
     def clear(self) -> None:
         """Forget every request (on close)."""
@@ -85,7 +90,8 @@ class AckRequests:
                 and isinstance(count, int)
                 and not isinstance(count, bool)
             ):
-                entry.on_count(count)
+                uid = response.get("uid")
+                entry.on_count(count, uid if isinstance(uid, str) else None)
         elif kind == BROADCAST_ACK:
             if entry.single:
                 self.discard(request_id)  # type: ignore[arg-type]

@@ -47,9 +47,17 @@ class AsyncRedisAdapter(AdapterCore):
         hold; False PSUBSCRIBEs ``key#nsp#*`` like a classic Node server.
     :param ack_timeout: seconds an ack from a client on another server is waited for
         (default 60, python-socketio's ``call()`` default); the entry is dropped afterwards.
-    :param max_message_size: largest message published or accepted, in bytes (default 8 MiB).
-        At most four times this many bytes may wait to be published; past that an emit
-        fails at once with PublishError.
+    :param max_message_size: largest broadcast or request published or accepted, in bytes
+        (default 8 MiB). At most four times this many bytes may wait to be published;
+        past that an emit fails at once with PublishError.
+    :param max_answer_size: largest answer to another server's request (``fetch_sockets``,
+        ``all_rooms``...) published or accepted, in bytes (default 30 MiB: about 50k
+        sockets of python-socketio clients, 44k of browsers, in one ``fetch_sockets``
+        answer; never less than ``max_message_size``). A larger answer is replaced by an
+        error that the requester raises as :class:`AnswerTooLargeError`. Redis disconnects
+        a subscriber whose pending output passes ``client-output-buffer-limit pubsub``
+        (32 MiB hard by default), and the answers of every server arrive at once: for
+        bigger queries raise that limit and this option together.
     :param health_check_interval: seconds of silence on the pub/sub connection before a PING
         (default 2); no answer for another interval means the link is dead: it is logged
         and re-established.
@@ -128,7 +136,9 @@ class AsyncRedisAdapter(AdapterCore):
         auth = connect[1] if connect is not None and connect[0] == namespace else None
         channels = self._ensure_namespace(namespace)
         sid: str | None = await super().pre_connect(eio_sid, namespace)
-        if sid is not None:
+        if sid is None:
+            self._release_if_idle(namespace)
+        else:
             self._socket_info[(namespace, sid)] = [time.time(), None, auth]
         if sid is not None and self._options.with_channel_multiplexing:
             await self._confirm_subscribed([channels.broadcast, channels.room(sid)])
@@ -142,7 +152,7 @@ class AsyncRedisAdapter(AdapterCore):
         if eio_sid is not None or self._is_local(sid, namespace):
             self.basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
             if self._options.with_channel_multiplexing:
-                await self._confirm_subscribed([self._ensure_namespace(namespace).room(room)])
+                await self._confirm_subscribed([self._channels_of(namespace).room(room)])
             return
         await self._remote_rooms(codec.REMOTE_JOIN, namespace, [sid], [room])
 
@@ -222,13 +232,12 @@ class AsyncRedisAdapter(AdapterCore):
         Each has ``id``, ``handshake``, ``rooms`` and ``data``, and ``emit``, ``join``,
         ``leave`` and ``disconnect`` methods that work wherever it lives.
         ``local=True`` returns this server's sockets only (Node's ``io.local.fetchSockets()``).
+        Raises RequestTimeoutError if a server does not answer in time, AnswerTooLargeError
+        if a server's answer would exceed its ``max_answer_size``.
         """
         check_bool("local", local)
         selector, excluded = list(rooms_of(rooms)), list(rooms_of(except_rooms))
-        found = [
-            self._socket_details(namespace, sid)
-            for sid, _ in self._recipients(namespace, selector, excluded)
-        ]
+        found = self._sockets_details(namespace, self._recipients(namespace, selector, excluded))
         if not local and not self._only_local_sid(namespace, selector):
             request = {"type": codec.REMOTE_FETCH, "opts": {"rooms": selector, "except": excluded}}
             for remote in await cluster.gather(
@@ -345,6 +354,7 @@ class AsyncRedisAdapter(AdapterCore):
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             self._server_handlers[(namespace, event)] = fn
+            self._ensure_namespace(namespace)  # kept while it has handlers
             return fn
 
         return register if handler is None else register(handler)
@@ -390,11 +400,20 @@ class AsyncRedisAdapter(AdapterCore):
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         rooms, excluded = list(rooms_of(to)), list(rooms_of(except_rooms))
         packet_data = [event, *args]
-        servers = (
-            1
-            if self._only_local_sid(namespace, rooms)
-            else await self.server_count(namespace=namespace)
-        )
+        async with self._serving(namespace):
+            return await self._emit_with_ack(namespace, packet_data, rooms, excluded, wait)
+
+    async def _emit_with_ack(
+        self,
+        namespace: str,
+        packet_data: list[Any],
+        rooms: list[Room],
+        excluded: list[Room],
+        wait: float,
+    ) -> list[Any]:
+        servers = 1 if self._only_local_sid(namespace, rooms) else await self._numsub(namespace)
+        if servers > 1:
+            await cluster.remember_live(self, namespace)
         collector = cluster.AckCollector(max(servers, 1))
         request_id = self._acks.add(collector.on_ack, wait, on_count=collector.on_count)
         try:
@@ -406,12 +425,15 @@ class AsyncRedisAdapter(AdapterCore):
                 await self._request(namespace, request, msgpack=True)
             recipients = self._recipients(namespace, rooms, excluded)
             await self._deliver_with_acks(namespace, packet_data, recipients, collector.on_ack)
-            collector.on_count(len(recipients))
+            collector.on_count(len(recipients), self.uid)
             try:
                 await asyncio.wait_for(asyncio.shield(collector.done), wait)
             except asyncio.TimeoutError:
+                silent = []
+                if collector.reported < collector.servers:
+                    silent = await cluster.silent_servers(self, namespace, collector.reporters)
                 raise RequestTimeoutError(
-                    "operation has timed out", list(collector.responses)
+                    "operation has timed out", list(collector.responses), silent
                 ) from None
             return list(collector.responses)
         finally:
@@ -450,7 +472,7 @@ class AsyncRedisAdapter(AdapterCore):
         if not local and not self._only_local_sid(namespace, selector):
             await self._remote_rooms(kind, namespace, selector, target, excluded)
         if kind == codec.REMOTE_JOIN and self._options.with_channel_multiplexing:
-            channels = self._ensure_namespace(namespace)
+            channels = self._channels_of(namespace)
             await self._confirm_subscribed([channels.room(room) for room in target])
 
     async def _remote_single(
@@ -486,7 +508,15 @@ class AsyncRedisAdapter(AdapterCore):
         request = None
         if not local and not self._only_local_sid(nsp, rooms):
             single = len(rooms) == 1 and not except_rooms
-            request_id: str = self._acks.add(callback, self._options.ack_timeout, single=single)
+            # The acks come back on this namespace's response channels: serve it until the
+            # entry expires.
+            channels = self._hold(nsp)
+            request_id: str = self._acks.add(
+                callback,
+                self._options.ack_timeout,
+                single=single,
+                on_discard=lambda: self._unhold(nsp),
+            )
             flags: dict[str, Any] = {"timeout": int(self._options.ack_timeout * 1000)}
             if single:
                 flags["expectSingleResponse"] = True
@@ -498,6 +528,7 @@ class AsyncRedisAdapter(AdapterCore):
         )
         if request is not None:
             try:
+                await self._confirm_subscribed([channels.response, channels.response_for(self.uid)])
                 await self._request(nsp, request, msgpack=True)
             except BaseException:
                 self._acks.discard(request_id)

@@ -7,11 +7,13 @@ adds python-socketio's manager API and the cluster-wide API on top.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 import anyio
@@ -58,7 +60,7 @@ from ._options import (
     resolve_url,
 )
 from ._publisher import Publisher
-from ._requests import PendingRequests
+from ._requests import COMPRESS_FROM, ZLIB, PendingRequests, compress_answer, expand_answer
 from ._sockets import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY, build_handshake
 from ._subscriber import Subscriber
 
@@ -104,6 +106,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         with_channel_multiplexing: bool = True,
         ack_timeout: float = 60.0,
         max_message_size: int = 8 * 1024 * 1024,
+        max_answer_size: int = 30 * 1024 * 1024,
         health_check_interval: float = 2.0,
         share_sensitive_headers: bool = False,
         max_socket_backlog: int | None = DEFAULT_MAX_SOCKET_BACKLOG,
@@ -132,6 +135,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
                 "with_channel_multiplexing", with_channel_multiplexing
             ),
             max_message_size=check_size("max_message_size", max_message_size),
+            max_answer_size=max(check_size("max_answer_size", max_answer_size), max_message_size),
             health_check_interval=check_seconds("health_check_interval", health_check_interval),
             max_socket_backlog=check_backlog(max_socket_backlog),
             publish_timeout=check_seconds("publish_timeout", publish_timeout),
@@ -168,6 +172,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         self._pattern_routes: dict[bytes, NamespaceChannels] = {}
         self._room_refs: dict[str, int] = {}
         self._on_connection_change = on_connection_change
+        self._leases: dict[str, int] = {}
+        self._live_seen: dict[str, tuple[float, list[str]]] = {}
         self._subscriber = Subscriber(
             self._open_sub_connection,
             self._on_message,
@@ -186,7 +192,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         )
         self._acks = AckRequests(self._spawn)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._pending = PendingRequests()
+        self._pending = PendingRequests(self._on_unusable_answer)
         self._server_handlers: dict[tuple[str, str], Callable[..., Any]] = {}
         self._socket_info: dict[tuple[str, str], list[Any]] = {}
         """(namespace, sid) -> [issued, data, auth] of each local socket."""
@@ -204,6 +210,9 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         self._volatile_skipped = 0
         self._last_slow_log = -1e9
         self._may_name = True  # False once Redis refused CLIENT SETNAME (an ACL without CLIENT)
+        self._last_unusable_log = -1e9
+        self._ack_expiry: dict[int, asyncio.TimerHandle] = {}
+        self._expiry_ids = itertools.count()
 
     @property
     def uid(self) -> str:
@@ -252,6 +261,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             "subscribed_channels": len(self._subscriber.channels),
             "pending_acks": len(self._acks),
             "pending_requests": len(self._pending),
+            "unusable_answers": self._pending.unusable,
             "published": self._publisher.published,
             "publish_batches": self._publisher.batches,
             "slow_consumers_disconnected": self._slow_consumers,
@@ -372,6 +382,9 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             await self._publisher.aclose()
             self._acks.clear()
             self._pending.clear()
+            for timer in self._ack_expiry.values():
+                timer.cancel()
+            self._ack_expiry.clear()
             for owned, client in (
                 (self._owns_pub, self._pub_client),
                 (self._owns_sub, self._sub_client),
@@ -403,12 +416,14 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         recipients = self._recipients(nsp, rooms, except_rooms)
         await self._deliver(nsp, data, recipients, volatile=flags.get("volatile") is True)
         if payload is not None:
-            await self._publish(self._ensure_namespace(nsp).for_rooms(rooms), payload)
+            await self._publish(self._channels_of(nsp).for_rooms(rooms), payload)
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
-        """Forget a local socket, its rooms and its ``data``."""
+        """Forget a local socket, its rooms and its ``data``; a namespace's last socket
+        releases the namespace's channels unless something else keeps it."""
         super().basic_disconnect(sid, namespace, **kwargs)
         self._socket_info.pop((namespace, sid), None)
+        self._release_if_idle(namespace)
 
     def basic_enter_room(
         self, sid: str, namespace: str, room: Any, eio_sid: str | None = None
@@ -439,7 +454,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             and (ns is None or room not in ns)
             and self._options.with_channel_multiplexing
         ):
-            channel = self._namespaces[namespace].room(room)
+            channel = self._channels_of(namespace).room(room)
             refs = self._room_refs.get(channel, 1) - 1
             if refs:
                 self._room_refs[channel] = refs
@@ -449,31 +464,56 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
                 self._subscriber.unwant(channel)
 
     async def server_count(self, *, namespace: str = "/") -> int:
-        """How many servers serve ``namespace`` (``PUBSUB NUMSUB`` on its request channel)."""
-        channel = self._ensure_namespace(namespace).request
+        """How many servers serve ``namespace`` (``PUBSUB NUMSUB`` on its request channel).
+
+        This server counts only if it serves ``namespace`` (local sockets or handlers).
+        """
+        served = self._keeps(namespace)
+        async with self._serving(namespace):
+            count = await self._numsub(namespace)
+        return count if served else count - 1
+
+    async def _numsub(self, namespace: str) -> int:
+        """``PUBSUB NUMSUB`` of the request channel; this server included while serving."""
         counts = await redis_call(
-            self.pub_client.pubsub_numsub(channel),
+            self.pub_client.pubsub_numsub(self._channels_of(namespace).request),
             what="PUBSUB NUMSUB failed",
             where=self._where,
             timeout=self.requests_timeout,
         )
         return int(counts[0][1]) if counts else 0
 
-    def _socket_details(self, namespace: str, sid: str) -> dict[str, Any]:
-        issued, data, auth = self._socket_info.get((namespace, sid), (time.time(), None, None))
-        environ = self.server.get_environ(sid, namespace) if self.server is not None else None
-        return {
-            "id": sid,
-            "handshake": build_handshake(
-                environ,
+    def _sockets_details(self, namespace: str, recipients: Recipients) -> list[dict[str, Any]]:
+        """``{id, handshake, rooms, data}`` of local sockets, as fetch_sockets reports them.
+
+        Rooms come from one pass over the namespace's rooms (python-socketio's
+        ``get_rooms`` scans them all for each socket: quadratic for big answers).
+        """
+        rooms: dict[str, list[Room]] = {sid: [] for sid, _ in recipients}
+        for name, members in self.rooms.get(namespace, {}).items():
+            if name is None or not members:
+                continue
+            if len(members) <= len(rooms):
+                for sid in members:
+                    if sid in rooms:
+                        rooms[sid].append(name)
+            else:
+                for sid, in_rooms in rooms.items():
+                    if sid in members:
+                        in_rooms.append(name)
+        environs = self.server.environ if self.server is not None else {}
+        details = []
+        for sid, eio_sid in recipients:
+            issued, data, auth = self._socket_info.get((namespace, sid), (time.time(), None, None))
+            handshake = build_handshake(
+                environs.get(eio_sid),
                 issued,
                 auth,
                 redact_headers=self._redact_headers,
                 redact_query=self._redact_query,
-            ),
-            "rooms": self.get_rooms(sid, namespace),
-            "data": data,
-        }
+            )
+            details.append({"id": sid, "handshake": handshake, "rooms": rooms[sid], "data": data})
+        return details
 
     def _is_local(self, sid: str, namespace: str) -> bool:
         return sid in self.rooms.get(namespace, {}).get(None, ())
@@ -624,22 +664,84 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         data: list[Any],
         recipients: Recipients,
         callback: Callable[..., Any],
-    ) -> None:
+    ) -> list[tuple[str, int]]:
+        """Send with a fresh ack id per recipient; return the ``(sid, ack_id)`` pairs."""
+        ack_ids = []
         for sid, eio_sid in recipients:
             ack_id = self._generate_ack_id(sid, callback)
+            ack_ids.append((sid, ack_id))
             pkt = self.server.packet_class(EVENT_TYPE, namespace=nsp, data=data, id=ack_id)
             await self.server._send_packet(eio_sid, pkt)
+        return ack_ids
 
-    async def _publish(self, channel: str, payload: bytes) -> int:
+    def _expire_acks(self, ack_ids: list[tuple[str, int]], timeout: float) -> None:
+        """Forget these ack callbacks after ``timeout`` seconds if the clients never acked."""
+        if not ack_ids:
+            return
+        key = next(self._expiry_ids)
+        self._ack_expiry[key] = asyncio.get_running_loop().call_later(
+            timeout, self._forget_acks, key, ack_ids
+        )
+
+    def _forget_acks(self, key: int, ack_ids: list[tuple[str, int]]) -> None:
+        self._ack_expiry.pop(key, None)
+        for sid, ack_id in ack_ids:
+            callbacks = self.callbacks.get(sid)
+            if callbacks is not None:
+                callbacks.pop(ack_id, None)
+
+    async def _publish(self, channel: str, payload: bytes, limit: int | None = None) -> int:
         if self._closed:
             raise AdapterClosedError("this adapter was closed; create a new one")
-        return await self._publisher.publish(channel, payload)
+        return await self._publisher.publish(channel, payload, limit)
+
+    async def _publish_answer(
+        self,
+        channel: str,
+        request: dict[str, Any],
+        answer: dict[str, Any],
+        msgpack: bool = False,
+    ) -> None:
+        """Publish an answer to another server's request, up to ``max_answer_size``.
+
+        A large JSON answer to a requester that accepts it (a Python one) is compressed.
+        An answer still over the limit is replaced by ``{..., "error": "answer too large:
+        ..."}`` with its list fields empty: a Python requester raises AnswerTooLargeError,
+        a Node requester counts an empty answer instead of waiting for a timeout.
+        """
+        limit = self._options.max_answer_size
+        payload = codec.pack(answer) if msgpack else codec.dump_json(answer)
+        if not msgpack and len(payload) >= COMPRESS_FROM and request.get(ZLIB) is True:
+            payload = compress_answer(answer, payload)
+        if len(payload) > limit:
+            if answer.get("type") == codec.BROADCAST_ACK:
+                raise ValueError(f"the ack is {len(payload)} bytes, over max_answer_size={limit}")
+            error = (
+                f"answer too large: {len(payload)} bytes is over max_answer_size={limit} "
+                f"on server {self.uid}"
+            )
+            self.logger.warning(
+                "%s; sent an error answer instead (raise max_answer_size, and Redis' "
+                "client-output-buffer-limit for pubsub, to allow larger answers)",
+                error,
+            )
+            answer = {
+                key: value
+                if key in ("type", "requestId")
+                else []
+                if isinstance(value, list)
+                else None
+                for key, value in answer.items()
+            }
+            answer.update(uid=self.uid, error=error)
+            payload = codec.pack(answer) if msgpack else codec.dump_json(answer)
+        await self._publish(channel, payload, limit)
 
     async def _request(
         self, namespace: str, request: dict[str, Any], msgpack: bool = False
     ) -> None:
         payload = codec.pack(request) if msgpack else codec.dump_json(request)
-        await self._publish(self._ensure_namespace(namespace).request, payload)
+        await self._publish(self._channels_of(namespace).request, payload)
 
     async def _respond(
         self,
@@ -654,7 +756,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             if isinstance(requester, str) and requester and "#" not in requester
             else channels.response
         )
-        await self._publish(channel, codec.pack(answer) if msgpack else codec.dump_json(answer))
+        await self._publish_answer(channel, request, answer, msgpack)
 
     async def _remote_rooms(
         self,
@@ -700,6 +802,63 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             if isinstance(server.namespaces, (list, tuple, set)):
                 names.update(server.namespaces)
         return {name for name in names if isinstance(name, str) and name != "*"}
+
+    def _channels_of(self, nsp: str) -> NamespaceChannels:
+        """The channel names of ``nsp``, without subscribing anything."""
+        channels = self._namespaces.get(nsp)
+        return channels if channels is not None else NamespaceChannels.build(self.prefix, nsp)
+
+    def _keeps(self, nsp: str) -> bool:
+        """True while this server serves ``nsp``: it has local sockets there, handlers for
+        it (server, namespace or ``adapter.on()``), declares it, or awaits a request on it."""
+        if nsp in self.rooms or self._leases.get(nsp):
+            return True
+        if any(name == nsp for name, _ in self._server_handlers):
+            return True
+        return nsp in self._server_namespaces()
+
+    def _hold(self, nsp: str) -> NamespaceChannels:
+        """Serve ``nsp`` at least until the matching :meth:`_unhold`."""
+        self._leases[nsp] = self._leases.get(nsp, 0) + 1
+        return self._ensure_namespace(nsp)
+
+    def _unhold(self, nsp: str) -> None:
+        leases = self._leases.get(nsp, 0) - 1
+        if leases > 0:
+            self._leases[nsp] = leases
+            return
+        self._leases.pop(nsp, None)
+        self._release_if_idle(nsp)
+
+    @contextlib.asynccontextmanager
+    async def _serving(self, nsp: str) -> AsyncIterator[NamespaceChannels]:
+        """Serve ``nsp`` while a request on it is in flight: its request channel counts
+        this server in NUMSUB exactly once, and its response channels hear the answers."""
+        channels = self._hold(nsp)
+        try:
+            await self._confirm_subscribed(
+                [channels.request, channels.response, channels.response_for(self.uid)]
+            )
+            yield channels
+        finally:
+            self._unhold(nsp)
+
+    def _release_if_idle(self, nsp: str) -> None:
+        """Unsubscribe ``nsp``'s channels once nothing keeps it (see :meth:`_keeps`)."""
+        channels = self._namespaces.get(nsp)
+        if channels is None or self._keeps(nsp):
+            return
+        del self._namespaces[nsp]
+        self._live_seen.pop(nsp, None)
+        for channel in (channels.request, channels.response, channels.response_for(self.uid)):
+            self._routes.pop(channel.encode(), None)
+            self._subscriber.unwant(channel)
+        if self._options.with_channel_multiplexing:
+            self._routes.pop(channels.broadcast.encode(), None)
+            self._subscriber.unwant(channels.broadcast)
+        else:
+            self._pattern_routes.pop(channels.pattern.encode(), None)
+            self._subscriber.unwant_pattern(channels.pattern)
 
     def _ensure_namespace(self, nsp: str) -> NamespaceChannels:
         channels = self._namespaces.get(nsp)
@@ -793,8 +952,11 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             if route is None:
                 return
             kind, channels = route
-        if len(payload) > self._options.max_message_size:
-            self._drop(channel, f"{len(payload)} bytes is over max_message_size")
+        limit = (
+            self._options.max_answer_size if kind == _RESPONSE else self._options.max_message_size
+        )
+        if len(payload) > limit:
+            self._drop(channel, f"{len(payload)} bytes is over the {limit} bytes allowed")
             return
         try:
             if kind == _BROADCAST:
@@ -825,6 +987,20 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
                 self._dropped,
             )
 
+    def _on_unusable_answer(self, answer: dict[str, Any], exc: Exception) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_unusable_log >= 1.0:
+            self._last_unusable_log = now
+            self.logger.warning(
+                "ignored an unusable answer from server %s to request %s (%s: %s); "
+                "%d unusable answers so far",
+                str(answer.get("uid", "(unsigned)"))[:40],
+                str(answer.get("requestId"))[:40],
+                type(exc).__name__,
+                str(exc)[:100],
+                self._pending.unusable,
+            )
+
     async def _on_broadcast(self, channels: NamespaceChannels, payload: bytes) -> None:
         uid = self.uid
         if self._echo[0] != uid:
@@ -839,6 +1015,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         await self._deliver(channels.nsp, msg.data, recipients, msg.binary, volatile)
 
     async def _on_response(self, response: dict[str, Any]) -> None:
+        if isinstance(response.get(ZLIB), bytes):
+            response = expand_answer(response, 8 * self._options.max_answer_size)
         if not self._acks.on_response(response):
             self._pending.on_response(response)
 

@@ -88,3 +88,17 @@ class AccessDeniedError(RedisCommandError):
         super().__init__(message)
         self.user = user
         self.command = command
+
+
+class AnswerTooLargeError(RedisAdapterError):
+    """Raised when other servers answered that their answer was over their
+    ``max_answer_size`` (so they sent an error instead of the answer).
+
+    ``responses`` holds the answers that did arrive and ``servers`` the uids of the
+    servers whose answer was too large; ``args[0]`` says how large it was.
+    """
+
+    def __init__(self, message: str, responses: list[Any], servers: list[str]) -> None:
+        super().__init__(message)
+        self.responses = responses
+        self.servers = servers

@@ -168,12 +168,16 @@ async def handle_disconnect(
         if not isinstance(sid, str) or not adapter._is_local(sid, nsp):
             return
         await _answer(adapter, channels, request, {"requestId": request.get("requestId")})
-        await apply_disconnect(adapter, nsp, [(sid, adapter.eio_sid_from_sid(sid, nsp))], close)
-        return
-    if request.get("uid") == adapter.uid:
-        return
-    selector, excluded = _opts(request)
-    await apply_disconnect(adapter, nsp, adapter._recipients(nsp, selector, excluded), close)
+        targets = [(sid, adapter.eio_sid_from_sid(sid, nsp))]
+    else:
+        if request.get("uid") == adapter.uid:
+            return
+        selector, excluded = _opts(request)
+        targets = adapter._recipients(nsp, selector, excluded)
+    if targets:
+        # The app's disconnect handler runs in a task of its own: if it asks the cluster
+        # something, the answers it waits for come through this listener.
+        adapter._spawn(apply_disconnect(adapter, nsp, targets, close))
 
 
 async def handle_fetch(
@@ -183,10 +187,9 @@ async def handle_fetch(
     if not _foreign(adapter, request):
         return
     selector, excluded = _opts(request)
-    sockets = [
-        adapter._socket_details(channels.nsp, sid)
-        for sid, _ in adapter._recipients(channels.nsp, selector, excluded)
-    ]
+    sockets = adapter._sockets_details(
+        channels.nsp, adapter._recipients(channels.nsp, selector, excluded)
+    )
     await _answer(
         adapter, channels, request, {"requestId": request.get("requestId"), "sockets": sockets}
     )
@@ -236,7 +239,7 @@ async def _run_server_handler(
             "data": result,
             "uid": adapter.uid,
         }
-        await adapter._publish(channels.response, codec.dump_json(answer))
+        await adapter._publish_answer(channels.response, request, answer)
 
 
 async def handle_broadcast(
@@ -253,7 +256,7 @@ async def handle_broadcast(
     nsp, data = codec.check_packet(request.get("packet"))
     if nsp != channels.nsp:
         return
-    rooms, excluded = _opts(request)
+    rooms, excluded, flags = codec.check_opts(request.get("opts"))
     recipients = adapter._recipients(nsp, rooms, excluded)
     count = {
         "type": codec.BROADCAST_CLIENT_COUNT,
@@ -277,7 +280,18 @@ async def handle_broadcast(
                 "could not send an ack back to server %s: %s", request.get("uid"), exc
             )
 
-    await adapter._deliver_with_acks(nsp, data, recipients, ack)
+    ack_ids = await adapter._deliver_with_acks(nsp, data, recipients, ack)
+    # The requester stops waiting after its timeout; a client that never acks must not
+    # keep its callback here until it disconnects.
+    adapter._expire_acks(ack_ids, _ack_wait(adapter, flags))
+
+
+def _ack_wait(adapter: AdapterCore, flags: dict[str, Any]) -> float:
+    """Seconds the requester waits for acks: ``flags.timeout`` (ms), else ``ack_timeout``."""
+    timeout = flags.get("timeout")
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and 0 < timeout < 1e12:
+        return float(timeout) / 1000
+    return adapter._options.ack_timeout
 
 
 HANDLERS: dict[int, Handler] = {

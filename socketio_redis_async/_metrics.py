@@ -70,6 +70,11 @@ STATS: dict[str, tuple[str, str, str]] = {
         "gauge",
         "Cluster requests this server waits for answers to.",
     ),
+    "unusable_answers": (
+        "unusable_answers_total",
+        "counter",
+        "Answers from other servers that could not be used (wrong shape, too large).",
+    ),
     "slow_consumers_disconnected": (
         "slow_consumers_disconnected_total",
         "counter",

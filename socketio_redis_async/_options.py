@@ -172,6 +172,7 @@ class Options:
     ack_timeout: float
     with_channel_multiplexing: bool
     max_message_size: int
+    max_answer_size: int
     health_check_interval: float
     max_socket_backlog: int | None
     publish_timeout: float

@@ -78,24 +78,26 @@ class Publisher:
         self.last_success = 0.0  # loop time of the last answered batch
         self.latency = LatencyHistogram()  # queued -> answered, per published message
 
-    def check_size(self, payload: bytes) -> None:
-        """Raise ValueError if ``payload`` is larger than the configured limit."""
-        if len(payload) > self._max:
+    def check_size(self, payload: bytes, limit: int | None = None) -> None:
+        """Raise ValueError if ``payload`` is larger than ``limit`` (default: the configured
+        max_message_size)."""
+        if len(payload) > (limit or self._max):
             raise ValueError(
                 f"message of {len(payload)} bytes exceeds max_message_size={self._max}; "
                 "send large data another way, or raise max_message_size on every server "
                 "(Redis disconnects subscribers whose output buffer passes its pubsub limit)"
             )
 
-    async def publish(self, channel: str, payload: bytes) -> int:
-        """PUBLISH ``payload``; return how many subscribers received it.
+    async def publish(self, channel: str, payload: bytes, limit: int | None = None) -> int:
+        """PUBLISH ``payload`` (at most ``limit`` bytes, default max_message_size); return
+        how many subscribers received it.
 
         Raises PublishError within ``timeout`` seconds if Redis does not answer, and at
         once if more than 4 x ``max_message_size`` bytes are already waiting.
         """
         if self._closed:
             raise AdapterClosedError("cannot publish: the adapter is closed")
-        self.check_size(payload)
+        self.check_size(payload, limit)
         size = len(channel) + len(payload)
         if self.backlog_bytes + size > self._max_backlog and self.backlog_entries:
             error = PublishError(

@@ -7,11 +7,40 @@ cancellation and close, so the map never grows.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _codec as codec
 from ._acks import new_request_id
+from ._errors import MalformedMessage
+
+ZLIB = "zlib"
+"""Request field by which a Python requester accepts zlib-compressed answers (Node
+requesters never send it, so they always get plain answers)."""
+COMPRESS_FROM = 64 * 1024
+"""Answers smaller than this (in JSON bytes) are sent plain."""
+
+
+def compress_answer(answer: dict[str, Any], payload: bytes) -> bytes:
+    """``payload`` (the JSON answer) as msgpack ``{requestId, uid, type?, zlib: <bytes>}``."""
+    head = {key: answer[key] for key in ("type", "requestId", "uid") if key in answer}
+    return codec.pack({**head, ZLIB: zlib.compress(payload, 1)})
+
+
+def expand_answer(response: dict[str, Any], limit: int) -> dict[str, Any]:
+    """The answer a compressed one carries, at most ``limit`` bytes of JSON once expanded."""
+    data = response[ZLIB]
+    try:
+        inflater = zlib.decompressobj()
+        payload = inflater.decompress(data, limit)
+    except zlib.error as exc:
+        raise MalformedMessage(f"invalid compressed answer: {exc}") from None
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise MalformedMessage(f"compressed answer over {limit} bytes once expanded")
+    return codec.decode_request(payload)
+
 
 Extract = Callable[[dict[str, Any]], Any]
 """Turns one answer into the value to collect; raises KeyError/TypeError if unusable."""
@@ -27,13 +56,17 @@ class Pending:
     responses: list[Any] = field(default_factory=list)
     signers: set[str] = field(default_factory=set)
     unsigned: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    """``(uid, error)`` of the servers that answered with an error instead."""
 
 
 class PendingRequests:
     """The requests this server is waiting on."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_unusable: Callable[[dict[str, Any], Exception], None]) -> None:
         self._entries: dict[str, Pending] = {}
+        self._on_unusable = on_unusable
+        self.unusable = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -63,16 +96,19 @@ class PendingRequests:
         """Record an answer if it belongs to a pending request; True if it did.
 
         An answer without the expected field still counts as an answer (as in Node), so
-        a server that has nothing to report does not make the request time out.
+        a server that has nothing to report does not make the request time out; it is
+        counted in ``unusable`` and reported to ``on_unusable``.
         """
         request_id = response.get("requestId")
         entry = self._entries.get(request_id) if isinstance(request_id, str) else None
         if entry is None or entry.done.done():
             return entry is not None
-        try:
-            entry.responses.append(entry.extract(response))
-        except (KeyError, TypeError, ValueError):
+        error = response.get("error")
+        if isinstance(error, str):
             entry.expected -= 1
+            entry.errors.append((str(response.get("uid", "?"))[:40], error[:200]))
+        else:
+            self._record(entry, response)
         uid = response.get("uid")
         if isinstance(uid, str):
             entry.signers.add(uid)
@@ -81,3 +117,11 @@ class PendingRequests:
         if len(entry.responses) >= entry.expected:
             entry.done.set_result(None)
         return True
+
+    def _record(self, entry: Pending, response: dict[str, Any]) -> None:
+        try:
+            entry.responses.append(entry.extract(response))
+        except (KeyError, TypeError, ValueError, MalformedMessage) as exc:
+            entry.expected -= 1
+            self.unusable += 1
+            self._on_unusable(response, exc)

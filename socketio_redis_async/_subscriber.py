@@ -221,6 +221,10 @@ class Subscriber:
         """Ask for ``pattern`` to be PSUBSCRIBEd."""
         self._patterns.want(pattern)
 
+    def unwant_pattern(self, pattern: str) -> None:
+        """Ask for ``pattern`` to be PUNSUBSCRIBEd."""
+        self._patterns.unwant(pattern)
+
     async def wait(
         self, channels: Iterable[str], timeout: float | None, patterns: Iterable[str] = ()
     ) -> bool:
