@@ -94,8 +94,10 @@ async def test_local_sockets_join_and_leave(two_servers, form):
     await wait_until(lambda: "marker" in b.sio.rooms(cb.sid()))
     assert "solo" in a.sio.rooms(ca.sid())
     assert "solo" not in b.sio.rooms(cb.sid())
-    await b.adapter.sockets_join("solo")
+    await b.adapter.sockets_join("solo")  # cluster-wide: A's socket joins it again too
     await wait_until(lambda: "solo" in b.sio.rooms(cb.sid()))
+    await b.adapter.sockets_join("marker2")  # once A has it, A applied B's join before it
+    await wait_until(lambda: "marker2" in a.sio.rooms(ca.sid()))
     if form == "keyword":
         await a.adapter.sockets_leave("solo", local=True)
     else:
