@@ -80,6 +80,11 @@ class AsyncRedisAdapter(AdapterCore):
         adapter owns: ``False`` when the pub/sub link to Redis is lost or cannot be made
         (messages from other servers are being missed), ``True`` once it is back and every
         subscription is confirmed (re-sync what may have been missed). See ``health()``.
+    :param redis_options: keyword arguments for the Redis clients created from ``url``
+        (python-socketio ``AsyncRedisManager``'s ``redis_options``).
+    :param bridge_channel: while a fleet moves over from ``AsyncRedisManager``, its
+        ``channel`` (python-socketio's default is ``"socketio"``): this server also applies
+        the messages of those servers and publishes its own operations there for them.
     """
 
     def of(self, namespace: str) -> BroadcastOperator:

@@ -81,7 +81,9 @@ def decode(payload: bytes) -> dict[str, Any] | None:
 
     Raises MalformedMessage for anything else. The size was checked by the caller.
     """
-    msg = codec.decode_request(payload if payload[:1] == b"{" else b"")
+    if payload[:1] != b"{":  # python-socketio < 5.14 sent pickle: never unpickled
+        raise MalformedMessage("not a JSON object")
+    msg = codec.decode_request(payload)
     if BRIDGED in msg:
         return None
     method = msg.get("method")

@@ -201,6 +201,11 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         )
         self._acks = AckRequests(self._spawn)
         channel = check_bridge_channel(bridge_channel)
+        if channel is not None and channel.startswith(f"{self._options.key}#"):
+            raise ValueError(
+                f"bridge_channel {channel!r} is one of this adapter's own channels (key "
+                f"{self._options.key!r}); pass the AsyncRedisManager's channel, e.g. 'socketio'"
+            )
         self._bridge = None if channel is None else Bridge(self, channel, self.logger)
         if channel is not None:
             self._subscriber.want(channel)

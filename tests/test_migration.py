@@ -114,6 +114,10 @@ class Fleet:
     async def aclose(self) -> None:
         for client in self.clients:
             await client.aclose()
+        # Let the servers see those connections end; closing a server first waits for them.
+        with anyio.move_on_after(5):
+            while any(node.sio.eio.sockets for node in self.servers):
+                await asyncio.sleep(0.01)
         for node in self.servers:
             await node.aclose()
 
@@ -228,12 +232,26 @@ async def test_callbacks_across_kinds(fleet: Fleet) -> None:
         assert await new.sio.call("ask", "q2", to=c_old.sid(), timeout=5) == ["old", "q2"]
 
 
+async def test_write_only_manager_reaches_bridged_servers(fleet: Fleet) -> None:
+    """An emit from a write-only AsyncRedisManager (a worker process) reaches bridged servers."""
+    new = await fleet.new()
+    client = await fleet.client(new)
+    writer = socketio.AsyncRedisManager(fleet.url, channel=fleet.channel, write_only=True)
+    try:
+        await writer.emit("job", {"done": True}, room=client.sid())
+        assert await client.wait_for("job") == [[{"done": True}]]
+    finally:
+        if writer.redis is not None:
+            await writer.redis.aclose()
+
+
 async def test_malformed_bridge_messages_are_dropped_and_counted(fleet: Fleet) -> None:
     """Garbage on the bridge channel is counted as dropped; the bridge keeps working."""
     old, new = await fleet.old(), await fleet.new()
     c_new = await fleet.client(new)
     bad = [
         b"not json",
+        b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94.",  # pickle (python-socketio < 5.14)
         b"[1]",
         json.dumps({"method": "nope", "host_id": "x"}).encode(),
         json.dumps({"method": "emit", "host_id": "x", "event": 3, "data": []}).encode(),
@@ -289,6 +307,8 @@ def test_bridge_channel_is_validated() -> None:
     for bad in ("", "a*", 3):
         with pytest.raises(ValueError, match="AsyncRedisManager"):
             AsyncRedisAdapter(bridge_channel=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="own channels"):
+        AsyncRedisAdapter(key="k", bridge_channel="k#/#")
     with pytest.raises(TypeError, match="redis_options"):
         AsyncRedisAdapter(redis_options=[("a", 1)])  # type: ignore[arg-type]
 
