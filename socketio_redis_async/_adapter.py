@@ -549,11 +549,11 @@ class AsyncRedisAdapter(AdapterCore):
             except BaseException:
                 self._acks.discard(request_id)
                 raise
-            if self._bridge is not None and len(rooms) == 1:
+            if self._bridge is not None and len(rooms) == 1 and isinstance(rooms[0], str):
                 # python-socketio's callback: the old server acks with a `callback` message
                 # addressed to this server; the entry expires like a local one.
                 ack_id = self._generate_ack_id(rooms[0], callback)
-                self._expire_acks([(str(rooms[0]), ack_id)], self._options.ack_timeout)
+                self._expire_acks([(rooms[0], ack_id)], self._options.ack_timeout)
                 await self._bridge.publish(
                     bridge.emit_message(nsp, data, rooms, except_rooms, [rooms[0], nsp, ack_id])
                 )

@@ -182,7 +182,8 @@ class Bridge:
         adapter, nsp, method = self.adapter, msg["namespace"], msg["method"]
         if method == "callback":
             if msg["host_id"] == adapter.uid:
-                await adapter.trigger_callback(msg["sid"], msg["id"], msg["args"])
+                # The app's callback runs in a task the adapter owns, not in the listener.
+                adapter._spawn(adapter.trigger_callback(msg["sid"], msg["id"], msg["args"]))
             return
         if msg["host_id"] == adapter.uid or nsp not in adapter.rooms:
             return
