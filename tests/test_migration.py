@@ -175,6 +175,19 @@ async def test_emit_to_a_sid_on_the_other_kind_of_server(fleet: Fleet) -> None:
     assert c_old.received("dm") == c_new.received("dm") == []  # not in "/"
 
 
+async def test_skip_sid_across_kinds(fleet: Fleet) -> None:
+    """A broadcast that skips a sid skips it on the other kind of server too."""
+    old, new = await fleet.old(), await fleet.new()
+    c_old, c_new = await fleet.client(old), await fleet.client(new)
+    other_old, other_new = await fleet.client(old), await fleet.client(new)
+    await new.sio.emit("skip", 1, skip_sid=c_old.sid())
+    await old.sio.emit("skip", 2, skip_sid=c_new.sid())
+    everyone = [c_old, c_new, other_old, other_new]
+    await settle_all([old, new], everyone)
+    assert (c_old.received("skip"), c_new.received("skip")) == ([[2]], [[1]])
+    assert other_old.received("skip") == other_new.received("skip") == [[1], [2]]
+
+
 async def test_binary_data_both_ways(fleet: Fleet) -> None:
     """Bytes nested in arguments survive python-socketio's base64 format both ways."""
     old, new = await fleet.old(), await fleet.new()
