@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import _bridge as bridge
 from . import _cluster as cluster
 from . import _codec as codec
 from ._channels import Room
@@ -79,6 +80,11 @@ class AsyncRedisAdapter(AdapterCore):
         adapter owns: ``False`` when the pub/sub link to Redis is lost or cannot be made
         (messages from other servers are being missed), ``True`` once it is back and every
         subscription is confirmed (re-sync what may have been missed). See ``health()``.
+    :param redis_options: keyword arguments for the Redis clients created from ``url``
+        (python-socketio ``AsyncRedisManager``'s ``redis_options``).
+    :param bridge_channel: while a fleet moves over from ``AsyncRedisManager``, its
+        ``channel`` (python-socketio's default is ``"socketio"``): this server also applies
+        the messages of those servers and publishes its own operations there for them.
     """
 
     def of(self, namespace: str) -> BroadcastOperator:
@@ -155,6 +161,7 @@ class AsyncRedisAdapter(AdapterCore):
                 await self._confirm_subscribed([self._channels_of(namespace).room(room)])
             return
         await self._remote_rooms(codec.REMOTE_JOIN, namespace, [sid], [room])
+        await self._bridged("enter_room", namespace, sid=sid, room=room)
 
     async def leave_room(self, sid: str, namespace: str, room: Any) -> None:
         """Remove a socket from a room, on whichever server holds it; never its own sid room."""
@@ -164,26 +171,35 @@ class AsyncRedisAdapter(AdapterCore):
             self.basic_leave_room(sid, namespace, room)
             return
         await self._remote_rooms(codec.REMOTE_LEAVE, namespace, [sid], [check_room(room)])
+        await self._bridged("leave_room", namespace, sid=sid, room=room)
 
     async def close_room(self, room: Any, namespace: str) -> None:
         """Make every socket of the cluster leave ``room``."""
         room = check_room(room)
         self.basic_close_room(room, namespace)
         await self._remote_rooms(codec.REMOTE_LEAVE, namespace, [room], [room])
+        await self._bridged("close_room", namespace, room=room)
 
     async def can_disconnect(self, sid: str, namespace: str) -> bool:
         """True for a local socket; for a remote one, ask its server and return False."""
         if self._is_local(sid, namespace):
             return bool(self.is_connected(sid, namespace))
         await self._remote_disconnect(namespace, [sid], close=False)
+        await self._bridged("disconnect", namespace, sid=sid)
         return False
 
     async def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         """Forget a local socket, or ask the server that holds it to disconnect it."""
         if not kwargs.get("ignore_queue") and not self._is_local(sid, namespace):
             await self._remote_disconnect(namespace, [sid], close=False)
+            await self._bridged("disconnect", namespace, sid=sid)
             return
         self.basic_disconnect(sid, namespace, **kwargs)
+
+    async def _bridged(self, method: str, namespace: str, **fields: Any) -> None:
+        """Tell AsyncRedisManager servers too, in bridge mode."""
+        if self._bridge is not None:
+            await self._bridge.publish({"method": method, "namespace": namespace, **fields})
 
     async def all_rooms(self, *, namespace: str = "/") -> set[Room]:
         """Every room of every server, socket-id rooms included (Node's ``allRooms()``)."""
@@ -533,6 +549,14 @@ class AsyncRedisAdapter(AdapterCore):
             except BaseException:
                 self._acks.discard(request_id)
                 raise
+            if self._bridge is not None and len(rooms) == 1 and isinstance(rooms[0], str):
+                # python-socketio's callback: the old server acks with a `callback` message
+                # addressed to this server; the entry expires like a local one.
+                ack_id = self._generate_ack_id(rooms[0], callback)
+                self._expire_acks([(rooms[0], ack_id)], self._options.ack_timeout)
+                await self._bridge.publish(
+                    bridge.emit_message(nsp, data, rooms, except_rooms, [rooms[0], nsp, ack_id])
+                )
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

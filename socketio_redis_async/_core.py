@@ -22,6 +22,7 @@ from engineio import packet as eio_packet
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
+from . import _bridge as bridge
 from . import _codec as codec
 from ._access import access_error, acl_user, client_location, set_client_name
 from ._acks import AckRequests
@@ -33,6 +34,8 @@ from ._backlog import (
     backlog,
     check_backlog,
 )
+from ._bridge import Bridge
+from ._bridge import check_channel as check_bridge_channel
 from ._channels import NamespaceChannels, Room, int_room
 from ._clients import async_client
 from ._commands import redis_call
@@ -115,6 +118,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         logger: logging.Logger | None = None,
         publish_timeout: float = 5.0,
         on_connection_change: ConnectionCallback | None = None,
+        bridge_channel: str | None = None,
+        redis_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         for name, client in (("pub_client", pub_client), ("sub_client", sub_client)):
@@ -126,6 +131,10 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             raise TypeError("logger must be a logging.Logger")
         if on_connection_change is not None and not callable(on_connection_change):
             raise TypeError("on_connection_change must be a function taking one bool")
+        options_ok = isinstance(redis_options, dict) and all(type(k) is str for k in redis_options)
+        if redis_options is not None and not options_ok:
+            raise TypeError("redis_options must be a dict of redis.asyncio.Redis keyword arguments")
+        self._redis_options = dict(redis_options or {})
         self._options = Options(
             url=resolve_url(url, host, port),
             key=check_key(key),
@@ -191,6 +200,15 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
             ready=self._subscriber.ready,
         )
         self._acks = AckRequests(self._spawn)
+        channel = check_bridge_channel(bridge_channel)
+        if channel is not None and channel.startswith(f"{self._options.key}#"):
+            raise ValueError(
+                f"bridge_channel {channel!r} is one of this adapter's own channels (key "
+                f"{self._options.key!r}); pass the AsyncRedisManager's channel, e.g. 'socketio'"
+            )
+        self._bridge = None if channel is None else Bridge(self, channel, self.logger)
+        if channel is not None:
+            self._subscriber.want(channel)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pending = PendingRequests(self._on_unusable_answer)
         self._server_handlers: dict[tuple[str, str], Callable[..., Any]] = {}
@@ -241,14 +259,14 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
     def pub_client(self) -> Redis:
         """The Redis client used to publish."""
         if self._pub_client is None:
-            self._pub_client = async_client(self._options.url)
+            self._pub_client = async_client(self._options.url, **self._redis_options)
         return self._pub_client
 
     @property
     def sub_client(self) -> Redis:
         """The Redis client whose settings the pub/sub connection uses."""
         if self._sub_client is None:
-            self._sub_client = async_client(self._options.url)
+            self._sub_client = async_client(self._options.url, **self._redis_options)
         return self._sub_client
 
     @property
@@ -417,6 +435,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         await self._deliver(nsp, data, recipients, volatile=flags.get("volatile") is True)
         if payload is not None:
             await self._publish(self._channels_of(nsp).for_rooms(rooms), payload)
+            if self._bridge is not None:
+                await self._bridge.publish(bridge.emit_message(nsp, data, rooms, except_rooms))
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         """Forget a local socket, its rooms and its ``data``; a namespace's last socket
@@ -950,6 +970,8 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
         else:
             route = self._routes.get(channel)
             if route is None:
+                if self._bridge is not None and channel == self._bridge.channel.encode():
+                    await self._on_bridge(channel, payload)
                 return
             kind, channels = route
         limit = (
@@ -965,6 +987,18 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
                 await self._on_request(channels, codec.decode_request(payload))
             else:
                 await self._on_response(codec.decode_request(payload))
+        except MalformedMessage as exc:
+            self._drop(channel, str(exc))
+
+    async def _on_bridge(self, channel: bytes, payload: bytes) -> None:
+        """A message on python-socketio's AsyncRedisManager channel (bridge mode)."""
+        limit = self._options.max_message_size
+        if len(payload) > limit:
+            self._drop(channel, f"{len(payload)} bytes is over the {limit} bytes allowed")
+            return
+        assert self._bridge is not None
+        try:
+            await self._bridge.on_message(payload)
         except MalformedMessage as exc:
             self._drop(channel, str(exc))
 

@@ -213,6 +213,44 @@ payloads = st.one_of(
 )
 
 
+placeholder = st.fixed_dictionaries(
+    {"_placeholder": st.just(True), "num": st.integers(-2, 3) | json_scalars}
+)
+bridge_messages = st.fixed_dictionaries(
+    {
+        "method": st.sampled_from(
+            ["emit", "callback", "disconnect", "enter_room", "leave_room", "close_room"]
+        )
+        | json_scalars,
+        "host_id": st.just("old-host") | json_scalars,
+    },
+    optional={
+        "event": json_text | json_scalars,
+        "data": json_values
+        | st.lists(placeholder | json_values, max_size=3).map(lambda a: [a, "AQI="]),
+        "binary": st.booleans() | json_scalars,
+        "namespace": st.sampled_from(["/", "/custom", "nope"]) | json_scalars,
+        "room": json_values | st.sampled_from(["r", 1]),
+        "skip_sid": json_values,
+        "callback": json_values | st.tuples(json_text, st.just("/"), st.integers()).map(list),
+        "sid": json_text | json_scalars,
+        "id": json_values | st.integers(),
+        "args": json_values,
+        "socketio_redis_async": json_scalars,
+    },
+)
+bridge_emits = st.fixed_dictionaries(
+    {
+        "method": st.just("emit"),
+        "host_id": st.just("old-host"),
+        "event": st.text(max_size=8),
+        "data": st.lists(json_values, max_size=3),
+        "room": st.sampled_from([None, "r"]),
+    }
+)
+"""python-socketio AsyncRedisManager messages, well-formed or nearly (bridge mode)."""
+
+
 def generate(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
     """``count`` examples of ``strategy`` (hypothesis picks them; nothing is shrunk)."""
     found: list[Any] = []
@@ -402,6 +440,27 @@ async def test_response_channels(
         "response channels",
         pool,
         names,
+    )
+
+
+async def test_bridge_channel(make_node, make_client, redis_client, caplog, reliability, key, pool):
+    """Hostile and near-valid AsyncRedisManager messages on the bridge channel."""
+    channel = f"{key}-bridge"
+    node = await make_node(bridge_channel=channel)
+    client = await make_client(node)
+    await node.sio.enter_room(client.sid(), "r")
+    strategy = encoded(bridge_messages | bridge_emits, dump)
+    shaped = await anyio.to_thread.run_sync(generate, strategy, 600)
+    await fuzz(
+        node,
+        client,
+        redis_client,
+        caplog,
+        reliability,
+        "bridge channel",
+        [p for pair in zip(pool, shaped, strict=False) for p in pair] + pool[len(shaped) :],
+        [channel.encode()],
+        delivers=True,
     )
 
 
