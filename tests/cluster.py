@@ -87,7 +87,14 @@ class Client:
         self._forever = asyncio.Event()
 
         @self.sio.on("*", namespace="*")
-        async def on_any(event: str, namespace: str, *args: Any) -> Any:
+        async def on_any(*args: Any) -> Any:
+            # python-socketio passes (event, namespace, *args) to a catch-all handler, but
+            # (namespace, *args) for an event literally named "*" (it matches by name).
+            connected = set(self.sio.namespaces)
+            if args[0] in connected and (len(args) < 2 or args[1] not in connected):
+                args = ("*", *args)
+            event, namespace, *rest = args
+            args = tuple(rest)
             self.events.append((namespace, event, list(args)))
             self._changed.set()
             if event in self.never_ack:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -11,6 +12,14 @@ import redis.asyncio
 
 from socketio_redis_async._redis_server import RedisServer
 from tests.cluster import Client, Node
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """Collect after every test, so a leaked socket or pipe fails the test that leaked it
+    (as a ResourceWarning turned error) instead of whichever test the GC runs in."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -159,3 +159,13 @@ async def test_oversized_emit_is_refused_before_delivery(make_node, make_client)
         await a.sio.emit("big", "x" * 2000)
     await barrier(a, [client])
     assert client.received("big") == []
+
+
+async def test_an_event_named_star_crosses_servers(make_node, make_client):
+    """An event literally named "*" is delivered like any other (the test client copes)."""
+    a, b = await make_node(), await make_node()
+    client = await make_client(b)
+    await a.sio.emit("*", 1)
+    await a.sio.emit("after", 2)
+    assert await client.wait_for("*") == [[1]]
+    assert await client.wait_for("after") == [[2]]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 
 import anyio
@@ -36,6 +38,7 @@ async def test_broadcast_crosses_uvicorn_workers(redis_server):
         env=env,
         stderr=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, workers included
     )
     assert proc.stderr is not None
     clients: list[Client] = []
@@ -67,6 +70,10 @@ async def test_broadcast_crosses_uvicorn_workers(redis_server):
         proc.terminate()
         with anyio.move_on_after(15):
             await proc.wait()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        # The workers share uvicorn's stderr: end the whole group, then read the pipe to
+        # its end, so its transport is closed here and not found open by the GC later.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        with anyio.fail_after(15):
+            await proc.stderr.read()
