@@ -185,7 +185,8 @@ async def test_skip_sid_across_kinds(fleet: Fleet) -> None:
     everyone = [c_old, c_new, other_old, other_new]
     await settle_all([old, new], everyone)
     assert (c_old.received("skip"), c_new.received("skip")) == ([[2]], [[1]])
-    assert other_old.received("skip") == other_new.received("skip") == [[1], [2]]
+    # Two servers emitted: each client may see them in either order, each exactly once.
+    assert sorted(other_old.received("skip")) == sorted(other_new.received("skip")) == [[1], [2]]
 
 
 async def test_binary_data_both_ways(fleet: Fleet) -> None:
@@ -357,17 +358,19 @@ async def test_rollover_loses_no_broadcast(fleet: Fleet) -> None:
     def ticks(client: Client) -> list[int]:
         return [args[0] for args in client.received("tick")]
 
+    # Ticks come from several servers, so a client may see two of them in either order:
+    # what counts is that each arrives, and only once.
     async def got_all(clients: list[Client], first: int, last: int) -> None:
-        want = list(range(first, last))
+        want = set(range(first, last))
         for client in clients:
-            await wait_until(lambda c=client: ticks(c)[-len(want) :] == want, timeout=10)  # type: ignore[misc]
+            await wait_until(lambda c=client: want <= set(ticks(c)), timeout=10)  # type: ignore[misc]
 
     async def retire(node: OldNode, client: Client) -> None:
         async with lock:
             senders.remove(node)
             last = sent
         await got_all([client], 0, last)  # everything sent so far reached it
-        assert ticks(client) == list(range(last)), "lost or duplicated"
+        assert sorted(ticks(client)) == list(range(last)), "lost or duplicated"
         await fleet.remove(node)
 
     async with anyio.create_task_group() as tg:
@@ -388,4 +391,4 @@ async def test_rollover_loses_no_broadcast(fleet: Fleet) -> None:
     for client in (cn1, cn2):
         received = ticks(client)
         assert len(received) == len(set(received)), "duplicates"
-        assert received[-(sent - first) :] == list(range(first, sent))
+        assert set(range(first, sent)) <= set(received)
