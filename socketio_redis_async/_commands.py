@@ -10,9 +10,11 @@ while reading a reply), so a timed-out command never leaves a stray reply behind
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
 from ._errors import RedisCommandError
@@ -45,3 +47,32 @@ async def redis_call(
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def drop_connection(conn: AbstractConnection) -> None:
+    """Close ``conn`` at once, even while being cancelled.
+
+    The transport is aborted rather than closed: a TLS close waits for the peer's
+    close_notify, and a close still pending when the event loop ends leaks the socket.
+    """
+    _abort(conn)
+    with anyio.CancelScope(shield=True):
+        await conn.disconnect(nowait=True)
+
+
+async def aclose_client(client: Redis, timeout: float) -> None:
+    """Close a client this package created: abort its pooled connections, then close it."""
+    pool: Any = client.connection_pool
+    for conn in [
+        *getattr(pool, "_available_connections", ()),
+        *getattr(pool, "_in_use_connections", ()),
+    ]:
+        _abort(conn)
+    with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
+        await client.aclose()
+
+
+def _abort(conn: AbstractConnection) -> None:
+    writer = getattr(conn, "_writer", None)
+    if writer is not None:
+        writer.transport.abort()

@@ -38,7 +38,7 @@ from ._bridge import Bridge
 from ._bridge import check_channel as check_bridge_channel
 from ._channels import NamespaceChannels, Room, int_room
 from ._clients import async_client
-from ._commands import redis_call
+from ._commands import aclose_client, drop_connection, redis_call
 from ._errors import (
     AccessDeniedError,
     AdapterClosedError,
@@ -408,8 +408,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
                 (self._owns_sub, self._sub_client),
             ):
                 if owned and client is not None:
-                    with anyio.move_on_after(self.requests_timeout):
-                        await client.aclose()
+                    await aclose_client(client, self.requests_timeout)
 
     async def __aenter__(self: _Self) -> _Self:
         await self.start()
@@ -943,8 +942,7 @@ class AdapterCore(socketio.AsyncManager):  # type: ignore[misc]
                 timeout=self.requests_timeout,
             )
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await conn.disconnect(nowait=True)
+            await drop_connection(conn)
             raise
         return conn
 

@@ -24,7 +24,7 @@ from . import _codec as codec
 from ._access import client_location
 from ._channels import NamespaceChannels
 from ._clients import async_client, sync_client
-from ._commands import redis_call
+from ._commands import aclose_client, redis_call
 from ._errors import AdapterClosedError, PublishError
 from ._operator import RoomArg, Selection, check_event, check_namespace, rooms_of
 from ._options import DEFAULT_URL, check_key, check_seconds, check_url, redact_url
@@ -365,7 +365,7 @@ class AsyncEmitter(_EmitterBase):
     async def aclose(self) -> None:
         """Close the Redis client if the emitter created it."""
         if not self._closed and self._owns_client:
-            await self._client.aclose()
+            await aclose_client(self._client, self.publish_timeout)
         self._closed = True
 
     async def __aenter__(self) -> AsyncEmitter:

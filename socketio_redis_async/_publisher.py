@@ -30,6 +30,7 @@ try:
 except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
     hiredis = None  # type: ignore[assignment]
 
+from ._commands import drop_connection
 from ._errors import AdapterClosedError, PublishError, RedisCommandError
 from ._histogram import LatencyHistogram
 
@@ -275,5 +276,4 @@ class Publisher:
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            with anyio.CancelScope(shield=True):
-                await conn.disconnect(nowait=True)
+            await drop_connection(conn)

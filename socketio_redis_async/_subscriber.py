@@ -30,6 +30,7 @@ import anyio
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
+from ._commands import drop_connection
 from ._errors import AccessDeniedError
 
 try:
@@ -307,8 +308,7 @@ class Subscriber:
                 await self._backoff(failures, "lost the pub/sub connection to", exc)
             finally:
                 self.connected = False
-                with anyio.CancelScope(shield=True):
-                    await conn.disconnect(nowait=True)
+                await drop_connection(conn)
 
     async def _backoff(self, failures: int, what: str, exc: BaseException) -> None:
         self.failing = True
