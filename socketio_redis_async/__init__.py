@@ -14,7 +14,6 @@ from ._errors import (
     RedisCommandError,
     RequestTimeoutError,
 )
-from ._handlers import CUSTOM_REQUEST_EVENT
 from ._health import AdapterHealth
 from ._metrics import (
     PrometheusCollector,
@@ -23,6 +22,7 @@ from ._metrics import (
     prometheus_text,
 )
 from ._operator import BroadcastOperator
+from ._protocol.messages import CUSTOM_REQUEST_EVENT
 from ._sockets import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY, RemoteSocket
 
 __all__ = [

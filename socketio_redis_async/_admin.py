@@ -110,8 +110,8 @@ class ClusterInstrumentedAsyncServer(InstrumentedAsyncServer):  # type: ignore[m
                 # The list crosses Redis: leave out what fetch_sockets leaves out.
                 handshake = serialized["handshake"]
                 for field, redacted in (
-                    ("headers", self.adapter._redact_headers),
-                    ("query", self.adapter._redact_query),
+                    ("headers", self.adapter._options.redact_headers),
+                    ("query", self.adapter._options.redact_query),
                 ):
                     values = handshake.get(field) or {}
                     for name in list(values):

@@ -16,17 +16,17 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from socketio.packet import Packet
 
-from . import _codec as codec
-from ._channels import Room
 from ._errors import MalformedMessage
-from ._handlers import wire_room
+from ._protocol import codec
+from ._protocol.rooms import Room, wire_room
 
 if TYPE_CHECKING:
-    from ._core import AdapterCore
+    from ._local import LocalSockets
 
 BRIDGED = "socketio_redis_async"
 """Field marking a message published by a bridged adapter (its value: the sender's uid)."""
@@ -166,46 +166,61 @@ def _check_placeholders(value: Any, count: int) -> None:
 class Bridge:
     """Applies an old server's messages to local sockets and publishes ours for them."""
 
-    def __init__(self, adapter: AdapterCore, channel: str, logger: logging.Logger) -> None:
-        self.adapter = adapter
+    def __init__(
+        self,
+        manager: Any,
+        local: LocalSockets,
+        publish: Callable[[str, bytes], Awaitable[int]],
+        uid: Callable[[], str],
+        spawn: Callable[[Coroutine[Any, Any, Any]], None],
+        ack_timeout: float,
+        channel: str,
+        logger: logging.Logger,
+    ) -> None:
+        self._manager = manager  # the socketio.AsyncManager
+        self._local = local
+        self._publish = publish
+        self._uid = uid
+        self._spawn = spawn
+        self._ack_timeout = ack_timeout
         self.channel = channel
         self.logger = logger
 
     async def publish(self, message: dict[str, Any]) -> None:
         """Publish a python-socketio message on the bridge channel (errors reach the caller)."""
-        await self.adapter._publish(self.channel, encode(message, self.adapter.uid))
+        await self._publish(self.channel, encode(message, self._uid()))
 
     async def on_message(self, payload: bytes) -> None:
         msg = decode(payload)
         if msg is None:
             return
-        adapter, nsp, method = self.adapter, msg["namespace"], msg["method"]
+        manager, nsp, method, uid = self._manager, msg["namespace"], msg["method"], self._uid()
         if method == "callback":
-            if msg["host_id"] == adapter.uid:
+            if msg["host_id"] == uid:
                 # The app's callback runs in a task the adapter owns, not in the listener.
-                adapter._spawn(adapter.trigger_callback(msg["sid"], msg["id"], msg["args"]))
+                self._spawn(manager.trigger_callback(msg["sid"], msg["id"], msg["args"]))
             return
-        if msg["host_id"] == adapter.uid or nsp not in adapter.rooms:
+        if msg["host_id"] == uid or nsp not in manager.rooms:
             return
         if method == "emit":
             await self._emit(msg)
         elif method == "close_room":
-            if not adapter.is_sid_room(nsp, msg["room"]):
-                adapter.basic_close_room(msg["room"], nsp)
-        elif adapter._is_local(msg["sid"], nsp):
+            if not manager.is_sid_room(nsp, msg["room"]):
+                manager.basic_close_room(msg["room"], nsp)
+        elif self._local.is_local(msg["sid"], nsp):
             if method == "disconnect":
-                await adapter.server.disconnect(msg["sid"], namespace=nsp, ignore_queue=True)
+                await manager.server.disconnect(msg["sid"], namespace=nsp, ignore_queue=True)
             elif method == "enter_room":
-                adapter.basic_enter_room(msg["sid"], nsp, msg["room"])
+                manager.basic_enter_room(msg["sid"], nsp, msg["room"])
             elif msg["room"] != msg["sid"]:
-                adapter.basic_leave_room(msg["sid"], nsp, msg["room"])
+                manager.basic_leave_room(msg["sid"], nsp, msg["room"])
 
     async def _emit(self, msg: dict[str, Any]) -> None:
-        adapter, nsp = self.adapter, msg["namespace"]
-        recipients = adapter._recipients(nsp, msg["rooms"], msg["skip"])
+        nsp = msg["namespace"]
+        recipients = self._local.recipients(nsp, msg["rooms"], msg["skip"])
         callback = msg.get("callback")
         if callback is None:
-            await adapter._deliver(nsp, msg["args"], recipients)
+            await self._local.delivery.deliver(nsp, msg["args"], recipients)
             return
         origin, (room, cb_nsp, cb_id) = msg["host_id"], callback
 
@@ -217,5 +232,6 @@ class Bridge:
             except Exception as exc:  # the client's ack is lost; say so
                 self.logger.warning("could not return an ack to server %s: %s", origin, exc)
 
-        ack_ids = await adapter._deliver_with_acks(nsp, msg["args"], recipients, answer)
-        adapter._expire_acks(ack_ids, adapter._options.ack_timeout)
+        await self._local.delivery.deliver_with_acks(
+            nsp, msg["args"], recipients, answer, self._ack_timeout
+        )

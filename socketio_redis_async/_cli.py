@@ -16,21 +16,22 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import redis
 import redis.asyncio
 
-from . import _codec as codec
-from ._acks import new_request_id
-from ._channels import NamespaceChannels, glob_escape
 from ._clients import async_client
 from ._commands import redis_call
 from ._emitter import Emitter
 from ._errors import MalformedMessage, RedisAdapterError
 from ._operator import check_namespace
 from ._options import DEFAULT_KEY, DEFAULT_URL, check_url, redact_url
+from ._protocol import codec, messages
+from ._protocol.channels import NamespaceChannels, glob_escape
+from ._requests import PendingRequests
 
 REQUEST_NAMES = {
     0: "SOCKETS",
@@ -109,37 +110,36 @@ def _cmd_emit(args: argparse.Namespace) -> int:
 
 
 async def _ask(
-    args: argparse.Namespace, request: dict[str, Any]
+    args: argparse.Namespace, build: Callable[[str], dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], int]:
-    """Publish a request and collect the answers of every server."""
+    """Publish ``build(request_id)`` and collect the answers of every server."""
     channels = NamespaceChannels.build(args.key, args.namespace)
     client = async_client(args.url)
     pubsub = client.pubsub()
+    pending = PendingRequests(lambda answer, exc: None)
     try:
         await _call(args, pubsub.subscribe(channels.response), "SUBSCRIBE")
         expected = int((await _call(args, client.pubsub_numsub(channels.request), "NUMSUB"))[0][1])
-        request_id = new_request_id()
-        payload = codec.dump_json({"requestId": request_id, **request})
+        request_id, entry = pending.open(expected, lambda answer: answer)
+        payload = messages.encode_request(build(request_id))
         await _call(args, client.publish(channels.request, payload), "PUBLISH")
-        answers: list[dict[str, Any]] = []
         deadline = time.monotonic() + args.timeout
-        while len(answers) < expected and (left := deadline - time.monotonic()) > 0:
+        while not entry.done.done() and (left := deadline - time.monotonic()) > 0:
             msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
             if msg is None:
                 continue
             try:
-                answer = codec.decode_request(msg["data"])
+                pending.on_response(codec.decode_request(msg["data"]))
             except MalformedMessage:
                 continue
-            if answer.get("requestId") == request_id:
-                answers.append(answer)
-        if len(answers) < expected:
+        if expected and not entry.done.done():
             raise CliError(
-                f"timeout: only {len(answers)} of {expected} servers answered "
+                f"timeout: only {len(entry.responses)} of {expected} servers answered "
                 f"within {args.timeout:g} s"
             )
-        return answers, expected
+        return list(entry.responses), expected
     finally:
+        pending.clear()
         await _close(pubsub, client)
 
 
@@ -176,7 +176,7 @@ def _sockets_of(answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def _rooms(args: argparse.Namespace) -> int:
-    answers, _ = await _ask(args, {"type": codec.REMOTE_FETCH, "opts": {"rooms": [], "except": []}})
+    answers, _ = await _ask(args, lambda rid: messages.fetch_request(None, rid, [], []))
     sockets = _sockets_of(answers)
     ids = {s.get("id") for s in sockets}
     counts = Counter(room for s in sockets for room in s.get("rooms") or () if room not in ids)
@@ -191,8 +191,7 @@ async def _rooms(args: argparse.Namespace) -> int:
 
 
 async def _sockets(args: argparse.Namespace) -> int:
-    opts = {"rooms": args.room, "except": []}
-    answers, _ = await _ask(args, {"type": codec.REMOTE_FETCH, "opts": opts})
+    answers, _ = await _ask(args, lambda rid: messages.fetch_request(None, rid, args.room, []))
     sockets = _sockets_of(answers)
     lines = [f"{len(sockets)} socket(s)"]
     for s in sockets:
@@ -252,7 +251,7 @@ def describe(key: str, channel: str, payload: bytes) -> dict[str, Any]:
             if isinstance(data, list) and data and kind == "request":
                 entry.update(event=_scalar(data[0]), args=_preview(data[1:]))
         else:
-            b = codec.decode_broadcast(payload)
+            b = messages.decode_broadcast(payload)
             entry.update(
                 kind="broadcast",
                 uid=b.uid,

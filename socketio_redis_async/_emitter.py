@@ -20,16 +20,15 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from . import _codec as codec
 from ._access import client_location
-from ._channels import NamespaceChannels
 from ._clients import async_client, sync_client
 from ._commands import aclose_client, redis_call
 from ._errors import AdapterClosedError, PublishError
-from ._operator import RoomArg, Selection, check_event, check_namespace, rooms_of
+from ._operator import RoomArg, Selection, check_namespace, rooms_of
 from ._options import DEFAULT_URL, check_key, check_seconds, check_url, redact_url
-
-EMITTER_UID = "emitter"
+from ._protocol import messages
+from ._protocol.channels import NamespaceChannels
+from ._protocol.messages import check_event
 
 
 def _no_callbacks(args: tuple[Any, ...]) -> None:
@@ -46,44 +45,35 @@ def broadcast_message(
     """The channel and payload of an emitter broadcast."""
     check_event(event)
     _no_callbacks(args)
-    payload = codec.pack(
-        [
-            EMITTER_UID,
-            {"type": codec.EVENT, "data": [event, *args], "nsp": sel.nsp},
-            {"rooms": list(sel.rooms), "flags": dict(sel.flags), "except": list(sel.except_rooms)},
-        ]
+    rooms = list(sel.rooms)
+    payload = messages.encode_emitter_broadcast(
+        sel.nsp, [event, *args], rooms, list(sel.except_rooms), dict(sel.flags)
     )
-    return NamespaceChannels.build(key, sel.nsp).for_rooms(list(sel.rooms)), payload
+    return NamespaceChannels.build(key, sel.nsp).for_rooms(rooms), payload
 
 
 def rooms_message(key: str, sel: Selection, join: bool, rooms: RoomArg) -> tuple[str, bytes]:
     """socketsJoin (2) / socketsLeave (3) as the emitter sends them."""
-    request = {
-        "type": codec.REMOTE_JOIN if join else codec.REMOTE_LEAVE,
-        "opts": {"rooms": list(sel.rooms), "except": list(sel.except_rooms)},
-        "rooms": list(rooms_of(rooms)),
-    }
-    return NamespaceChannels.build(key, sel.nsp).request, codec.dump_json(request)
+    request = messages.rooms_request(
+        None, join, list(sel.rooms), list(sel.except_rooms), list(rooms_of(rooms))
+    )
+    return NamespaceChannels.build(key, sel.nsp).request, messages.encode_request(request)
 
 
 def disconnect_message(key: str, sel: Selection, close: bool) -> tuple[str, bytes]:
     """disconnectSockets (4) as the emitter sends it."""
     if not isinstance(close, bool):
         raise TypeError("close must be True or False")
-    request = {
-        "type": codec.REMOTE_DISCONNECT,
-        "opts": {"rooms": list(sel.rooms), "except": list(sel.except_rooms)},
-        "close": close,
-    }
-    return NamespaceChannels.build(key, sel.nsp).request, codec.dump_json(request)
+    request = messages.disconnect_request(None, list(sel.rooms), list(sel.except_rooms), close)
+    return NamespaceChannels.build(key, sel.nsp).request, messages.encode_request(request)
 
 
 def server_side_message(key: str, nsp: str, event: str, args: tuple[Any, ...]) -> tuple[str, bytes]:
     """serverSideEmit (6) as the emitter sends it (never with an ack)."""
     check_event(event)
     _no_callbacks(args)
-    request = {"uid": EMITTER_UID, "type": codec.SERVER_SIDE_EMIT, "data": [event, *args]}
-    return NamespaceChannels.build(key, nsp).request, codec.dump_json(request)
+    request = messages.server_side_emit_request(messages.EMITTER_UID, [event, *args])
+    return NamespaceChannels.build(key, nsp).request, messages.encode_request(request)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,26 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from ._channels import Room
-from ._codec import RESERVED_EVENTS
-
-if TYPE_CHECKING:
-    from ._sockets import RemoteSocket
+from ._protocol.messages import check_event
+from ._protocol.rooms import Room, check_room
+from ._sockets import RemoteSocket
 
 RoomArg = Room | Iterable[Room]
 _S = TypeVar("_S", bound="Selection")
-
-
-def check_room(room: Any) -> Room:
-    """Validate one room name: str or int, as Node matches them."""
-    if isinstance(room, bool) or not isinstance(room, (str, int)):
-        raise TypeError(
-            f"a room must be a str or an int (rooms travel to other servers), "
-            f"not {type(room).__name__}: {room!r:.40}"
-        )
-    return room
 
 
 def rooms_of(arg: Any) -> tuple[Room, ...]:
@@ -41,15 +29,6 @@ def rooms_of(arg: Any) -> tuple[Room, ...]:
         return tuple(check_room(room) for room in arg)
     check_room(arg)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def check_event(event: Any) -> str:
-    """Validate an event name for broadcasting."""
-    if not isinstance(event, str):
-        raise TypeError(f"the event name must be a str, not {type(event).__name__}")
-    if event in RESERVED_EVENTS:
-        raise ValueError(f"{event!r} is a reserved event name; pick another name")
-    return event
 
 
 def check_namespace(namespace: Any) -> str:

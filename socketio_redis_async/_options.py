@@ -10,7 +10,9 @@ from urllib.parse import SplitResult, unquote_plus, urlsplit
 
 from redis.connection import parse_url
 
+from ._backlog import check_backlog
 from ._clients import SENTINEL_SCHEMES, parse_sentinel_url, plain_url
+from ._sockets import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY
 
 DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_KEY = "socket.io"
@@ -176,3 +178,59 @@ class Options:
     health_check_interval: float
     max_socket_backlog: int | None
     publish_timeout: float
+    redact_headers: frozenset[str]
+    redact_query: frozenset[str]
+    redis_options: dict[str, Any] = field(repr=False)
+
+
+def build_options(
+    *,
+    url: str | None,
+    host: str | None,
+    port: int | None,
+    key: str,
+    requests_timeout: float,
+    ack_timeout: float,
+    with_channel_multiplexing: bool,
+    max_message_size: int,
+    max_answer_size: int,
+    health_check_interval: float,
+    max_socket_backlog: int | None,
+    publish_timeout: float,
+    share_sensitive_headers: bool,
+    redact_headers: Iterable[str] | None,
+    redact_query: Iterable[str] | None,
+    redis_options: dict[str, Any] | None,
+) -> Options:
+    """Validate the adapter's keyword arguments (ValueError/TypeError saying what to pass)."""
+    options_ok = isinstance(redis_options, dict) and all(type(k) is str for k in redis_options)
+    if redis_options is not None and not options_ok:
+        raise TypeError("redis_options must be a dict of redis.asyncio.Redis keyword arguments")
+    if check_bool("share_sensitive_headers", share_sensitive_headers):
+        if redact_headers is not None:
+            raise ValueError(
+                "pass either share_sensitive_headers=True or redact_headers, not both "
+                "(share_sensitive_headers=True is the same as redact_headers=[])"
+            )
+        redact_headers = ()
+    return Options(
+        url=resolve_url(url, host, port),
+        key=check_key(key),
+        requests_timeout=check_seconds("requests_timeout", requests_timeout),
+        ack_timeout=check_seconds("ack_timeout", ack_timeout),
+        with_channel_multiplexing=check_bool(
+            "with_channel_multiplexing", with_channel_multiplexing
+        ),
+        max_message_size=check_size("max_message_size", max_message_size),
+        max_answer_size=max(check_size("max_answer_size", max_answer_size), max_message_size),
+        health_check_interval=check_seconds("health_check_interval", health_check_interval),
+        max_socket_backlog=check_backlog(max_socket_backlog),
+        publish_timeout=check_seconds("publish_timeout", publish_timeout),
+        redact_headers=DEFAULT_REDACTED_HEADERS
+        if redact_headers is None
+        else check_names("redact_headers", redact_headers, headers=True),
+        redact_query=DEFAULT_REDACTED_QUERY
+        if redact_query is None
+        else check_names("redact_query", redact_query, headers=False),
+        redis_options=dict(redis_options or {}),
+    )

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote_plus
 
-from ._channels import Room
-
-if TYPE_CHECKING:
-    from ._adapter import AsyncRedisAdapter
+from ._protocol.messages import check_event
+from ._protocol.rooms import Room
 
 SENSITIVE_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 DEFAULT_REDACTED_HEADERS = SENSITIVE_HEADERS | {
@@ -95,6 +93,29 @@ def build_handshake(
     }
 
 
+class SocketOwner(Protocol):
+    """What a RemoteSocket acts through: the adapter."""
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+    ) -> None: ...
+
+    async def sockets_join(self, rooms: Any, to: Any = None, *, namespace: str = "/") -> None: ...
+
+    async def sockets_leave(self, rooms: Any, to: Any = None, *, namespace: str = "/") -> None: ...
+
+    async def disconnect_sockets(
+        self, close: bool = False, to: Any = None, *, namespace: str = "/"
+    ) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteSocket:
     """A socket somewhere in the cluster, as ``fetch_sockets`` found it.
@@ -102,7 +123,7 @@ class RemoteSocket:
     ``emit``, ``join``, ``leave`` and ``disconnect`` work wherever the socket lives.
     """
 
-    adapter: AsyncRedisAdapter = field(repr=False, compare=False)
+    adapter: SocketOwner = field(repr=False, compare=False)
     namespace: str
     id: str
     handshake: dict[str, Any] = field(compare=False)
@@ -111,7 +132,7 @@ class RemoteSocket:
 
     async def emit(self, event: str, *args: Any) -> None:
         """Send ``event`` to this socket."""
-        await self.adapter.of(self.namespace).to(self.id).emit(event, *args)
+        await self.adapter.emit(check_event(event), tuple(args), self.namespace, to=self.id)
 
     async def join(self, *rooms: Room) -> None:
         """Make this socket join ``rooms``."""

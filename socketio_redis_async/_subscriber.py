@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -32,6 +31,7 @@ from redis.exceptions import ResponseError
 
 from ._commands import drop_connection
 from ._errors import AccessDeniedError
+from ._subscriptions import Subscriptions
 
 try:
     import hiredis
@@ -41,91 +41,11 @@ except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
 MessageHandler = Callable[[bytes, bytes, "bytes | None"], Awaitable[None]]
 """``handler(channel, payload, pattern)``: pattern is None for a plain SUBSCRIBE."""
 
-_CHUNK = 1000
 _BACKOFF_BASE = 0.1
 _BACKOFF_CAP = 1.0
 _GRACE = 0.2  # what a reconnect and a SUBSCRIBE take, added to the backoff cap
 _LOG_EVERY = 30.0  # while Redis stays down, repeat the error at most this often (seconds)
 _DENIAL_LOG_INTERVAL = 60.0
-
-
-class _Subscriptions:
-    """One kind of subscription (channels or patterns): wanted, sent, and who waits."""
-
-    def __init__(self, subscribe: str, unsubscribe: str, dirty: asyncio.Event) -> None:
-        self.subscribe = subscribe
-        self.unsubscribe = unsubscribe
-        self.wanted: set[str] = set()
-        self._dirty = dirty
-        self._sent: set[str] = set()
-        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
-        self._inflight: dict[str, deque[list[asyncio.Future[None]]]] = {}
-
-    def want(self, name: str) -> None:
-        if name not in self.wanted:
-            self.wanted.add(name)
-            self._dirty.set()
-
-    def unwant(self, name: str) -> None:
-        if name in self.wanted:
-            self.wanted.discard(name)
-            for fut in self._waiting.pop(name, ()):
-                _resolve(fut)
-            self._dirty.set()
-
-    def waiter(self, name: str) -> asyncio.Future[None] | None:
-        """A future resolved by the confirmation of a SUBSCRIBE sent from now on."""
-        if name not in self.wanted:
-            return None
-        inflight = self._inflight.get(name)
-        if name in self._sent and not inflight:
-            return None
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if inflight:
-            inflight[-1].append(fut)
-        else:
-            self._waiting.setdefault(name, []).append(fut)
-        return fut
-
-    def reset(self) -> None:
-        """A new connection: nothing is subscribed; whoever waited keeps waiting."""
-        self._sent.clear()
-        for name, batches in self._inflight.items():
-            for batch in batches:
-                self._waiting.setdefault(name, []).extend(batch)
-        self._inflight.clear()
-
-    def plan(self) -> list[list[str]]:
-        """The commands that bring Redis in line with ``wanted``, as argument lists."""
-        commands = []
-        for chunk in _chunks(list(self.wanted - self._sent)):
-            for name in chunk:
-                self._sent.add(name)
-                batch = self._waiting.pop(name, [])
-                self._inflight.setdefault(name, deque()).append(batch)
-            commands.append([self.subscribe, *chunk])
-        for chunk in _chunks(list(self._sent - self.wanted)):
-            self._sent.difference_update(chunk)
-            commands.append([self.unsubscribe, *chunk])
-        return commands
-
-    def confirmed(self) -> int:
-        """How many sent subscriptions Redis has confirmed."""
-        return sum(1 for name in self._sent if name not in self._inflight)
-
-    @property
-    def settled(self) -> bool:
-        """Every SUBSCRIBE sent so far is confirmed."""
-        return not self._inflight
-
-    def confirm(self, name: str) -> None:
-        batches = self._inflight.get(name)
-        if not batches:
-            return
-        for fut in batches.popleft():
-            _resolve(fut)
-        if not batches:
-            del self._inflight[name]
 
 
 class Subscriber:
@@ -149,8 +69,8 @@ class Subscriber:
         self._where = where
         self._health_check_interval = health_check_interval
         self._dirty = asyncio.Event()
-        self._channels = _Subscriptions("SUBSCRIBE", "UNSUBSCRIBE", self._dirty)
-        self._patterns = _Subscriptions("PSUBSCRIBE", "PUNSUBSCRIBE", self._dirty)
+        self._channels = Subscriptions("SUBSCRIBE", "UNSUBSCRIBE", self._dirty)
+        self._patterns = Subscriptions("PSUBSCRIBE", "PUNSUBSCRIBE", self._dirty)
         self.connected = False
         self.failing = False  # the last attempt to connect or stay connected failed
         self.stopping = False
@@ -474,16 +394,6 @@ class Subscriber:
 
 def _now() -> float:
     return asyncio.get_running_loop().time()
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-def _chunks(items: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
 
 
 def _describe(exc: BaseException) -> str:

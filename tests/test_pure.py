@@ -9,19 +9,12 @@ import pytest
 
 import socketio_redis_async
 from socketio_redis_async import AsyncRedisAdapter
-from socketio_redis_async._channels import NamespaceChannels, glob_escape, int_room
-from socketio_redis_async._codec import (
-    MAX_DEPTH,
-    Broadcast,
-    decode_broadcast,
-    decode_request,
-    dump_json,
-    encode_broadcast,
-    pack,
-    unpack,
-)
 from socketio_redis_async._errors import MalformedMessage
 from socketio_redis_async._options import redact_url, resolve_url
+from socketio_redis_async._protocol.channels import NamespaceChannels, glob_escape
+from socketio_redis_async._protocol.codec import MAX_DEPTH, decode_request, dump_json, pack, unpack
+from socketio_redis_async._protocol.messages import Broadcast, decode_broadcast, encode_broadcast
+from socketio_redis_async._protocol.rooms import int_room
 
 
 def test_channel_names_match_node():
@@ -280,7 +273,7 @@ def test_fast_event_encoding_matches_python_socketio(nsp, data):
     """The adapter's text fast path produces exactly python-socketio's EVENT encoding."""
     from socketio import packet
 
-    from socketio_redis_async._core import encode_event_text
+    from socketio_redis_async._delivery import encode_event_text
 
     expected = packet.Packet(packet.EVENT, data=data, namespace=nsp).encode()
     assert encode_event_text(packet.Packet.json, nsp, data) == expected

@@ -23,15 +23,11 @@ def footprint(node: Node) -> dict[str, int]:
     """Sizes of every map that grows with namespaces, rooms or sockets."""
     adapter = node.adapter
     return {
-        "namespaces": len(adapter._namespaces),
-        "routes": len(adapter._routes),
-        "pattern_routes": len(adapter._pattern_routes),
-        "room_refs": len(adapter._room_refs),
-        "leases": len(adapter._leases),
-        "wanted_channels": len(adapter._subscriber.channels),
-        "wanted_patterns": len(adapter._subscriber.patterns),
+        **adapter._plan.sizes(),
+        "wanted_channels": len(adapter._transport.subscriber.channels),
+        "wanted_patterns": len(adapter._transport.subscriber.patterns),
         "rooms": len(adapter.rooms),
-        "socket_info": len(adapter._socket_info),
+        "socket_info": len(adapter._local.info),
         "callbacks": len(adapter.callbacks),
         "pending_connect": len(adapter.pending_connect),
         "pending_disconnect": len(adapter.pending_disconnect),
@@ -57,8 +53,8 @@ async def churn(node: Node, start: int) -> int:
             assert sid is not None
             await manager.connect(sid, nsp)
             sids.append(sid)
-    assert len(manager._namespaces) >= NAMESPACES
-    peak = len(manager._subscriber.channels)
+    assert len(manager._plan) >= NAMESPACES
+    peak = len(manager._transport.subscriber.channels)
     for sid, nsp in zip(sids, names, strict=True):
         await manager.disconnect(sid, nsp, ignore_queue=True)
     return peak

@@ -114,7 +114,7 @@ async def test_frozen_redis_bounds_emits_backlog_and_detection(own_redis, key, r
         while not stop.is_set():
             tg.start_soon(one, next_seq[0])
             next_seq[0] += 1
-            publisher = a.adapter._publisher
+            publisher = a.adapter._transport.publisher
             peak[0] = max(peak[0], publisher.backlog_entries)
             peak[1] = max(peak[1], publisher.backlog_bytes)
             await anyio.sleep(1 / rate)
@@ -196,7 +196,7 @@ async def test_full_backlog_fails_fast(own_redis, key):
                 for _ in range(20):
                     tg.start_soon(one)
                 await wait_until(lambda: len(done) >= 12)
-                assert a.adapter._publisher.backlog_bytes <= 4 * 4096
+                assert a.adapter._transport.publisher.backlog_bytes <= 4 * 4096
         # The refused ones ended first, while the queued ones still waited for Redis.
         assert done[:12] == ["full"] * 12
         assert "ok" not in done

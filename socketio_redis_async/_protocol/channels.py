@@ -12,32 +12,15 @@ Pure: no I/O. ``K`` is the key prefix, ``N`` the namespace, ``U`` a server uid::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-Room = str | int
-"""A room name that can travel on the wire: Node matches numbers only as numbers."""
+from .rooms import Room, room_to_str
 
 
 def glob_escape(text: str) -> str:
     """Escape Redis glob characters so that a PSUBSCRIBE pattern matches ``text`` literally."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
-# An int room in a channel name: ASCII digits, as ``str(int)`` writes them, and at most
-# 20 of them, since a broadcast is msgpack, which carries 64-bit integers only.
-_INT_ROOM = re.compile(r"-?[1-9][0-9]{0,19}|0")
-
-
-def room_to_str(room: Room) -> str:
-    """Render a room the way JavaScript's ``String(room)`` does for str and int."""
-    return room if isinstance(room, str) else str(room)
-
-
-def int_room(text: str) -> int | None:
-    """The int room whose channel name is ``text`` (``room_to_str`` reversed), or None."""
-    return int(text) if _INT_ROOM.fullmatch(text) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
-"""Encoding and validation of the messages that travel on Redis.
+"""Bytes <-> plain data: msgpack as notepack.io (Node) writes it, and JSON.
 
-Pure: no I/O. Broadcasts are msgpack ``[uid, packet, opts]`` as notepack.io (Node) writes
-them; requests and responses are JSON, except BROADCAST (7) and BROADCAST_ACK (9), which
-are msgpack. Receivers tell the two apart by the first byte (``{`` means JSON).
+Pure: no I/O. Broadcasts are msgpack; requests and responses are JSON, except BROADCAST
+(7) and BROADCAST_ACK (9), which are msgpack. Receivers tell the two apart by the first
+byte (``{`` means JSON).
 
 Decoding never builds anything but plain data: dict, list, str, int, float, bool, None
 and bytes, nested at most ``MAX_DEPTH`` levels, with map keys that JSON can encode (str,
@@ -19,32 +19,11 @@ import json
 import re
 import secrets
 import string
-from dataclasses import dataclass
 from typing import Any, Final
 
 import msgpack
 
-from ._channels import Room
-from ._errors import MalformedMessage
-
-# Request types of the classic protocol (R8 ``RequestType``).
-SOCKETS: Final = 0
-ALL_ROOMS: Final = 1
-REMOTE_JOIN: Final = 2
-REMOTE_LEAVE: Final = 3
-REMOTE_DISCONNECT: Final = 4
-REMOTE_FETCH: Final = 5
-SERVER_SIDE_EMIT: Final = 6
-BROADCAST: Final = 7
-BROADCAST_CLIENT_COUNT: Final = 8
-BROADCAST_ACK: Final = 9
-
-EVENT: Final = 2
-BINARY_EVENT: Final = 5
-
-RESERVED_EVENTS: Final = frozenset(
-    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
-)
+from .._errors import MalformedMessage
 
 MAX_DEPTH: Final = 100
 """Messages nested deeper than this many lists and maps are dropped as malformed."""
@@ -67,20 +46,6 @@ _NOT_CONTAINER: Final = bytes(b for b in range(256) if not (0x80 <= b <= 0x9F or
 # A \uD800-\uDFFF escape: JSON can hold lone surrogates, which no str can be encoded with.
 _SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
 _KEY_TYPES: Final = frozenset({str, int, float, bool, type(None)})
-
-
-@dataclass(frozen=True, slots=True)
-class Broadcast:
-    """A validated broadcast: ``data`` is ``[event, *args]``."""
-
-    uid: str
-    nsp: str
-    data: list[Any]
-    rooms: list[Room]
-    except_rooms: list[Room]
-    flags: dict[str, Any]
-    binary: bool | None = None
-    """False when the data certainly holds no bytes; None when it may."""
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
@@ -130,10 +95,10 @@ def check_plain(value: Any, keys: bool = True) -> None:
 
 def unpack(payload: bytes) -> Any:
     """Decode msgpack into plain data, or raise MalformedMessage."""
-    return _unpack(payload)[0]
+    return unpack_marked(payload)[0]
 
 
-def _unpack(payload: bytes) -> tuple[Any, bool]:
+def unpack_marked(payload: bytes) -> tuple[Any, bool]:
     """``unpack``, and whether the payload may hold bytes or extension values."""
     try:
         value = msgpack.unpackb(
@@ -180,100 +145,6 @@ def dump_json(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), default=_json_default).encode()
     except (TypeError, ValueError) as exc:
         raise TypeError(f"cannot encode {value!r:.200} as JSON: {exc}") from None
-
-
-def _check_rooms(value: Any, field: str) -> list[Room]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise MalformedMessage(f"{field} must be a list")
-    for room in value:
-        if isinstance(room, bool) or not isinstance(room, (str, int, float)):
-            raise MalformedMessage(f"{field} holds a non-room value {room!r:.50}")
-    return value
-
-
-def check_opts(opts: Any) -> tuple[list[Room], list[Room], dict[str, Any]]:
-    """Validate broadcast options ``{rooms, except, flags}`` (all optional)."""
-    if opts is None:
-        return [], [], {}
-    if not isinstance(opts, dict):
-        raise MalformedMessage("opts must be a map")
-    flags = opts.get("flags")
-    if flags is None:
-        flags = {}
-    elif not isinstance(flags, dict):
-        raise MalformedMessage("flags must be a map")
-    return (
-        _check_rooms(opts.get("rooms"), "rooms"),
-        _check_rooms(opts.get("except"), "except"),
-        flags,
-    )
-
-
-def check_packet(packet: Any) -> tuple[str, list[Any]]:
-    """Validate a socket.io EVENT packet; return its namespace and ``[event, *args]``."""
-    if not isinstance(packet, dict):
-        raise MalformedMessage("packet must be a map")
-    if packet.get("type", EVENT) not in (EVENT, BINARY_EVENT):
-        raise MalformedMessage(f"unsupported packet type {packet.get('type')!r:.20}")
-    data = packet.get("data")
-    if not isinstance(data, list) or not data or not isinstance(data[0], str):
-        raise MalformedMessage("packet data must be [event, ...args]")
-    nsp = packet.get("nsp")
-    if nsp is None:
-        nsp = "/"
-    elif not isinstance(nsp, str):
-        raise MalformedMessage("packet nsp must be a string")
-    return nsp, data
-
-
-def encode_broadcast(
-    uid: str,
-    nsp: str,
-    data: list[Any],
-    rooms: list[Room],
-    except_rooms: list[Room],
-    flags: dict[str, Any],
-) -> bytes:
-    """Encode ``[uid, {type: 2, data, nsp}, {rooms, except, flags}]``."""
-    return pack(
-        [
-            uid,
-            {"type": EVENT, "data": data, "nsp": nsp},
-            {"rooms": rooms, "except": except_rooms, "flags": flags},
-        ]
-    )
-
-
-def broadcast_request(
-    uid: str,
-    request_id: str,
-    nsp: str,
-    data: list[Any],
-    rooms: list[Room],
-    except_rooms: list[Room],
-    flags: dict[str, Any],
-) -> dict[str, Any]:
-    """A BROADCAST (7) request: a broadcast whose receivers report counts and acks."""
-    return {
-        "uid": uid,
-        "requestId": request_id,
-        "type": BROADCAST,
-        "packet": {"type": EVENT, "data": data, "nsp": nsp},
-        "opts": {"rooms": rooms, "except": except_rooms, "flags": flags},
-    }
-
-
-def decode_broadcast(payload: bytes) -> Broadcast:
-    """Decode and validate a broadcast, or raise MalformedMessage."""
-    msg, extended = _unpack(payload)
-    if not isinstance(msg, list) or len(msg) < 2 or not isinstance(msg[0], str):
-        raise MalformedMessage("a broadcast must be [uid, packet, opts]")
-    nsp, data = check_packet(msg[1])
-    rooms, except_rooms, flags = check_opts(msg[2] if len(msg) > 2 else None)
-    binary = None if extended else False
-    return Broadcast(msg[0], nsp, data, rooms, except_rooms, flags, binary)
 
 
 def decode_request(payload: bytes) -> dict[str, Any]:

@@ -1,0 +1,143 @@
+"""Messages received from Redis: routed by channel, decoded, and handed to their layer.
+
+Broadcasts go to local delivery, requests to the responders, answers to the requests
+layer, and bridge messages to the bridge. Whatever does not decode is dropped and
+counted, never raised into the listener (a throttled warning says what and why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ._bridge import Bridge
+from ._delivery import Delivery
+from ._errors import MalformedMessage
+from ._local import LocalSockets
+from ._namespaces import Kind, NamespacePlan
+from ._options import Options
+from ._protocol import codec, messages
+from ._requests import Requester
+from ._responders import Responders
+
+
+class Receiver:
+    """Routes each message the transport receives (the transport's ``on_message``)."""
+
+    def __init__(
+        self,
+        *,
+        uid: Callable[[], str],
+        options: Options,
+        plan: NamespacePlan,
+        local: LocalSockets,
+        delivery: Delivery,
+        responders: Responders,
+        requests: Requester,
+        bridge: Bridge | None,
+        logger: logging.Logger,
+    ) -> None:
+        self._uid = uid
+        self._options = options
+        self._plan = plan
+        self._local = local
+        self._delivery = delivery
+        self._responders = responders
+        self._requests = requests
+        self._bridge = bridge
+        self._logger = logger
+        self.dropped = 0
+        self._last_drop_log = -1e9
+        self._last_unusable_log = -1e9
+        self._echo = ("", b"")
+
+    async def on_message(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
+        """One message from the transport (``pattern`` set for a PSUBSCRIBE match)."""
+        if pattern is not None:
+            channels = self._plan.pattern_route(pattern)
+            if channels is None:
+                return
+            room = channels.room_of(channel.decode(errors="replace"))
+            if room is None or (room and not self._local.has_room(channels.nsp, room)):
+                return
+            kind = Kind.BROADCAST
+        else:
+            route = self._plan.route(channel)
+            if route is None:
+                if self._bridge is not None and channel == self._bridge.channel.encode():
+                    await self._on_bridge(channel, payload)
+                return
+            kind, channels = route
+        limit = (
+            self._options.max_answer_size
+            if kind == Kind.RESPONSE
+            else self._options.max_message_size
+        )
+        if len(payload) > limit:
+            self._drop(channel, f"{len(payload)} bytes is over the {limit} bytes allowed")
+            return
+        try:
+            if kind == Kind.BROADCAST:
+                await self._on_broadcast(channels.nsp, payload)
+            elif kind == Kind.REQUEST:
+                request = messages.parse_request(codec.decode_request(payload))
+                if request is not None:
+                    await self._responders.respond(channels.nsp, request)
+            else:
+                self._requests.on_response(codec.decode_request(payload))
+        except MalformedMessage as exc:
+            self._drop(channel, str(exc))
+
+    async def _on_broadcast(self, nsp: str, payload: bytes) -> None:
+        uid = self._uid()
+        if self._echo[0] != uid:
+            self._echo = (uid, codec.pack(uid))
+        if payload.startswith(self._echo[1], 1):
+            return  # our own broadcast coming back ([uid, ...]): dropped before decoding
+        msg = messages.decode_broadcast(payload)
+        if msg.uid == uid or msg.nsp != nsp:
+            return
+        recipients = self._local.recipients(nsp, msg.rooms, msg.except_rooms)
+        volatile = msg.flags.get("volatile") is True
+        await self._delivery.deliver(nsp, msg.data, recipients, msg.binary, volatile)
+
+    async def _on_bridge(self, channel: bytes, payload: bytes) -> None:
+        """A message on python-socketio's AsyncRedisManager channel (bridge mode)."""
+        limit = self._options.max_message_size
+        if len(payload) > limit:
+            self._drop(channel, f"{len(payload)} bytes is over the {limit} bytes allowed")
+            return
+        assert self._bridge is not None
+        try:
+            await self._bridge.on_message(payload)
+        except MalformedMessage as exc:
+            self._drop(channel, str(exc))
+
+    def _drop(self, channel: bytes, reason: str) -> None:
+        self.dropped += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._last_drop_log >= 1.0:
+            self._last_drop_log = now
+            self._logger.warning(
+                "dropped a malformed message on %r: %s (%d dropped so far)",
+                channel,
+                reason,
+                self.dropped,
+            )
+
+    def on_unusable_answer(self, answer: dict[str, Any], exc: Exception) -> None:
+        """An answer that counted but could not be read (logged, throttled)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._last_unusable_log >= 1.0:
+            self._last_unusable_log = now
+            self._logger.warning(
+                "ignored an unusable answer from server %s to request %s (%s: %s); "
+                "%d unusable answers so far",
+                str(answer.get("uid", "(unsigned)"))[:40],
+                str(answer.get("requestId"))[:40],
+                type(exc).__name__,
+                str(exc)[:100],
+                self._requests.pending.unusable,
+            )

@@ -1,0 +1,280 @@
+"""The transport layer: this server's link to Redis, behind one narrow interface.
+
+``Transport`` is what the adapter needs from a message bus: keep channels subscribed
+(and say when Redis confirmed them), publish in order, count the subscribers of a
+channel, list channels, report liveness, and turn every Redis failure into this
+package's errors. ``RedisTransport`` implements it on classic pub/sub with one
+subscriber connection and one pipelined publisher connection, both dedicated, opened
+with the settings of the clients given or created from the URL. A Redis Cluster or
+sharded transport implements the same interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+
+from ._access import access_error, acl_user, client_location, set_client_name
+from ._clients import async_client
+from ._commands import aclose_client, drop_connection, redis_call
+from ._errors import AccessDeniedError, AdapterClosedError, RedisCommandError
+from ._health import AdapterHealth, health_of
+from ._histogram import LatencyHistogram
+from ._options import redact_url
+from ._publisher import Publisher
+from ._subscriber import Subscriber
+
+OnMessage = Callable[[bytes, bytes, "bytes | None"], Awaitable[None]]
+"""``(channel, payload, pattern)`` for each message received."""
+
+
+class Transport(Protocol):
+    """The message bus under the adapter."""
+
+    where: str
+
+    def want(self, channel: str) -> None: ...
+    def unwant(self, channel: str) -> None: ...
+    def want_pattern(self, pattern: str) -> None: ...
+    def unwant_pattern(self, pattern: str) -> None: ...
+    async def start(self) -> None: ...
+    async def confirm(self, channels: list[str]) -> None: ...
+    def check_size(self, payload: bytes) -> None: ...
+    async def publish(self, channel: str, payload: bytes, limit: int | None = None) -> int: ...
+    async def count_subscribers(self, channel: str) -> int: ...
+    async def channels(self, pattern: str) -> list[bytes | str]: ...
+    def health(self) -> AdapterHealth: ...
+    async def aclose(self) -> None: ...
+
+
+class RedisTransport:
+    """Classic Redis pub/sub: one listener task, one pipelined publisher."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        key: str,
+        pub_client: Redis | None,
+        sub_client: Redis | None,
+        redis_options: dict[str, Any],
+        on_message: OnMessage,
+        on_change: Callable[[bool], None],
+        uid: Callable[[], str],
+        timeout: float,
+        publish_timeout: float,
+        health_check_interval: float,
+        max_message_size: int,
+        logger: logging.Logger,
+    ) -> None:
+        self._url = url
+        self._key = key
+        self._redis_options = redis_options
+        self._uid = uid
+        self._timeout = timeout
+        self._interval = health_check_interval
+        self._logger = logger
+        # Messages name the Redis actually used: the clients passed in, or the URL.
+        self.where = client_location(sub_client) if sub_client else redact_url(url)
+        self._owns_pub = pub_client is None
+        self._owns_sub = sub_client is None
+        self._pub_client = pub_client
+        self._sub_client = sub_client
+        self._may_name = True  # False once Redis refused CLIENT SETNAME (an ACL without CLIENT)
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.subscriber = Subscriber(
+            self._open_sub_connection,
+            on_message,
+            logger=logger,
+            where=self.where,
+            health_check_interval=health_check_interval,
+            on_change=on_change,
+            explain=self._access_error,
+        )
+        self.publisher = Publisher(
+            self._open_pub_connection,
+            max_message_size=max_message_size,
+            where=client_location(pub_client) if pub_client else self.where,
+            timeout=publish_timeout,
+            ready=self.subscriber.ready,
+        )
+        self.want = self.subscriber.want
+        self.unwant = self.subscriber.unwant
+        self.want_pattern = self.subscriber.want_pattern
+        self.unwant_pattern = self.subscriber.unwant_pattern
+        self.check_size = self.publisher.check_size
+
+    @property
+    def pub_client(self) -> Redis:
+        """The Redis client used for commands, and whose settings the publisher uses."""
+        if self._pub_client is None:
+            self._pub_client = async_client(self._url, **self._redis_options)
+        return self._pub_client
+
+    @property
+    def sub_client(self) -> Redis:
+        """The Redis client whose settings the pub/sub connection uses."""
+        if self._sub_client is None:
+            self._sub_client = async_client(self._url, **self._redis_options)
+        return self._sub_client
+
+    @property
+    def listening(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def latency(self) -> LatencyHistogram:
+        return self.publisher.latency
+
+    def listen(self) -> None:
+        """Start the listener task (idempotent)."""
+        if self._closed:
+            raise AdapterClosedError("this adapter was closed; create a new one")
+        if self.listening:
+            return
+        self._task = asyncio.get_running_loop().create_task(
+            self.subscriber.run(), name=f"socketio-redis-async listener {self._uid()}"
+        )
+
+    async def start(self) -> None:
+        """Listen, and return once Redis confirmed every subscription.
+
+        Raises AccessDeniedError as soon as Redis refuses the credentials or an ACL
+        permission, RedisCommandError if Redis does not confirm within the timeout.
+        """
+        subscriber = self.subscriber
+        denial = subscriber.next_denial()
+        try:
+            self.listen()
+            confirmed: asyncio.Future[bool] = asyncio.ensure_future(
+                subscriber.wait(subscriber.channels, self._timeout, subscriber.patterns)
+            )
+            try:
+                either: list[asyncio.Future[Any]] = [confirmed, denial]
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                confirmed.cancel()
+            if denial.done() and not denial.cancelled():
+                raise denial.result()
+            if not confirmed.result():
+                raise subscriber.denied or RedisCommandError(
+                    f"Redis at {self.where} did not confirm the subscriptions within "
+                    f"{self._timeout:g} s; is it running? (the adapter keeps retrying)"
+                )
+        finally:
+            subscriber.forget_denial(denial)
+
+    async def confirm(self, channels: list[str]) -> None:
+        """Wait until Redis confirmed these subscriptions, at most the requests timeout.
+
+        Not while the listener is not started or Redis is known to be unreachable: a
+        join must not stall for the whole outage. A late confirmation is logged.
+        """
+        if self._task is None or self.subscriber.failing or not channels:
+            return
+        if not await self.subscriber.wait(channels, self._timeout):
+            self._logger.warning(
+                "Redis at %s did not confirm subscribing %s within %g s; "
+                "broadcasts from other servers may be missed until it does",
+                self.where,
+                channels,
+                self._timeout,
+            )
+
+    async def publish(self, channel: str, payload: bytes, limit: int | None = None) -> int:
+        """PUBLISH in this server's order; the number of subscribers that received it."""
+        if self._closed:
+            raise AdapterClosedError("this adapter was closed; create a new one")
+        return await self.publisher.publish(channel, payload, limit)
+
+    async def count_subscribers(self, channel: str) -> int:
+        """``PUBSUB NUMSUB`` of one channel."""
+        counts = await redis_call(
+            self.pub_client.pubsub_numsub(channel),
+            what="PUBSUB NUMSUB failed",
+            where=self.where,
+            timeout=self._timeout,
+        )
+        return int(counts[0][1]) if counts else 0
+
+    async def channels(self, pattern: str) -> list[bytes | str]:
+        """``PUBSUB CHANNELS pattern``."""
+        found: list[bytes | str] = await redis_call(
+            self.pub_client.pubsub_channels(pattern),
+            what="PUBSUB CHANNELS failed",
+            where=self.where,
+            timeout=self._timeout,
+        )
+        return found
+
+    def health(self) -> AdapterHealth:
+        """A snapshot of the link to Redis."""
+        return health_of(self.subscriber, self.publisher, self._interval)
+
+    async def stop_listening(self) -> None:
+        """Cancel the listener task and wait for it (bounded)."""
+        self._closed = True
+        self.subscriber.stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            _, stuck = await asyncio.wait([self._task], timeout=10)
+            if stuck:
+                self._logger.error("the listener task did not stop within 10 s")
+
+    async def aclose(self) -> None:
+        """Stop listening and publishing; close the clients this transport created."""
+        await self.stop_listening()
+        await self.publisher.aclose()
+        for owned, client in (
+            (self._owns_pub, self._pub_client),
+            (self._owns_sub, self._sub_client),
+        ):
+            if owned and client is not None:
+                await aclose_client(client, self._timeout)
+
+    async def _open_sub_connection(self) -> AbstractConnection:
+        return await self._open_connection(self.sub_client, "sub")
+
+    async def _open_pub_connection(self) -> AbstractConnection:
+        return await self._open_connection(self.pub_client, "pub")
+
+    async def _open_connection(self, client: Redis, role: str) -> AbstractConnection:
+        """A dedicated connection with the client's settings (TLS, auth, db...).
+
+        RESP2, raw bytes, and no socket timeout: a timeout wraps every read and write in
+        a timer, which costs more than the rest of the hot path; silence on the pub/sub
+        connection is caught by the subscriber's PING watchdog instead.
+        """
+        pool = client.connection_pool
+        kwargs = dict(pool.connection_kwargs)
+        # The client name is set afterwards, best effort: an ACL user may lack CLIENT.
+        kwargs.update(protocol=2, decode_responses=False, socket_timeout=None, client_name=None)
+        conn: AbstractConnection = pool.connection_class(**kwargs)
+        try:
+            # Bounded, the handshake included: a frozen Redis accepts TCP but never answers.
+            await redis_call(
+                self._handshake(conn, role),
+                what=f"cannot open the {role} connection",
+                where=self.where,
+                timeout=self._timeout,
+            )
+        except BaseException:
+            await drop_connection(conn)
+            raise
+        return conn
+
+    async def _handshake(self, conn: AbstractConnection, role: str) -> None:
+        await conn.connect()  # type: ignore[no-untyped-call]
+        if self._may_name:  # once refused, not asked again (each refusal is in ACL LOG)
+            name = f"socketio-redis-async:{self._uid()}:{role}"
+            self._may_name = await set_client_name(conn, name, self._timeout)
+
+    def _access_error(self, exc: BaseException) -> AccessDeniedError | None:
+        user = acl_user(self.sub_client.connection_pool.connection_kwargs)
+        return access_error(exc, user=user, where=self.where, key=self._key)
