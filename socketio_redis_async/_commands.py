@@ -41,10 +41,13 @@ async def redis_call(
         # anyio's bound expiring, or a socket timeout (both are TimeoutErrors).
         raise error(f"{what}: Redis at {where} did not answer within {timeout:g} s") from exc
     except (RedisError, OSError) as exc:
-        raise error(f"{what}: Redis at {where}: {_describe(exc)}") from exc
+        raise error(f"{what}: Redis at {where}: {describe(exc)}") from exc
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of an error, a task group's single error unwrapped."""
+    while len(getattr(exc, "exceptions", ())) == 1:
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

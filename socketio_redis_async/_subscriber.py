@@ -29,7 +29,7 @@ import anyio
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
-from ._commands import drop_connection
+from ._commands import describe, drop_connection
 from ._errors import AccessDeniedError
 from ._subscriptions import Subscriptions
 
@@ -234,7 +234,7 @@ class Subscriber:
         self.failing = True
         self.last_error = (
             asyncio.get_running_loop().time(),
-            f"{what} Redis at {self._where}: {_describe(exc)}",
+            f"{what} Redis at {self._where}: {describe(exc)}",
         )
         self._set_subscribed(False)
         delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** min(failures, 16))
@@ -262,7 +262,7 @@ class Subscriber:
                 "back; retrying in %.2f s (attempt %d)",
                 what,
                 self._where,
-                _describe(exc),
+                describe(exc),
                 delay,
                 failures,
             )
@@ -394,10 +394,3 @@ class Subscriber:
 
 def _now() -> float:
     return asyncio.get_running_loop().time()
-
-
-def _describe(exc: BaseException) -> str:
-    # Unwrap task-group exception groups that hold a single error.
-    while len(getattr(exc, "exceptions", ())) == 1:
-        exc = exc.exceptions[0]  # type: ignore[attr-defined]
-    return f"{type(exc).__name__}: {exc}"

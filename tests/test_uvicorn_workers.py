@@ -67,7 +67,8 @@ async def test_broadcast_crosses_uvicorn_workers(redis_server):
     finally:
         for client in clients:
             await client.aclose()
-        proc.terminate()
+        with contextlib.suppress(ProcessLookupError):  # it may have exited already
+            proc.terminate()
         with anyio.move_on_after(15):
             await proc.wait()
         # The workers share uvicorn's stderr: end the whole group, then read the pipe to
