@@ -10,7 +10,16 @@ from typing import Any
 from .config import Config
 from .contenders import LABELS
 from .results import Results
-from .scenarios import cross_node, emitters, fanout, memory, requests, rooms
+from .scenarios import (
+    EMITTERS,
+    FANOUT,
+    LATENCY,
+    MEMORY,
+    REQUESTS,
+    ROOMS,
+    ROOMS_PER_CLIENT,
+    THROUGHPUT,
+)
 from .targets import Target
 
 
@@ -35,8 +44,8 @@ def _label(contender: str) -> str:
 
 def _throughput(results: Results) -> list[str]:
     rows = []
-    for contender, case in results.cases(cross_node.THROUGHPUT):
-        key = (cross_node.THROUGHPUT, contender, case)
+    for contender, case in results.cases(THROUGHPUT):
+        key = (THROUGHPUT, contender, case)
         rows.append(
             [
                 _label(contender),
@@ -81,8 +90,8 @@ def _busiest(results: Results, key: tuple[str, str, str]) -> str:
 
 def _latency(results: Results) -> list[str]:
     rows = []
-    for contender, case in results.cases(cross_node.LATENCY):
-        key = (cross_node.LATENCY, contender, case)
+    for contender, case in results.cases(LATENCY):
+        key = (LATENCY, contender, case)
         rows.append(
             [
                 _label(contender),
@@ -99,8 +108,8 @@ def _latency(results: Results) -> list[str]:
 
 def _emitters(results: Results) -> list[str]:
     rows = []
-    for contender, case in results.cases(emitters.EMITTERS):
-        key = (emitters.EMITTERS, contender, case)
+    for contender, case in results.cases(EMITTERS):
+        key = (EMITTERS, contender, case)
         rows.append(
             [
                 _label(contender),
@@ -124,8 +133,8 @@ def _emitters(results: Results) -> list[str]:
 
 def _fanout(results: Results) -> list[str]:
     rows = []
-    for contender, case in results.cases(fanout.FANOUT):
-        key = (fanout.FANOUT, contender, case)
+    for contender, case in results.cases(FANOUT):
+        key = (FANOUT, contender, case)
         rows.append(
             [
                 _label(contender),
@@ -141,8 +150,8 @@ def _fanout(results: Results) -> list[str]:
 
 def _rooms(results: Results) -> list[str]:
     rows = []
-    for contender, case in results.cases(rooms.ROOMS):
-        key = (rooms.ROOMS, contender, case)
+    for contender, case in results.cases(ROOMS):
+        key = (ROOMS, contender, case)
         rows.append(
             [
                 _label(contender),
@@ -166,8 +175,8 @@ def _rooms(results: Results) -> list[str]:
 
 def _requests(results: Results) -> list[str]:
     rows = []
-    for contender, case in results.cases(requests.REQUESTS):
-        key = (requests.REQUESTS, contender, case)
+    for contender, case in results.cases(REQUESTS):
+        key = (REQUESTS, contender, case)
         kind, servers = case.split(" ")
         rows.append(
             [
@@ -183,8 +192,8 @@ def _requests(results: Results) -> list[str]:
 
 def _memory(results: Results) -> list[str]:
     rows = []
-    for contender, case in results.cases(memory.MEMORY):
-        key = (memory.MEMORY, contender, case)
+    for contender, case in results.cases(MEMORY):
+        key = (MEMORY, contender, case)
         rows.append(
             [
                 _label(contender),
@@ -201,7 +210,7 @@ def _client_check(results: Results) -> list[str]:
     busier_client_runs, runs = 0, 0
     for s in results.samples:
         util = s.metrics.get("cpu_util_clients")
-        if util is None or s.scenario == cross_node.LATENCY:
+        if util is None or s.scenario == LATENCY:
             continue
         busiest = max(s.metrics.get(f"cpu_util_{role}", 0.0) for role in SERVER_ROLES)
         runs += 1
@@ -298,7 +307,7 @@ def markdown(
         "",
         f"Sequential requests from server 0, {config.requests_per_rep} per repetition; "
         "each server is its own OS process with "
-        f"{config.clients_per_server} connected clients in {requests.ROOMS_PER_CLIENT} "
+        f"{config.clients_per_server} connected clients in {ROOMS_PER_CLIENT} "
         "rooms each. AsyncRedisManager has no such requests.",
         "",
         *_requests(results),

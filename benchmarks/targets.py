@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .contenders import ADAPTER, ASYNC_MANAGER, REDIS_MANAGER
 from .results import Results
-from .scenarios import cross_node, fanout, rooms
+from .scenarios import CONCURRENT, FANOUT, LATENCY, ROOMS, THROUGHPUT, cross_case, fanout_case
 
-K1 = cross_node.case_name(1, True)
-K20 = cross_node.case_name(20, True)
-K20_LOCAL = cross_node.case_name(20, False)
+K1 = cross_case(1, True)
+K20 = cross_case(20, True)
+K20_LOCAL = cross_case(20, False)
 ZERO_CPU_US = 1.0  # "~0": at most 1 µs of server B CPU per message it should never see
 
 
@@ -46,7 +48,7 @@ def _ratio_target(
 
 def evaluate(results: Results) -> list[Target]:
     """Every target of the issue, from the medians in ``results``."""
-    tp, lat = cross_node.THROUGHPUT, cross_node.LATENCY
+    tp, lat = THROUGHPUT, LATENCY
 
     def med(scenario: str, contender: str, case: str, metric: str) -> float | None:
         return results.median(scenario, contender, case, metric)
@@ -104,9 +106,9 @@ def evaluate(results: Results) -> list[Target]:
             lambda r: r <= 1 / 5,
         )
     )
-    big = fanout.case_name(10_000)
-    slow = results.median(fanout.FANOUT, ASYNC_MANAGER, big, "ms_per_broadcast")
-    fast = results.median(fanout.FANOUT, ADAPTER, big, "ms_per_broadcast")
+    big = fanout_case(10_000)
+    slow = results.median(FANOUT, ASYNC_MANAGER, big, "ms_per_broadcast")
+    fast = results.median(FANOUT, ADAPTER, big, "ms_per_broadcast")
     targets.append(
         _ratio_target(
             "Local fan-out to 10k sockets (speed-up)",
@@ -118,19 +120,19 @@ def evaluate(results: Results) -> list[Target]:
         )
     )
     targets.append(_zero_cpu_target(results))
-    busy = cross_node.case_name(20, True, cross_node.CONCURRENT)
+    busy = cross_case(20, True, CONCURRENT)
     for name, metric, limit in (
         ("Sending-server CPU per message", "cpu_us_server_A", 1 / 3),
         ("Redis CPU per message", "cpu_us_redis", 1 / 5),
     ):
         targets.append(
             _ratio_target(
-                f"*supplementary:* {name}, K=20, {cross_node.CONCURRENT} concurrent emits",
+                f"*supplementary:* {name}, K=20, {CONCURRENT} concurrent emits",
                 f"adapter <= 1/{round(1 / limit)} of AsyncRedisManager",
                 med(tp, ADAPTER, busy, metric),
                 med(tp, REDIS_MANAGER, busy, metric),
                 "µs",
-                lambda r, limit=limit: r <= limit,
+                functools.partial(operator.ge, limit),  # limit >= ratio
             )
         )
     return targets
@@ -138,15 +140,15 @@ def evaluate(results: Results) -> list[Target]:
 
 def _zero_cpu_target(results: Results) -> Target:
     per_room = [
-        (case, results.median(rooms.ROOMS, ADAPTER, case, "cpu_us_server_B"))
-        for contender, case in results.cases(rooms.ROOMS)
+        (case, results.median(ROOMS, ADAPTER, case, "cpu_us_server_B"))
+        for contender, case in results.cases(ROOMS)
         if contender == ADAPTER
     ]
     measured = [(case, v) for case, v in per_room if v is not None]
     if not measured:
         return Target("Room scaling: server B CPU", "~0", "not measured", "N/A")
     worst_case, worst = max(measured, key=lambda cv: cv[1])
-    others = results.median(rooms.ROOMS, REDIS_MANAGER, worst_case, "cpu_us_server_B")
+    others = results.median(ROOMS, REDIS_MANAGER, worst_case, "cpu_us_server_B")
     versus = "" if others is None else f" (AsyncRedisManager: {_fmt(others)} µs)"
     return Target(
         "Room scaling: server B CPU on traffic to rooms it does not hold",
