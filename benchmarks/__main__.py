@@ -25,7 +25,7 @@ from . import charts, machine, report, targets
 from .config import FULL, QUICK, Config
 from .profiling import profile
 from .results import Results
-from .scenarios import SCENARIOS
+from .scenarios import CONTENDERS, SCENARIOS
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,8 +33,9 @@ HERE = Path(__file__).resolve().parent
 def _scenario_list() -> str:
     lines = ["scenarios (run in this order; README.md says what each one measures):"]
     for name, scenario in SCENARIOS.items():
-        summary = " ".join((scenario.__doc__ or "").split())
+        summary = (scenario.__doc__ or "").split("\n", 1)[0]
         lines.append(f"  {name:11} {summary}")
+        lines.append(f"  {'':11} contenders: {', '.join(CONTENDERS[name])}")
     return "\n".join(lines)
 
 

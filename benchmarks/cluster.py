@@ -48,12 +48,11 @@ class Receiver:
 
 
 class Cluster:
-    """Redis + ``servers`` servers of ``contender`` (+ a load client), all on 127.0.0.1."""
+    """Redis + ``servers`` servers of ``contender`` + a load client, all on 127.0.0.1."""
 
-    def __init__(self, contender: str, servers: int = 2, load_client: bool = True) -> None:
+    def __init__(self, contender: str, servers: int = 2) -> None:
         self.contender = contender
         self._initial = servers
-        self._with_load_client = load_client
         self.procs = Processes()
         self.meter = CpuMeter()
         self.servers: list[Child] = []
@@ -75,9 +74,8 @@ class Cluster:
             self.redis_url = redis.url
             self.meter.add("redis", redis._proc.pid)
             await self.add_servers(self._initial)
-            if self._with_load_client:
-                self._load = await self.procs.worker("loadclient", "clients")
-                self.meter.add("clients", self._load.pid)
+            self._load = await self.procs.worker("loadclient", "clients")
+            self.meter.add("clients", self._load.pid)
         except BaseException:
             await self.procs.aclose()
             raise

@@ -31,8 +31,6 @@ LABELS = {
     NODE: "Node @socket.io/redis-adapter 8.3",
 }
 
-SOCKETIO_CONTENDERS = (ADAPTER, ADAPTER_NOMUX, REDIS_MANAGER, ASYNC_MANAGER)
-
 EVENT = "m"
 TEXT = "benchmark payload 0123456789"
 

@@ -32,6 +32,15 @@ REQUEST_KINDS = ("all_rooms", "fetch_sockets")
 ROOMS_PER_CLIENT = 3
 REQUEST_WARMUP = 5
 MEMORY_CASE = "per 10k"
+# Who runs in each scenario (node is skipped, and listed as such, without Node.js).
+CONTENDERS = {
+    "cross_node": (ADAPTER, ADAPTER_UVLOOP, REDIS_MANAGER, NODE, RAW),
+    "fanout": (ADAPTER, ASYNC_MANAGER),
+    "rooms": (ADAPTER, ADAPTER_NOMUX, REDIS_MANAGER),
+    "requests": (ADAPTER, NODE),
+    "memory": (ADAPTER, ASYNC_MANAGER, REDIS_MANAGER),
+    "emitters": (EMITTER, EMITTER_UVLOOP),
+}
 
 
 def cross_case(k: int, cross: bool, concurrency: int = 1) -> str:
@@ -66,9 +75,10 @@ class Case(NamedTuple):
 
 
 async def cross_node(config: Config, results: Results) -> None:
-    """1 and 2: server A emits to K clients on server B (and on A itself), at max rate
-    and paced for latency; the raw contender's subscriber B counts for itself."""
-    for contender in (ADAPTER, ADAPTER_UVLOOP, REDIS_MANAGER, NODE, RAW):
+    """1, 2: A emits to K clients on B (and on A) at max rate, then paced for latency.
+
+    The raw contender has no clients: its subscriber process (B) counts for itself."""
+    for contender in CONTENDERS["cross_node"]:
         if contender == NODE and (why := node_available()):
             results.skipped[NODE] = why
             continue
@@ -122,10 +132,10 @@ async def _cross_cases(cluster: Cluster, contender: str, config: Config) -> list
 
 
 async def fanout(config: Config, results: Results) -> None:
-    """3: one broadcast to 1k and 10k in-process sockets (``inproc.py``)."""
+    """3: one broadcast to 1k and 10k in-process sockets (fake Engine.IO sockets)."""
     async with Processes() as procs:
         redis = procs.start_redis()
-        for contender in (ADAPTER, ASYNC_MANAGER):
+        for contender in CONTENDERS["fanout"]:
             print(f"[fanout] {contender}", flush=True)
             child = await procs.worker(
                 f"fanout-{contender}", "inproc", "--contender", contender, "--redis", redis.url
@@ -144,8 +154,8 @@ async def fanout(config: Config, results: Results) -> None:
 
 
 async def rooms(config: Config, results: Results) -> None:
-    """4: R rooms over two servers; A emits to its own rooms only; what does B spend?"""
-    for contender in (ADAPTER, ADAPTER_NOMUX, REDIS_MANAGER):
+    """4: R rooms over two servers, A emits to its own rooms only: what does B spend?"""
+    for contender in CONTENDERS["rooms"]:
         print(f"[rooms] {contender}", flush=True)
         async with Cluster(contender) as cluster:
             receiver = await cluster.connect("a", cluster.a, 1, [])
@@ -176,8 +186,8 @@ async def rooms(config: Config, results: Results) -> None:
 
 
 async def requests(config: Config, results: Results) -> None:
-    """5: ``all_rooms()``/``fetch_sockets()`` latency from server 0 of 2, 4, 8 servers."""
-    for contender in (ADAPTER, NODE):
+    """5: all_rooms()/fetch_sockets() latency from the first of 2, 4 and 8 servers."""
+    for contender in CONTENDERS["requests"]:
         if contender == NODE and (why := node_available()):
             results.skipped[NODE] = why
             continue
@@ -212,7 +222,7 @@ async def memory(config: Config, results: Results) -> None:
     """6: RSS growth per 10k sockets and per 10k rooms, a fresh process per repetition."""
     async with Processes() as procs:
         redis = procs.start_redis()
-        for contender in (ADAPTER, ASYNC_MANAGER, REDIS_MANAGER):
+        for contender in CONTENDERS["memory"]:
             print(f"[memory] {contender}", flush=True)
             for rep in range(config.reps):
                 child = await procs.worker(
@@ -226,7 +236,7 @@ async def memory(config: Config, results: Results) -> None:
 async def emitters(config: Config, results: Results) -> None:
     """7: an AsyncEmitter process (no Socket.IO server) on asyncio and on uvloop."""
     k = max(config.k_values)
-    for contender in (EMITTER, EMITTER_UVLOOP):
+    for contender in CONTENDERS["emitters"]:
         print(f"[emitters] {contender}", flush=True)
         async with Cluster(ADAPTER, servers=1) as cluster:
             sender = await cluster.add_sender(contender)
