@@ -138,31 +138,39 @@ class Cluster:
             await redis.aclose()
 
 
+@dataclass(frozen=True)
+class Blast:
+    """One kind of run: ``sender`` emits to ``room`` from ``concurrency`` tasks (each
+    awaiting its own emits), ``recipients`` sockets get each event, ``receiver`` counts."""
+
+    sender: Child
+    receiver: Receiver
+    room: str
+    recipients: int
+    concurrency: int = 1
+
+
 async def blast_run(
     cluster: Cluster,
-    sender: Child,
-    receiver: Receiver,
-    room: str,
+    blast: Blast,
     n: int,
-    recipients: int,
     *,
     rate: float = 0,
-    concurrency: int = 1,
     latency: bool = False,
     timeout: float = 120,
 ) -> dict[str, float]:
-    """Emit ``n`` events to ``room`` from ``sender``; ``recipients`` sockets get each one.
+    """Emit ``n`` events as ``blast`` says, at most ``rate`` per second (0: max rate).
 
-    ``concurrency`` tasks emit at once on the sender (each awaiting its own emits).
     Returns rates over the wall time from the first emit to the last delivery, CPU
     microseconds per emitted event for every metered process, the load clients' CPU
     utilisation, and (with ``latency``) publish-to-client percentiles in milliseconds.
     """
-    await receiver.arm(n * recipients, latency)
+    receiver = blast.receiver
+    await receiver.arm(n * blast.recipients, latency)
     before = cluster.meter.snapshot()
     t0 = time.time()
-    blast = {"n": n, "room": room, "rate": rate, "concurrency": concurrency}
-    sent = await sender.call("blast", bound=timeout, **blast)
+    args = {"n": n, "room": blast.room, "rate": rate, "concurrency": blast.concurrency}
+    sent = await blast.sender.call("blast", bound=timeout, **args)
     got = await receiver.wait(timeout)
     after = cluster.meter.snapshot()
     wall = max(float(got["t_last"]) - t0, 1e-9)
@@ -199,22 +207,12 @@ async def events_for(probe: Callable[[int], Awaitable[dict[str, float]]], config
 
 
 async def max_rate(
-    cluster: Cluster,
-    config: Config,
-    results: Results,
-    key: tuple[str, str, str],
-    sender: Child,
-    receiver: Receiver,
-    room: str,
-    recipients: int,
-    concurrency: int = 1,
+    cluster: Cluster, config: Config, results: Results, key: tuple[str, str, str], blast: Blast
 ) -> None:
     """Calibrate, then record ``config.reps`` max-rate runs as (scenario, contender, case)."""
 
     async def once(n: int) -> dict[str, float]:
-        return await blast_run(
-            cluster, sender, receiver, room, n, recipients, concurrency=concurrency
-        )
+        return await blast_run(cluster, blast, n)
 
     scenario, contender, case = key
     n = await events_for(once, config)

@@ -16,7 +16,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .cluster import Cluster, blast_run
+from .cluster import Blast, Cluster, blast_run
 from .contenders import ADAPTER
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
@@ -64,8 +64,8 @@ def _py_spy() -> str:
 
 async def _record(py_spy: str, raw: Path, k: int, seconds: float, role: str, rate: int) -> str:
     async with Cluster(ADAPTER) as cluster:
-        receiver = await cluster.connect("k", cluster.b, k, ["k"])
-        probe = await blast_run(cluster, cluster.a, receiver, "k", 500, k)
+        blast = Blast(cluster.a, await cluster.connect("k", cluster.b, k, ["k"]), "k", k)
+        probe = await blast_run(cluster, blast, 500)
         events = int(probe["msgs_per_s"] * seconds)
         target = cluster.b if role == "b" else cluster.a
         spy = await asyncio.create_subprocess_exec(
@@ -76,7 +76,7 @@ async def _record(py_spy: str, raw: Path, k: int, seconds: float, role: str, rat
         )
         try:
             await asyncio.sleep(1.0)  # py-spy attaches
-            metrics = await blast_run(cluster, cluster.a, receiver, "k", events, k)
+            metrics = await blast_run(cluster, blast, events)
         finally:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
             await asyncio.wait_for(spy.wait(), 30)

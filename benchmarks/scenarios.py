@@ -6,10 +6,10 @@ See README.md for what each one measures. The case names are part of results.jso
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple
+from dataclasses import replace
 
 from .children import Processes, node_available
-from .cluster import Cluster, Receiver, blast_run, max_rate
+from .cluster import Blast, Cluster, Receiver, blast_run, max_rate
 from .config import Config
 from .contenders import (
     ADAPTER,
@@ -64,16 +64,6 @@ def emitter_case(k: int, concurrency: int) -> str:
     return f"K={k}" if concurrency == 1 else f"K={k}, {concurrency} concurrent emits"
 
 
-class Case(NamedTuple):
-    """One max-rate case of scenario 1: who counts, which room, how many recipients."""
-
-    name: str
-    receiver: Receiver
-    room: str
-    k: int
-    concurrency: int = 1
-
-
 async def cross_node(config: Config, results: Results) -> None:
     """1, 2: A emits to K clients on B (and on A) at max rate, then paced for latency.
 
@@ -85,49 +75,33 @@ async def cross_node(config: Config, results: Results) -> None:
         print(f"[cross-node] {contender}", flush=True)
         async with Cluster(contender) as cluster:
             cases = await _cross_cases(cluster, contender, config)
-            for case in cases:
-                key = (THROUGHPUT, contender, case.name)
-                await max_rate(
-                    cluster,
-                    config,
-                    results,
-                    key,
-                    cluster.a,
-                    case.receiver,
-                    case.room,
-                    case.k,
-                    case.concurrency,
-                )
+            for name, blast in cases.items():
+                await max_rate(cluster, config, results, (THROUGHPUT, contender, name), blast)
             # Latency: the first case (a cross-node one) with the most clients.
-            case = next(c for c in cases if c.k == max(c.k for c in cases))
-            n = int(config.latency_rate * config.latency_seconds)
+            most = max(blast.recipients for blast in cases.values())
+            name, blast = next((n, b) for n, b in cases.items() if b.recipients == most)
+            events = int(config.latency_rate * config.latency_seconds)
             for rep in range(config.reps):
                 metrics = await blast_run(
-                    cluster,
-                    cluster.a,
-                    case.receiver,
-                    case.room,
-                    n,
-                    case.k,
-                    rate=config.latency_rate,
-                    latency=True,
+                    cluster, blast, events, rate=config.latency_rate, latency=True
                 )
-                results.add(LATENCY, contender, case.name, rep, **metrics)
+                results.add(LATENCY, contender, name, rep, **metrics)
 
 
-async def _cross_cases(cluster: Cluster, contender: str, config: Config) -> list[Case]:
+async def _cross_cases(cluster: Cluster, contender: str, config: Config) -> dict[str, Blast]:
+    a, b = cluster.a, cluster.b
     if contender == RAW:
-        return [Case(cross_case(1, True), Receiver(cluster.b), "raw", 1)]
-    cases = []
+        return {cross_case(1, True): Blast(a, Receiver(b), "raw", 1)}
+    cases = {}
     for k in config.k_values:
-        receiver = await cluster.connect(f"k{k}", cluster.b, k, [f"k{k}"])
-        cases.append(Case(cross_case(k, True), receiver, f"k{k}", k))
+        receiver = await cluster.connect(f"k{k}", b, k, [f"k{k}"])
+        cases[cross_case(k, True)] = Blast(a, receiver, f"k{k}", k)
     k = max(config.k_values)
-    local = await cluster.connect("local", cluster.a, k, ["local"])
-    cases.append(Case(cross_case(k, False), local, "local", k))
+    local = await cluster.connect("local", a, k, ["local"])
+    cases[cross_case(k, False)] = Blast(a, local, "local", k)
     if contender != NODE:  # Node's emits never wait: they are always "concurrent"
-        busy = next(c for c in cases if c.k == k)
-        cases.append(busy._replace(name=cross_case(k, True, CONCURRENT), concurrency=CONCURRENT))
+        busy = cases[cross_case(k, True)]
+        cases[cross_case(k, True, CONCURRENT)] = replace(busy, concurrency=CONCURRENT)
     return cases
 
 
@@ -173,15 +147,9 @@ async def rooms(config: Config, results: Results) -> None:
                         "join", bound=300, prefix="rb", start=held_b, count=on_b - held_b
                     )
                 held_a, held_b = on_a, on_b
+                blast = Blast(cluster.a, receiver, f"ra:{on_a}", 1)
                 await max_rate(
-                    cluster,
-                    config,
-                    results,
-                    (ROOMS, contender, rooms_case(total)),
-                    cluster.a,
-                    receiver,
-                    f"ra:{on_a}",
-                    1,
+                    cluster, config, results, (ROOMS, contender, rooms_case(total)), blast
                 )
 
 
@@ -243,7 +211,8 @@ async def emitters(config: Config, results: Results) -> None:
             receiver = await cluster.connect("k", cluster.a, k, ["k"])
             for concurrency in (1, CONCURRENT):
                 key = (EMITTERS, contender, emitter_case(k, concurrency))
-                await max_rate(cluster, config, results, key, sender, receiver, "k", k, concurrency)
+                blast = Blast(sender, receiver, "k", k, concurrency)
+                await max_rate(cluster, config, results, key, blast)
 
 
 Scenario = Callable[[Config, Results], Awaitable[None]]
