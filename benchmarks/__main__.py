@@ -19,9 +19,8 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
 
-from . import charts, machine, report, targets
+from . import machine, report
 from .config import FULL, QUICK, Config
 from .profiling import profile
 from .results import Results
@@ -102,17 +101,9 @@ async def run_all(config: Config, names: list[str], results: Results) -> bool:
 def render(path: Path, out: Path) -> None:
     """Rewrite RESULTS.md, results.json and the charts from a results.json."""
     document = json.loads(path.read_text())
-    fields = {f.name for f in dataclasses.fields(Config)}
-    stored: dict[str, Any] = {
-        k: tuple(v) if isinstance(v, list) else v
-        for k, v in document["config"].items()
-        if k in fields
-    }
-    config = Config(**stored)
     results = Results.from_json(document)
-    meta = dict(document["meta"])
-    meta["charts"] = charts.draw(results, out / "charts")
-    report.write(out, results, targets.evaluate(results), document["machine"], config, meta)
+    config = Config.from_json(document["config"])
+    report.write(out, results, document["machine"], config, document["meta"])
     print(f"rewrote {out / 'RESULTS.md'} and {out / 'charts'}/ from {path}")
 
 
@@ -125,15 +116,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results = Results()
     ok = asyncio.run(run_all(config, names, results))
-    found = targets.evaluate(results)
     meta = {
         "command": shlex.join(["python", "-m", "benchmarks", *argv]),
         "date": date,
         "duration_s": time.monotonic() - started,
         "scenarios": names,
     }
-    meta["charts"] = charts.draw(results, out / "charts")
-    report.write(out, results, found, machine.describe(), config, meta)
+    found = report.write(out, results, machine.describe(), config, meta)
     print(f"\nwrote {out / 'RESULTS.md'}, {out / 'results.json'} and {out / 'charts'}/")
     for target in found:
         print(f"  {target.status:5} {target.name}: {target.measured}")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import charts
 from .config import Config
 from .contenders import LABELS
 from .results import Results
@@ -20,7 +21,7 @@ from .scenarios import (
     ROOMS_PER_CLIENT,
     THROUGHPUT,
 )
-from .targets import Target
+from .targets import Target, evaluate
 
 
 def cell(results: Results, key: tuple[str, str, str], metric: str, digits: int = 0) -> str:
@@ -276,12 +277,14 @@ def markdown(
 def write(
     out_dir: Path,
     results: Results,
-    targets: list[Target],
     machine: dict[str, str],
     config: Config,
     meta: dict[str, Any],
-) -> None:
+) -> list[Target]:
+    """Draw the charts, check the targets, write results.json and RESULTS.md."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "charts": charts.draw(results, out_dir / "charts")}
+    targets = evaluate(results)
     document = {
         "meta": meta,
         "machine": machine,
@@ -291,3 +294,4 @@ def write(
     }
     (out_dir / "results.json").write_text(json.dumps(document, indent=1) + "\n")
     (out_dir / "RESULTS.md").write_text(markdown(results, targets, machine, config, meta))
+    return targets
