@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from .contenders import LABELS
 from .results import Results
-from .scenarios import cross_node, fanout, memory, requests, rooms
+from .scenarios import FANOUT, LATENCY, MEMORY, REQUEST_KINDS, REQUESTS, ROOMS, THROUGHPUT
 
 COLORS = {
     "adapter": "#1f77b4",
@@ -84,7 +84,7 @@ def _figure(width: float = 9) -> tuple[Figure, Axes]:
 
 
 def _cpu_stack(ax: Axes, results: Results) -> None:
-    tp = cross_node.THROUGHPUT
+    tp = THROUGHPUT
     cases = results.cases(tp)
     bottoms = [0.0] * len(cases)
     for role in ("server_A", "server_B", "redis", "clients"):
@@ -98,8 +98,8 @@ def _cpu_stack(ax: Axes, results: Results) -> None:
 
 
 def _request_lines(axes: Sequence[Axes], results: Results) -> None:
-    scenario = requests.REQUESTS
-    for ax, kind in zip(axes, requests.KINDS, strict=True):
+    scenario = REQUESTS
+    for ax, kind in zip(axes, REQUEST_KINDS, strict=True):
         for contender in dict.fromkeys(c for c, _ in results.cases(scenario)):
             cases = [
                 case
@@ -130,7 +130,7 @@ def draw(results: Results, out: Path) -> list[str]:
         plt.close(fig)
         written.append(name)
 
-    tp, lat = cross_node.THROUGHPUT, cross_node.LATENCY
+    tp, lat = THROUGHPUT, LATENCY
     if results.cases(tp):
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 4.8))
         _bars(ax1, results, tp, _by_case(results, tp, "msgs_per_s"))
@@ -152,27 +152,27 @@ def draw(results: Results, out: Path) -> list[str]:
         ax.set_ylabel("ms")
         ax.set_title("2. Publish-to-client latency at 500 events/s, K=20 (dashed: 5 ms target)")
         save(fig, "latency")
-    if results.cases(fanout.FANOUT):
+    if results.cases(FANOUT):
         fig, ax = _figure()
-        _bars(ax, results, fanout.FANOUT, _by_case(results, fanout.FANOUT, "ms_per_broadcast"))
+        _bars(ax, results, FANOUT, _by_case(results, FANOUT, "ms_per_broadcast"))
         ax.set_yscale("log")
         ax.set_ylabel("ms per broadcast (log)")
         ax.set_title("3. Local fan-out: one broadcast to N in-process sockets")
         save(fig, "fanout")
-    if results.cases(rooms.ROOMS):
+    if results.cases(ROOMS):
         fig, ax = _figure()
-        _bars(ax, results, rooms.ROOMS, _by_case(results, rooms.ROOMS, "cpu_us_server_B"))
+        _bars(ax, results, ROOMS, _by_case(results, ROOMS, "cpu_us_server_B"))
         ax.set_ylabel("server B CPU µs per event")
         ax.set_title("4. Room scaling: B's CPU on traffic for rooms only A holds")
         save(fig, "rooms")
-    if results.cases(requests.REQUESTS):
+    if results.cases(REQUESTS):
         fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
         _request_lines(axes, results)
         save(fig, "requests")
-    if results.cases(memory.MEMORY):
+    if results.cases(MEMORY):
         fig, ax = _figure()
         metrics = {"per 10k sockets": "mb_per_10k_sockets", "per 10k rooms": "mb_per_10k_rooms"}
-        _bars(ax, results, memory.MEMORY, _by_metric(results, memory.MEMORY, metrics))
+        _bars(ax, results, MEMORY, _by_metric(results, MEMORY, metrics))
         ax.set_ylabel("MiB of RSS")
         ax.set_title("6. Memory")
         save(fig, "memory")

@@ -1,50 +1,71 @@
-"""A benchmark cluster: a fresh redis-server, N servers of one contender, a load client,
-and a CPU meter over all of their pids. ``async with Cluster(...)`` always cleans up."""
+"""A benchmark cluster and one measured run in it.
+
+``Cluster``: a fresh redis-server, N servers of one contender, a load-client process, and
+a CPU meter over all of their pids; ``async with`` always cleans up. ``blast_run``: the
+sender emits, a receiver counts, every process's CPU is metered. ``max_rate``: calibrate,
+then repeat ``blast_run`` and record each repetition.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
-import aiohttp
+from redis.asyncio import Redis
 
-from .drivers import (
-    LoadClient,
-    ServerHandle,
-    start_load_client,
-    start_servers,
-    wait_subscribers,
-)
-from .processes import CpuMeter, Processes
+from .children import Child, CpuMeter, Processes
+from .config import Config
+from .contenders import RAW, REDIS_MANAGER
+from .results import Results
 
 KEY = "bench"
 
 
-class Cluster:
-    """Redis + ``servers`` servers of ``contender`` (+ a load client), all on 127.0.0.1."""
+@dataclass
+class Receiver:
+    """Whoever counts the events of a run: a group of load-client connections, or the
+    raw contender's subscriber (``arm``/``wait``/``stats``, see ``loadclients.Counters``)."""
 
-    def __init__(self, contender: str, servers: int = 2, load_client: bool = True) -> None:
+    child: Child
+    group: str = ""
+
+    async def arm(self, total: int, latency: bool) -> None:
+        await self.child.call("arm", group=self.group, total=total, latency=latency)
+
+    async def wait(self, timeout: float) -> dict[str, Any]:
+        result: dict[str, Any] = await self.child.call(
+            "wait", bound=timeout + 30, group=self.group, timeout=timeout
+        )
+        return result
+
+    async def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.child.call("stats", group=self.group)
+        return result
+
+
+class Cluster:
+    """Redis + ``servers`` servers of ``contender`` + a load client, all on 127.0.0.1."""
+
+    def __init__(self, contender: str, servers: int = 2) -> None:
         self.contender = contender
         self._initial = servers
-        self._with_load_client = load_client
         self.procs = Processes()
         self.meter = CpuMeter()
-        self.servers: list[ServerHandle] = []
+        self.servers: list[Child] = []
         self.redis_url = ""
-        self._http: aiohttp.ClientSession | None = None
-        self._load: LoadClient | None = None
+        self._load: Child | None = None
 
     @property
-    def a(self) -> ServerHandle:
+    def a(self) -> Child:
         return self.servers[0]
 
     @property
-    def b(self) -> ServerHandle:
+    def b(self) -> Child:
         return self.servers[1]
-
-    @property
-    def load(self) -> LoadClient:
-        assert self._load is not None
-        return self._load
 
     async def __aenter__(self) -> Cluster:
         try:
@@ -52,13 +73,11 @@ class Cluster:
             assert redis._proc is not None
             self.redis_url = redis.url
             self.meter.add("redis", redis._proc.pid)
-            self._http = aiohttp.ClientSession()
             await self.add_servers(self._initial)
-            if self._with_load_client:
-                self._load = await start_load_client(self.procs)
-                self.meter.add("clients", self._load.pid)
+            self._load = await self.procs.worker("loadclient", "clients")
+            self.meter.add("clients", self._load.pid)
         except BaseException:
-            await self.aclose()
+            await self.procs.aclose()
             raise
         return self
 
@@ -68,32 +87,134 @@ class Cluster:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        await self.procs.aclose()
 
-    async def add_servers(self, count: int) -> list[ServerHandle]:
+    async def add_servers(self, count: int) -> list[Child]:
         """Start ``count`` more servers; the first two are metered as server A and B."""
-        assert self._http is not None
-        added = await start_servers(
-            self.procs, self._http, self.contender, self.redis_url, KEY, count
+        added = await asyncio.gather(
+            *(
+                self.procs.server(
+                    f"{self.contender}-{len(self.servers) + i}", self.contender, self.redis_url, KEY
+                )
+                for i in range(count)
+            )
         )
         for server in added:
-            index = len(self.servers)
-            role = {0: "server A", 1: "server B"}.get(index, "other servers")
+            role = {0: "server A", 1: "server B"}.get(len(self.servers), "other servers")
             self.meter.add(role, server.pid)
             self.servers.append(server)
-        await wait_subscribers(self.redis_url, self.contender, KEY, len(self.servers))
-        return added
+        await self._wait_subscribers()
+        return list(added)
 
-    async def add_sender(self, contender: str) -> ServerHandle:
+    async def add_sender(self, contender: str) -> Child:
         """Start one emitter process (no Socket.IO server), metered as "emitter"."""
-        assert self._http is not None
-        (sender,) = await start_servers(self.procs, self._http, contender, self.redis_url, KEY, 1)
+        sender = await self.procs.server(contender, contender, self.redis_url, KEY)
         self.meter.add("emitter", sender.pid)
         return sender
 
-    async def aclose(self) -> None:
-        if self._load is not None:
-            self._load.close()
-        if self._http is not None:
-            await self._http.close()
-        await self.procs.aclose()
+    async def connect(self, group: str, server: Child, n: int, rooms: list[str]) -> Receiver:
+        """Open ``n`` load-client connections to ``server`` that join ``rooms``; their
+        events count towards ``group``."""
+        assert self._load is not None
+        args = {"group": group, "port": server.port, "n": n, "rooms": rooms}
+        await self._load.call("connect", bound=120, **args)
+        return Receiver(self._load, group)
+
+    async def _wait_subscribers(self) -> None:
+        """python-socketio's AsyncRedisManager and raw redis-py subscribe in the
+        background: wait until Redis counts every server on their channel."""
+        if self.contender not in (REDIS_MANAGER, RAW):
+            return
+        channel = KEY if self.contender == REDIS_MANAGER else f"{KEY}#raw"
+        redis = Redis.from_url(self.redis_url)
+        try:
+            for _ in range(1000):
+                counts = await redis.pubsub_numsub(channel)
+                if counts and int(counts[0][1]) >= len(self.servers):
+                    return
+                await asyncio.sleep(0.01)
+            raise RuntimeError(f"{self.contender}: servers did not subscribe to {channel}")
+        finally:
+            await redis.aclose()
+
+
+@dataclass(frozen=True)
+class Blast:
+    """One kind of run: ``sender`` emits to ``room`` from ``concurrency`` tasks (each
+    awaiting its own emits), ``recipients`` sockets get each event, ``receiver`` counts."""
+
+    sender: Child
+    receiver: Receiver
+    room: str
+    recipients: int
+    concurrency: int = 1
+
+
+async def blast_run(
+    cluster: Cluster,
+    blast: Blast,
+    n: int,
+    *,
+    rate: float = 0,
+    latency: bool = False,
+    timeout: float = 120,
+) -> dict[str, float]:
+    """Emit ``n`` events as ``blast`` says, at most ``rate`` per second (0: max rate).
+
+    Returns rates over the wall time from the first emit to the last delivery, CPU
+    microseconds per emitted event for every metered process, the load clients' CPU
+    utilisation, and (with ``latency``) publish-to-client percentiles in milliseconds.
+    """
+    receiver = blast.receiver
+    await receiver.arm(n * blast.recipients, latency)
+    before = cluster.meter.snapshot()
+    t0 = time.time()
+    args = {"n": n, "room": blast.room, "rate": rate, "concurrency": blast.concurrency}
+    sent = await blast.sender.call("blast", bound=timeout, **args)
+    got = await receiver.wait(timeout)
+    after = cluster.meter.snapshot()
+    wall = max(float(got["t_last"]) - t0, 1e-9)
+    metrics = {
+        "events": float(n),
+        "msgs_per_s": n / wall,
+        "deliveries_per_s": float(got["received"]) / wall,
+        "wall_s": wall,
+        "send_s": float(sent["elapsed"]),
+        "complete": 1.0 if got["complete"] else 0.0,
+    }
+    for role, seconds in cluster.meter.delta(before, after).items():
+        key = role.replace(" ", "_")
+        metrics[f"cpu_us_{key}"] = seconds / n * 1e6
+        metrics[f"cpu_util_{key}"] = seconds / wall
+    if latency:
+        stats = await receiver.stats()
+        for name in ("p50", "p90", "p99", "max"):
+            if name in stats:
+                metrics[f"lat_{name}_ms"] = float(stats[name]) * 1000
+    if not got["complete"]:
+        print(f"  !! incomplete: {got['received']} of {got['expected']} deliveries", flush=True)
+    return metrics
+
+
+async def events_for(probe: Callable[[int], Awaitable[dict[str, float]]], config: Config) -> int:
+    """How many events make a run last ``config.run_seconds``: ``probe(n)`` runs ``n``
+    events as calibration (and warm-up) and its rate decides."""
+    if config.fixed is not None:
+        return config.fixed
+    measured = await probe(config.calibrate)
+    wanted = int(measured["msgs_per_s"] * config.run_seconds)
+    return max(config.min_events, min(config.max_events, wanted))
+
+
+async def max_rate(
+    cluster: Cluster, config: Config, results: Results, key: tuple[str, str, str], blast: Blast
+) -> None:
+    """Calibrate, then record ``config.reps`` max-rate runs as (scenario, contender, case)."""
+
+    async def once(n: int) -> dict[str, float]:
+        return await blast_run(cluster, blast, n)
+
+    scenario, contender, case = key
+    n = await events_for(once, config)
+    for rep in range(config.reps):
+        results.add(scenario, contender, case, rep, **await once(n))

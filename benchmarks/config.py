@@ -1,8 +1,9 @@
-"""Sizes and durations of a full run and of ``--quick`` (a smoke run under a minute)."""
+"""Sizes and durations of a full run and of ``--quick`` (a smoke run of a few minutes)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,15 @@ class Config:
     fanout_sizes: tuple[int, ...] = (1_000, 10_000)
     fanout_broadcasts: int = 15
     memory_sockets: int = 10_000
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> Config:
+        """The config a results.json recorded (JSON lists back to tuples)."""
+        names = {f.name for f in fields(cls)}
+        known: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in stored.items() if k in names
+        }
+        return cls(**known)
 
 
 FULL = Config(quick=False)

@@ -1,12 +1,15 @@
-"""The contenders and how a python-socketio server is built for each one."""
+"""The contenders and how a python-socketio server is built for each one.
+
+python-socketio and the adapter are imported where a manager is built, not here: the
+load-client process imports this module only for its names and should start in a blink.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import socketio
-
-from socketio_redis_async import AsyncRedisAdapter
+if TYPE_CHECKING:
+    import socketio
 
 ADAPTER = "adapter"
 ADAPTER_NOMUX = "adapter-nomux"
@@ -31,8 +34,6 @@ LABELS = {
     NODE: "Node @socket.io/redis-adapter 8.3",
 }
 
-SOCKETIO_CONTENDERS = (ADAPTER, ADAPTER_NOMUX, REDIS_MANAGER, ASYNC_MANAGER)
-
 EVENT = "m"
 TEXT = "benchmark payload 0123456789"
 
@@ -49,6 +50,10 @@ def base_contender(contender: str) -> str:
 
 def build_manager(contender: str, redis_url: str, key: str) -> socketio.AsyncManager:
     """The client manager of ``contender`` on ``redis_url`` with channel prefix ``key``."""
+    import socketio
+
+    from socketio_redis_async import AsyncRedisAdapter
+
     contender = base_contender(contender)
     if contender == ADAPTER:
         return AsyncRedisAdapter(redis_url, key=key)
@@ -63,6 +68,8 @@ def build_manager(contender: str, redis_url: str, key: str) -> socketio.AsyncMan
 
 async def start_manager(sio: socketio.AsyncServer, manager: socketio.AsyncManager) -> None:
     """Start listening before the first client connects (python-socketio does it lazily)."""
+    from socketio_redis_async import AsyncRedisAdapter
+
     if isinstance(manager, AsyncRedisAdapter):
         await manager.start()
         return
@@ -72,5 +79,7 @@ async def start_manager(sio: socketio.AsyncServer, manager: socketio.AsyncManage
 
 async def stop_manager(manager: socketio.AsyncManager) -> None:
     """Close what the manager opened (only the adapter has something to close)."""
+    from socketio_redis_async import AsyncRedisAdapter
+
     if isinstance(manager, AsyncRedisAdapter):
         await manager.aclose()

@@ -6,16 +6,14 @@ CONNECT handling, but ``sio.eio.send_packet`` is replaced by a coroutine that on
 counts, identically for every contender, so what is timed is the manager's delivery
 path and not websocket I/O.
 
-``python -m benchmarks.inproc fanout|memory --contender C --redis URL ...`` prints one
-JSON line with its measurements.
+``worker.py inproc --contender C --redis URL`` answers ``fanout {sizes, broadcasts,
+reps}`` and ``memory {sockets}`` (run it once per process: it measures RSS growth).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
-import json
 import statistics
 import time
 from typing import Any
@@ -56,8 +54,12 @@ class FakeSocketsServer:
     async def _send_packet(self, sid: str, pkt: Any) -> None:
         self.sent += 1
 
-    async def start(self) -> None:
+    async def start(self) -> dict[str, Any]:
         await start_manager(self.sio, self.manager)
+        return {}
+
+    def commands(self) -> dict[str, Any]:
+        return {"fanout": self.fanout, "memory": self.memory}
 
     async def stop(self) -> None:
         await stop_manager(self.manager)
@@ -86,27 +88,21 @@ class FakeSocketsServer:
                 *(self.sio.enter_room(sid, f"{prefix}-{start + i}") for i, sid in enumerate(chunk))
             )
 
-
-async def fanout(
-    contender: str, redis_url: str, sizes: list[int], broadcasts: int, reps: int
-) -> list[dict[str, Any]]:
-    """Time one broadcast to every socket of ``/`` at each size."""
-    server = FakeSocketsServer(contender, redis_url)
-    await server.start()
-    out: list[dict[str, Any]] = []
-    try:
+    async def fanout(self, sizes: list[int], broadcasts: int, reps: int) -> list[dict[str, Any]]:
+        """Time one broadcast to every socket of ``/`` at each size."""
+        out: list[dict[str, Any]] = []
         for size in sizes:
-            await server.add_sockets(size - server.sockets)
-            await server.sio.emit(EVENT, payload(-1, time.time()))  # warm-up
+            await self.add_sockets(size - self.sockets)
+            await self.sio.emit(EVENT, payload(-1, time.time()))  # warm-up
             for rep in range(reps):
-                sent_before, cpu_before = server.sent, time.process_time()
+                sent_before, cpu_before = self.sent, time.process_time()
                 durations = []
                 for seq in range(broadcasts):
                     began = time.perf_counter()
-                    await server.sio.emit(EVENT, payload(seq, time.time()))
+                    await self.sio.emit(EVENT, payload(seq, time.time()))
                     durations.append(time.perf_counter() - began)
                     await asyncio.sleep(0.005)  # let the adapter's listener drop its own echo
-                delivered = server.sent - sent_before
+                delivered = self.sent - sent_before
                 out.append(
                     {
                         "size": size,
@@ -119,58 +115,26 @@ async def fanout(
                         "delivered_ok": 1.0 if delivered == size * broadcasts else 0.0,
                     }
                 )
-    finally:
-        await server.stop()
-    return out
+        return out
+
+    async def memory(self, sockets: int) -> dict[str, float]:
+        """RSS growth for ``sockets`` connected sockets, then for one room per socket."""
+        warm = 200
+        await self.add_sockets(warm)
+        await self.join_own_rooms(self.sids(), "warm")
+        base = _rss()
+        await self.add_sockets(sockets)
+        with_sockets = _rss()
+        await self.join_own_rooms(self.sids()[warm:], "room")
+        with_rooms = _rss()
+        scale = 10_000 / sockets / 2**20
+        return {
+            "mb_per_10k_sockets": (with_sockets - base) * scale,
+            "mb_per_10k_rooms": (with_rooms - with_sockets) * scale,
+            "rss_base_mb": base / 2**20,
+        }
 
 
 def _rss() -> int:
     gc.collect()
     return int(psutil.Process().memory_info().rss)
-
-
-async def memory(contender: str, redis_url: str, sockets: int) -> dict[str, float]:
-    """RSS growth for ``sockets`` connected sockets, then for one room per socket."""
-    server = FakeSocketsServer(contender, redis_url)
-    await server.start()
-    try:
-        warm = 200
-        await server.add_sockets(warm)
-        await server.join_own_rooms(server.sids(), "warm")
-        base = _rss()
-        await server.add_sockets(sockets)
-        with_sockets = _rss()
-        fresh = server.sids()[warm:]
-        await server.join_own_rooms(fresh, "room")
-        with_rooms = _rss()
-    finally:
-        await server.stop()
-    scale = 10_000 / sockets / 2**20
-    return {
-        "mb_per_10k_sockets": (with_sockets - base) * scale,
-        "mb_per_10k_rooms": (with_rooms - with_sockets) * scale,
-        "rss_base_mb": base / 2**20,
-    }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("what", choices=("fanout", "memory"))
-    parser.add_argument("--contender", required=True)
-    parser.add_argument("--redis", required=True)
-    parser.add_argument("--sizes", default="1000,10000")
-    parser.add_argument("--broadcasts", type=int, default=15)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--sockets", type=int, default=10_000)
-    args = parser.parse_args()
-    result: Any
-    if args.what == "fanout":
-        sizes = [int(s) for s in args.sizes.split(",")]
-        result = asyncio.run(fanout(args.contender, args.redis, sizes, args.broadcasts, args.reps))
-    else:
-        result = asyncio.run(memory(args.contender, args.redis, args.sockets))
-    print(json.dumps(result), flush=True)
-
-
-if __name__ == "__main__":
-    main()

@@ -12,7 +12,7 @@ import psutil
 
 from socketio_redis_async._redis_server import find_redis_server
 
-from .drivers import NODE_MODULES, node_available
+from .children import NODE_MODULES, node_available
 
 PACKAGES: tuple[str, ...] = ("socketio-redis-async", "python-socketio", "python-engineio", "redis")
 PACKAGES += ("hiredis", "msgpack", "aiohttp")

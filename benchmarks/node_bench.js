@@ -1,15 +1,18 @@
 #!/usr/bin/env node
 // The Node contender: socket.io 4.8 + the classic @socket.io/redis-adapter 8.3 on
-// node-redis 4.7, with the same HTTP control endpoints as benchmarks/server.py.
+// node-redis 4.7, answering the same commands as benchmarks/servers.py (blast, join,
+// requests) in the same JSON-lines protocol on stdin/stdout (see benchmarks/children.py).
 // Uses the packages installed in tests/interop/node_modules (npm ci --prefix tests/interop).
 //
 //   node benchmarks/node_bench.js --redis redis://127.0.0.1:6379/0 --key bench
 //
 // Prints {"ready": true, "port": P, "pid": N} on stdout once the adapter's subscriptions
-// are visible in Redis; exits on SIGTERM/SIGINT and when stdin closes.
+// are visible in Redis, then answers {"id", "cmd", ...args} lines; exits on SIGTERM/SIGINT
+// and when stdin closes.
 "use strict";
 
 const http = require("http");
+const readline = require("readline");
 const path = require("path");
 const { createRequire } = require("module");
 
@@ -95,28 +98,22 @@ async function join(prefix, start, count) {
   return { rooms: io.of("/").adapter.rooms.size };
 }
 
-async function control(req, res) {
-  const url = new URL(req.url, "http://127.0.0.1");
-  const q = url.searchParams;
-  let result;
+const commands = {
+  blast: async ({ n, room, rate }) => ({ elapsed: await blast(n, roomList(room || "bench"), rate || 0) }),
+  join: ({ prefix, start, count }) => join(prefix, start, count),
+  requests: ({ kind, n }) => requests(kind, n),
+};
+
+async function handle(line) {
+  const { id, cmd, ...args } = JSON.parse(line);
+  let reply;
   try {
-    if (url.pathname === "/blast") {
-      const elapsed = await blast(Number(q.get("n")), roomList(q.get("room") || "bench"), Number(q.get("rate") || 0));
-      result = { elapsed };
-    } else if (url.pathname === "/requests") {
-      result = await requests(q.get("kind"), Number(q.get("n")));
-    } else if (url.pathname === "/join") {
-      result = await join(q.get("prefix"), Number(q.get("start")), Number(q.get("count")));
-    } else {
-      res.writeHead(404);
-      return res.end();
-    }
+    if (!(cmd in commands)) throw new Error(`unknown command ${cmd}`);
+    reply = { id, ok: true, result: await commands[cmd](args) };
   } catch (err) {
-    res.writeHead(500, { "content-type": "text/plain" });
-    return res.end(String(err && err.stack ? err.stack : err));
+    reply = { id, ok: false, error: String(err && err.stack ? err.stack : err) };
   }
-  res.writeHead(200, { "content-type": "application/json" });
-  res.end(JSON.stringify(result));
+  process.stdout.write(JSON.stringify(reply) + "\n");
 }
 
 async function waitSubscribed(adapter, deadline = Date.now() + 15000) {
@@ -139,15 +136,16 @@ async function shutdown(code) {
 }
 process.on("SIGTERM", () => shutdown(0));
 process.on("SIGINT", () => shutdown(0));
-process.stdin.on("end", () => shutdown(0));
 process.stdin.on("error", () => shutdown(0));
-process.stdin.resume();
+const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+lines.on("line", (line) => void handle(line));
+lines.on("close", () => shutdown(0));
 
 async function main() {
   pub = createClient({ url: opts.redis });
   sub = pub.duplicate();
   await Promise.all([pub.connect(), sub.connect()]);
-  const httpServer = http.createServer(control);
+  const httpServer = http.createServer();
   io = new Server(httpServer, { transports: ["websocket"], adapter: createAdapter(pub, sub, { key: opts.key }) });
   io.on("connection", (socket) => {
     const rooms = socket.handshake.auth && socket.handshake.auth.rooms;

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import charts
 from .config import Config
 from .contenders import LABELS
 from .results import Results
-from .scenarios import cross_node, emitters, fanout, memory, requests, rooms
-from .targets import Target
+from .scenarios import (
+    EMITTERS,
+    FANOUT,
+    LATENCY,
+    MEMORY,
+    REQUESTS,
+    ROOMS,
+    ROOMS_PER_CLIENT,
+    THROUGHPUT,
+)
+from .targets import Target, evaluate
 
 
 def cell(results: Results, key: tuple[str, str, str], metric: str, digits: int = 0) -> str:
@@ -33,43 +43,12 @@ def _label(contender: str) -> str:
     return LABELS.get(contender, contender)
 
 
-def _throughput(results: Results) -> list[str]:
-    rows = []
-    for contender, case in results.cases(cross_node.THROUGHPUT):
-        key = (cross_node.THROUGHPUT, contender, case)
-        rows.append(
-            [
-                _label(contender),
-                case if contender != "raw" else "no clients (B decodes)",
-                cell(results, key, "msgs_per_s"),
-                cell(results, key, "deliveries_per_s"),
-                cell(results, key, "cpu_us_server_A", 1),
-                cell(results, key, "cpu_us_server_B", 1),
-                cell(results, key, "cpu_us_redis", 1),
-                cell(results, key, "cpu_us_clients", 1),
-                cell(results, key, "cpu_util_clients", 2),
-                _busiest(results, key),
-            ]
-        )
-    header = [
-        "contender",
-        "case",
-        "msg/s",
-        "deliveries/s",
-        "CPU µs/msg A",
-        "CPU µs/msg B",
-        "CPU µs/msg redis",
-        "CPU µs/msg clients",
-        "clients' CPU (cores)",
-        "busiest server process (cores)",
-    ]
-    return _table(header, rows)
-
-
+Key = tuple[str, str, str]  # (scenario, contender, case)
+Column = tuple[str, Callable[[Results, Key], str]]  # header, cell of one case
 SERVER_ROLES = {"server_A": "A", "server_B": "B", "redis": "redis"}
 
 
-def _busiest(results: Results, key: tuple[str, str, str]) -> str:
+def _busiest(results: Results, key: Key) -> str:
     """The server-side process that used the most CPU (median cores) in a case."""
     found = [
         (results.median(*key, f"cpu_util_{role}") or 0.0, name)
@@ -79,120 +58,86 @@ def _busiest(results: Results, key: tuple[str, str, str]) -> str:
     return f"{name} {util:.2f}"
 
 
-def _latency(results: Results) -> list[str]:
-    rows = []
-    for contender, case in results.cases(cross_node.LATENCY):
-        key = (cross_node.LATENCY, contender, case)
-        rows.append(
-            [
-                _label(contender),
-                case if contender != "raw" else "no clients (B decodes)",
-                cell(results, key, "lat_p50_ms", 2),
-                cell(results, key, "lat_p99_ms", 2),
-                cell(results, key, "lat_max_ms", 2),
-                cell(results, key, "cpu_us_server_B", 0),
-            ]
-        )
-    header = ["contender", "case", "p50 ms", "p99 ms", "max ms", "CPU µs/msg B"]
-    return _table(header, rows)
+def _metric(header: str, metric: str, digits: int = 0) -> Column:
+    return header, lambda results, key: cell(results, key, metric, digits)
 
 
-def _emitters(results: Results) -> list[str]:
-    rows = []
-    for contender, case in results.cases(emitters.EMITTERS):
-        key = (emitters.EMITTERS, contender, case)
-        rows.append(
-            [
-                _label(contender),
-                case,
-                cell(results, key, "msgs_per_s"),
-                cell(results, key, "cpu_us_emitter", 1),
-                cell(results, key, "cpu_us_server_A", 1),
-                cell(results, key, "cpu_us_redis", 1),
-            ]
-        )
-    header = [
-        "contender",
-        "case",
-        "msg/s",
-        "CPU µs/msg emitter",
-        "CPU µs/msg server",
-        "CPU µs/msg redis",
+def _case(header: str) -> Column:
+    return header, lambda results, key: key[2]
+
+
+CONTENDER: Column = ("contender", lambda results, key: _label(key[1]))
+SENT_CASE: Column = (
+    "case",
+    lambda results, key: key[2] if key[1] != "raw" else "no clients (B decodes)",
+)
+# The table of each scenario: one row per (contender, case), in the order they ran.
+TABLES: dict[str, list[Column]] = {
+    THROUGHPUT: [
+        CONTENDER,
+        SENT_CASE,
+        _metric("msg/s", "msgs_per_s"),
+        _metric("deliveries/s", "deliveries_per_s"),
+        _metric("CPU µs/msg A", "cpu_us_server_A", 1),
+        _metric("CPU µs/msg B", "cpu_us_server_B", 1),
+        _metric("CPU µs/msg redis", "cpu_us_redis", 1),
+        _metric("CPU µs/msg clients", "cpu_us_clients", 1),
+        _metric("clients' CPU (cores)", "cpu_util_clients", 2),
+        ("busiest server process (cores)", _busiest),
+    ],
+    LATENCY: [
+        CONTENDER,
+        SENT_CASE,
+        _metric("p50 ms", "lat_p50_ms", 2),
+        _metric("p99 ms", "lat_p99_ms", 2),
+        _metric("max ms", "lat_max_ms", 2),
+        _metric("CPU µs/msg B", "cpu_us_server_B"),
+    ],
+    FANOUT: [
+        CONTENDER,
+        _case("recipients"),
+        _metric("ms per broadcast", "ms_per_broadcast", 2),
+        _metric("µs per recipient", "us_per_recipient", 2),
+        _metric("CPU ms", "cpu_ms_per_broadcast", 2),
+    ],
+    ROOMS: [
+        CONTENDER,
+        _case("rooms"),
+        _metric("server B CPU µs/msg", "cpu_us_server_B", 2),
+        _metric("server A CPU µs/msg", "cpu_us_server_A", 1),
+        _metric("redis CPU µs/msg", "cpu_us_redis", 1),
+        _metric("msg/s", "msgs_per_s"),
+    ],
+    REQUESTS: [
+        CONTENDER,
+        ("request", lambda results, key: key[2].split(" ")[0]),
+        ("servers", lambda results, key: key[2].split(" S=")[1]),
+        _metric("p50 ms", "p50_ms", 2),
+        _metric("p99 ms", "p99_ms", 2),
+    ],
+    MEMORY: [
+        CONTENDER,
+        _metric("MiB per 10k sockets", "mb_per_10k_sockets", 1),
+        _metric("MiB per 10k rooms", "mb_per_10k_rooms", 1),
+    ],
+    EMITTERS: [
+        CONTENDER,
+        _case("case"),
+        _metric("msg/s", "msgs_per_s"),
+        _metric("CPU µs/msg emitter", "cpu_us_emitter", 1),
+        _metric("CPU µs/msg server", "cpu_us_server_A", 1),
+        _metric("CPU µs/msg redis", "cpu_us_redis", 1),
+    ],
+}
+
+
+def _scenario_table(results: Results, scenario: str) -> list[str]:
+    columns = TABLES[scenario]
+    rows = [
+        [value(results, (scenario, contender, case)) for _, value in columns]
+        for contender, case in results.cases(scenario)
     ]
-    return _table(header, rows)
-
-
-def _fanout(results: Results) -> list[str]:
-    rows = []
-    for contender, case in results.cases(fanout.FANOUT):
-        key = (fanout.FANOUT, contender, case)
-        rows.append(
-            [
-                _label(contender),
-                case,
-                cell(results, key, "ms_per_broadcast", 2),
-                cell(results, key, "us_per_recipient", 2),
-                cell(results, key, "cpu_ms_per_broadcast", 2),
-            ]
-        )
-    header = ["contender", "recipients", "ms per broadcast", "µs per recipient", "CPU ms"]
-    return _table(header, rows)
-
-
-def _rooms(results: Results) -> list[str]:
-    rows = []
-    for contender, case in results.cases(rooms.ROOMS):
-        key = (rooms.ROOMS, contender, case)
-        rows.append(
-            [
-                _label(contender),
-                case,
-                cell(results, key, "cpu_us_server_B", 2),
-                cell(results, key, "cpu_us_server_A", 1),
-                cell(results, key, "cpu_us_redis", 1),
-                cell(results, key, "msgs_per_s"),
-            ]
-        )
-    header = [
-        "contender",
-        "rooms",
-        "server B CPU µs/msg",
-        "server A CPU µs/msg",
-        "redis CPU µs/msg",
-        "msg/s",
-    ]
-    return _table(header, rows)
-
-
-def _requests(results: Results) -> list[str]:
-    rows = []
-    for contender, case in results.cases(requests.REQUESTS):
-        key = (requests.REQUESTS, contender, case)
-        kind, servers = case.split(" ")
-        rows.append(
-            [
-                _label(contender),
-                kind,
-                servers.removeprefix("S="),
-                cell(results, key, "p50_ms", 2),
-                cell(results, key, "p99_ms", 2),
-            ]
-        )
-    return _table(["contender", "request", "servers", "p50 ms", "p99 ms"], rows)
-
-
-def _memory(results: Results) -> list[str]:
-    rows = []
-    for contender, case in results.cases(memory.MEMORY):
-        key = (memory.MEMORY, contender, case)
-        rows.append(
-            [
-                _label(contender),
-                cell(results, key, "mb_per_10k_sockets", 1),
-                cell(results, key, "mb_per_10k_rooms", 1),
-            ]
-        )
-    return _table(["contender", "MiB per 10k sockets", "MiB per 10k rooms"], rows)
+    return _table([header for header, _ in columns], rows)
 
 
 def _client_check(results: Results) -> list[str]:
@@ -201,7 +146,7 @@ def _client_check(results: Results) -> list[str]:
     busier_client_runs, runs = 0, 0
     for s in results.samples:
         util = s.metrics.get("cpu_util_clients")
-        if util is None or s.scenario == cross_node.LATENCY:
+        if util is None or s.scenario == LATENCY:
             continue
         busiest = max(s.metrics.get(f"cpu_util_{role}", 0.0) for role in SERVER_ROLES)
         runs += 1
@@ -271,14 +216,14 @@ def markdown(
         "PUBLISH); Node's emit returns at once, so its sender pipelines PUBLISHes (see "
         "README.md). The *16 concurrent emits* case runs 16 such loops at once on A.",
         "",
-        *_throughput(results),
+        *_scenario_table(results, THROUGHPUT),
         *_client_check(results),
         "## 2. Cross-node latency at 500 msg/s",
         "",
         "Paced at 500 events/s; latency = client receive time - send timestamp in the "
         "payload (`time.time()`, same machine), over every delivery of every event.",
         "",
-        *_latency(results),
+        *_scenario_table(results, LATENCY),
         "## 3. Local fan-out",
         "",
         "One broadcast to every socket of the process. In-process fake Engine.IO sockets: "
@@ -286,22 +231,22 @@ def markdown(
         "contenders, so this times the manager's delivery path, not websocket I/O. The "
         "adapter's time includes its PUBLISH.",
         "",
-        *_fanout(results),
+        *_scenario_table(results, FANOUT),
         "## 4. Room scaling",
         "",
         "R rooms spread over two servers (A holds ceil(R/2), B the rest); A emits "
         "round-robin to its own rooms only. Server B's CPU per message is what it spends "
         "on traffic for rooms it does not hold.",
         "",
-        *_rooms(results),
+        *_scenario_table(results, ROOMS),
         "## 5. Cluster-wide requests",
         "",
         f"Sequential requests from server 0, {config.requests_per_rep} per repetition; "
         "each server is its own OS process with "
-        f"{config.clients_per_server} connected clients in {requests.ROOMS_PER_CLIENT} "
+        f"{config.clients_per_server} connected clients in {ROOMS_PER_CLIENT} "
         "rooms each. AsyncRedisManager has no such requests.",
         "",
-        *_requests(results),
+        *_scenario_table(results, REQUESTS),
         "## 6. Memory",
         "",
         f"RSS growth of one process for {config.memory_sockets:,} connected sockets, "
@@ -309,14 +254,14 @@ def markdown(
         "(real `AsyncSocket` objects, no transport), a fresh process per repetition; "
         "Redis-side memory not included.",
         "",
-        *_memory(results),
+        *_scenario_table(results, MEMORY),
         "## 7. Emitters, and uvloop",
         "",
         "An `AsyncEmitter` process (no Socket.IO server) emits as fast as it can to a room "
         "whose 20 clients are on one adapter server, on asyncio and on uvloop. Rows "
         "*AsyncRedisAdapter on uvloop* in sections 1 and 2 run both servers on uvloop.",
         "",
-        *_emitters(results),
+        *_scenario_table(results, EMITTERS),
     ]
     if results.skipped or results.notes:
         out += ["## Notes", ""]
@@ -332,12 +277,14 @@ def markdown(
 def write(
     out_dir: Path,
     results: Results,
-    targets: list[Target],
     machine: dict[str, str],
     config: Config,
     meta: dict[str, Any],
-) -> None:
+) -> list[Target]:
+    """Draw the charts, check the targets, write results.json and RESULTS.md."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "charts": charts.draw(results, out_dir / "charts")}
+    targets = evaluate(results)
     document = {
         "meta": meta,
         "machine": machine,
@@ -347,3 +294,4 @@ def write(
     }
     (out_dir / "results.json").write_text(json.dumps(document, indent=1) + "\n")
     (out_dir / "RESULTS.md").write_text(markdown(results, targets, machine, config, meta))
+    return targets

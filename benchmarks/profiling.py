@@ -1,27 +1,24 @@
-"""Where does the receiving server's CPU go? py-spy on server B during scenario 1.
+"""``python -m benchmarks profile``: where does a server's CPU go during scenario 1?
 
-``python -m benchmarks.profile_receiver [--k 20] [--seconds 5] [--role b|a]`` starts the
-scenario-1 cluster for the adapter (K clients on B), attaches ``py-spy record`` (sampling,
-non-blocking, idle frames excluded) to server B (or A) while A emits at full rate, and
-prints the functions with the most self and inclusive samples. The raw collapsed stacks
-are kept in ``benchmarks/out/profile-<role>-k<K>.txt``. Needs ``pip install py-spy``.
+Starts the scenario-1 cluster for the adapter (K clients on B), attaches ``py-spy record``
+(sampling, non-blocking, idle frames excluded) to server B (or A) while A emits at full
+rate, and prints the functions with the most self and inclusive samples. The raw collapsed
+stacks are kept in ``benchmarks/out/profile-<role>-k<K>.txt``. Needs ``pip install py-spy``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import re
 import shutil
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
 
-from .cluster import Cluster
+from .cluster import Blast, Cluster, blast_run
 from .contenders import ADAPTER
-from .measure import blast_run
 
-OUT = Path(__file__).resolve().parent / "out"
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
@@ -58,60 +55,40 @@ def summarize(collapsed: str, top: int = 25) -> str:
     return "\n".join(lines)
 
 
-def find_py_spy() -> str:
+def _py_spy() -> str:
     found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(found).exists():
         raise SystemExit("py-spy is not installed (pip install py-spy)")
     return found
 
 
-async def profile(py_spy: str, raw: Path, k: int, seconds: float, role: str, rate: int) -> str:
+async def _record(py_spy: str, raw: Path, k: int, seconds: float, role: str, rate: int) -> str:
     async with Cluster(ADAPTER) as cluster:
-        await cluster.load.connect("k", cluster.b, k, ["k"])
-        receiver = cluster.load.group("k")
-        probe = await blast_run(cluster, cluster.a, receiver, "k", 500, k)
+        blast = Blast(cluster.a, await cluster.connect("k", cluster.b, k, ["k"]), "k", k)
+        probe = await blast_run(cluster, blast, 500)
         events = int(probe["msgs_per_s"] * seconds)
         target = cluster.b if role == "b" else cluster.a
         spy = await asyncio.create_subprocess_exec(
-            py_spy,
-            "record",
-            "--nonblocking",
-            "--rate",
-            str(rate),
-            "--format",
-            "raw",
-            "--output",
-            str(raw),
-            "--pid",
-            str(target.pid),
+            *(py_spy, "record", "--nonblocking", "--rate", str(rate), "--format", "raw"),
+            *("--output", str(raw), "--pid", str(target.pid)),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
         try:
             await asyncio.sleep(1.0)  # py-spy attaches
-            metrics = await blast_run(cluster, cluster.a, receiver, "k", events, k)
+            metrics = await blast_run(cluster, blast, events)
         finally:
-            spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
             await asyncio.wait_for(spy.wait(), 30)
-    header = (
+    return (
         f"server {role.upper()}, K={k}: {metrics['msgs_per_s']:,.0f} msg/s, "
         f"B {metrics['cpu_us_server_B']:.0f} µs/msg, A {metrics['cpu_us_server_A']:.0f} µs/msg"
     )
-    return header
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--role", choices=("a", "b"), default="b")
-    parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
-    args = parser.parse_args()
-    OUT.mkdir(exist_ok=True)
-    raw = OUT / f"profile-{args.role}-k{args.k}.txt"
-    print(asyncio.run(profile(find_py_spy(), raw, args.k, args.seconds, args.role, args.rate)))
+def profile(out: Path, k: int, seconds: float, role: str, rate: int) -> None:
+    """Record a profile of server ``role`` into ``out`` and print its summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    raw = out / f"profile-{role}-k{k}.txt"
+    print(asyncio.run(_record(_py_spy(), raw, k, seconds, role, rate)))
     print(summarize(raw.read_text()))
-
-
-if __name__ == "__main__":
-    main()

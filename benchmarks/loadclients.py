@@ -1,25 +1,137 @@
-"""A minimal Socket.IO v5 client over a raw websocket, cheap enough to be a load client.
+"""The load clients: many cheap Socket.IO connections in one process, counted per group.
 
 python-socketio's client costs more CPU per received event than the servers under test
-spend sending it, so the load clients would be the bottleneck. This one is an
+spend sending it, so the load clients would be the bottleneck. ``SocketIOClient`` is an
 ``asyncio.Protocol`` that parses server frames (unmasked, unfragmented text frames, which
 is what python-engineio and Node's ``ws`` send) straight out of the receive buffer, answers
 Engine.IO pings, and only JSON-decodes an event when latency is being measured.
 Engine.IO 4 / Socket.IO 5 text framing, namespace ``/`` only.
+
+``Counters`` is the counting protocol (``arm``/``wait``/``stats`` per group) that the
+load clients and the raw redis-py subscriber (``servers.RawServer``) both answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
+import time
 from typing import Any
 
-from .counting import Counter
+from .results import percentile
 
 _EVENT_PREFIX = b"42"
 _OP_TEXT, _OP_CLOSE, _OP_PING = 0x1, 0x8, 0x9
+
+
+class Counter:
+    """Events received since the last ``arm``."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.target = 0
+        self.latency = False
+        self.t_last = 0.0
+        self.latencies: list[float] = []
+        self._done: asyncio.Event = asyncio.Event()
+
+    def arm(self, total: int, latency: bool = False) -> None:
+        """Start counting from zero towards ``total`` events."""
+        self.count = 0
+        self.target = total
+        self.latency = latency
+        self.t_last = 0.0
+        self.latencies = []
+        self._done = asyncio.Event()
+
+    def hit(self) -> None:
+        """One event arrived."""
+        self.count += 1
+        if self.count == self.target:
+            self.t_last = time.time()
+            self._done.set()
+
+    def hit_at(self, sent_at: float) -> None:
+        """One event sent at ``sent_at`` (``time.time()`` of the sender) arrived."""
+        self.latencies.append(time.time() - sent_at)
+        self.hit()
+
+    async def wait(self, timeout: float) -> dict[str, Any]:
+        """Wait for the target; report what arrived and when the last one did."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._done.wait(), timeout)
+        complete = self._done.is_set()
+        return {
+            "received": self.count,
+            "expected": self.target,
+            "complete": complete,
+            "t_last": self.t_last if complete else time.time(),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """Latency percentiles in seconds (empty without latency samples)."""
+        values = sorted(self.latencies)
+        if not values:
+            return {"samples": 0}
+        return {
+            "samples": len(values),
+            "p50": percentile(values, 50),
+            "p90": percentile(values, 90),
+            "p99": percentile(values, 99),
+            "max": values[-1],
+        }
+
+
+class Counters:
+    """One ``Counter`` per group, and the commands that drive them.
+
+    ``arm`` before a run, ``wait`` for the last event, then ``stats`` for the latency
+    percentiles (asked for after the CPU snapshot, so that computing them is not billed to
+    the run).
+    """
+
+    def __init__(self) -> None:
+        self.counters: dict[str, Counter] = {}
+
+    def counter(self, group: str) -> Counter:
+        return self.counters.setdefault(group, Counter())
+
+    async def arm(self, group: str, total: int, latency: bool) -> None:
+        self.counter(group).arm(total, latency)
+
+    async def wait(self, group: str, timeout: float) -> dict[str, Any]:
+        return await self.counter(group).wait(timeout)
+
+    async def stats(self, group: str) -> dict[str, Any]:
+        return self.counter(group).stats()
+
+
+class LoadClients(Counters):
+    """The ``clients`` worker role: ``connect`` opens connections that count per group."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clients: list[SocketIOClient] = []
+
+    async def start(self) -> dict[str, Any]:
+        return {}
+
+    async def stop(self) -> None:
+        for client in self.clients:
+            client.close()
+
+    def commands(self) -> dict[str, Any]:
+        return {"connect": self.connect, "arm": self.arm, "wait": self.wait, "stats": self.stats}
+
+    async def connect(self, group: str, port: int, n: int, rooms: list[str]) -> int:
+        """Open ``n`` connections to ``port`` that join ``rooms``; count them as ``group``."""
+        counter = self.counter(group)
+        for _ in range(n):
+            self.clients.append(await connect("127.0.0.1", port, {"rooms": rooms}, counter))
+        return len(self.clients)
 
 
 def _client_frame(opcode: int, payload: bytes) -> bytes:

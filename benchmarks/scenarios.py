@@ -1,0 +1,226 @@
+"""The scenarios: each ``async def scenario(config, results)`` runs every contender.
+
+See README.md for what each one measures. The case names are part of results.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+from .children import Processes, node_available
+from .cluster import Blast, Cluster, Receiver, blast_run, max_rate
+from .config import Config
+from .contenders import (
+    ADAPTER,
+    ADAPTER_NOMUX,
+    ADAPTER_UVLOOP,
+    ASYNC_MANAGER,
+    EMITTER,
+    EMITTER_UVLOOP,
+    NODE,
+    RAW,
+    REDIS_MANAGER,
+)
+from .results import Results, percentile
+
+# Scenario names in results.json.
+THROUGHPUT, LATENCY, FANOUT, ROOMS = "throughput", "latency", "fanout", "rooms"
+REQUESTS, MEMORY, EMITTERS = "requests", "memory", "emitters"
+CONCURRENT = 16  # emitting tasks on the sender in the "concurrent emits" cases
+REQUEST_KINDS = ("all_rooms", "fetch_sockets")
+ROOMS_PER_CLIENT = 3
+REQUEST_WARMUP = 5
+MEMORY_CASE = "per 10k"
+# Who runs in each scenario (node is skipped, and listed as such, without Node.js).
+CONTENDERS = {
+    "cross_node": (ADAPTER, ADAPTER_UVLOOP, REDIS_MANAGER, NODE, RAW),
+    "fanout": (ADAPTER, ASYNC_MANAGER),
+    "rooms": (ADAPTER, ADAPTER_NOMUX, REDIS_MANAGER),
+    "requests": (ADAPTER, NODE),
+    "memory": (ADAPTER, ASYNC_MANAGER, REDIS_MANAGER),
+    "emitters": (EMITTER, EMITTER_UVLOOP),
+}
+
+
+def cross_case(k: int, cross: bool, concurrency: int = 1) -> str:
+    name = f"K={k} {'cross-node' if cross else 'single-node'}"
+    return name if concurrency == 1 else f"{name}, {concurrency} concurrent emits"
+
+
+def fanout_case(size: int) -> str:
+    return f"{size} sockets"
+
+
+def rooms_case(rooms: int) -> str:
+    return f"R={rooms}"
+
+
+def request_case(kind: str, servers: int) -> str:
+    return f"{kind} S={servers}"
+
+
+def emitter_case(k: int, concurrency: int) -> str:
+    return f"K={k}" if concurrency == 1 else f"K={k}, {concurrency} concurrent emits"
+
+
+async def cross_node(config: Config, results: Results) -> None:
+    """1, 2: A emits to K clients on B (and on A) at max rate, then paced for latency.
+
+    The raw contender has no clients: its subscriber process (B) counts for itself."""
+    for contender in CONTENDERS["cross_node"]:
+        if contender == NODE and (why := node_available()):
+            results.skipped[NODE] = why
+            continue
+        print(f"[cross-node] {contender}", flush=True)
+        async with Cluster(contender) as cluster:
+            cases = await _cross_cases(cluster, contender, config)
+            for name, blast in cases.items():
+                await max_rate(cluster, config, results, (THROUGHPUT, contender, name), blast)
+            # Latency: the first case (a cross-node one) with the most clients.
+            most = max(blast.recipients for blast in cases.values())
+            name, blast = next((n, b) for n, b in cases.items() if b.recipients == most)
+            events = int(config.latency_rate * config.latency_seconds)
+            for rep in range(config.reps):
+                metrics = await blast_run(
+                    cluster, blast, events, rate=config.latency_rate, latency=True
+                )
+                results.add(LATENCY, contender, name, rep, **metrics)
+
+
+async def _cross_cases(cluster: Cluster, contender: str, config: Config) -> dict[str, Blast]:
+    a, b = cluster.a, cluster.b
+    if contender == RAW:
+        return {cross_case(1, True): Blast(a, Receiver(b), "raw", 1)}
+    cases = {}
+    for k in config.k_values:
+        receiver = await cluster.connect(f"k{k}", b, k, [f"k{k}"])
+        cases[cross_case(k, True)] = Blast(a, receiver, f"k{k}", k)
+    k = max(config.k_values)
+    local = await cluster.connect("local", a, k, ["local"])
+    cases[cross_case(k, False)] = Blast(a, local, "local", k)
+    if contender != NODE:  # Node's emits never wait: they are always "concurrent"
+        busy = cases[cross_case(k, True)]
+        cases[cross_case(k, True, CONCURRENT)] = replace(busy, concurrency=CONCURRENT)
+    return cases
+
+
+async def fanout(config: Config, results: Results) -> None:
+    """3: one broadcast to 1k and 10k in-process sockets (fake Engine.IO sockets)."""
+    async with Processes() as procs:
+        redis = procs.start_redis()
+        for contender in CONTENDERS["fanout"]:
+            print(f"[fanout] {contender}", flush=True)
+            child = await procs.worker(
+                f"fanout-{contender}", "inproc", "--contender", contender, "--redis", redis.url
+            )
+            rows = await child.call(
+                "fanout",
+                bound=600,
+                sizes=list(config.fanout_sizes),
+                broadcasts=config.fanout_broadcasts,
+                reps=config.reps,
+            )
+            await procs.close(child)
+            for row in rows:
+                size, rep = int(row.pop("size")), int(row.pop("rep"))
+                results.add(FANOUT, contender, fanout_case(size), rep, **row)
+
+
+async def rooms(config: Config, results: Results) -> None:
+    """4: R rooms over two servers, A emits to its own rooms only: what does B spend?"""
+    for contender in CONTENDERS["rooms"]:
+        print(f"[rooms] {contender}", flush=True)
+        async with Cluster(contender) as cluster:
+            receiver = await cluster.connect("a", cluster.a, 1, [])
+            await cluster.connect("b", cluster.b, 1, [])
+            held_a = held_b = 0
+            for total in config.rooms:
+                on_a = (total + 1) // 2
+                on_b = total - on_a
+                if on_a > held_a:
+                    await cluster.a.call(
+                        "join", bound=300, prefix="ra", start=held_a, count=on_a - held_a
+                    )
+                if on_b > held_b:
+                    await cluster.b.call(
+                        "join", bound=300, prefix="rb", start=held_b, count=on_b - held_b
+                    )
+                held_a, held_b = on_a, on_b
+                blast = Blast(cluster.a, receiver, f"ra:{on_a}", 1)
+                await max_rate(
+                    cluster, config, results, (ROOMS, contender, rooms_case(total)), blast
+                )
+
+
+async def requests(config: Config, results: Results) -> None:
+    """5: all_rooms()/fetch_sockets() latency from the first of 2, 4 and 8 servers."""
+    for contender in CONTENDERS["requests"]:
+        if contender == NODE and (why := node_available()):
+            results.skipped[NODE] = why
+            continue
+        print(f"[requests] {contender}", flush=True)
+        async with Cluster(contender, servers=0) as cluster:
+            for servers in config.request_servers:
+                for server in await cluster.add_servers(servers - len(cluster.servers)):
+                    index = cluster.servers.index(server)
+                    for i in range(config.clients_per_server):
+                        rooms = [f"s{index}-c{i}-r{j}" for j in range(ROOMS_PER_CLIENT)]
+                        await cluster.connect(f"s{index}", server, 1, rooms)
+                first = cluster.servers[0]
+                for kind in REQUEST_KINDS:
+                    await first.call("requests", bound=300, kind=kind, n=REQUEST_WARMUP)
+                    for rep in range(config.reps):
+                        answer = await first.call(
+                            "requests", bound=300, kind=kind, n=config.requests_per_rep
+                        )
+                        durations = sorted(float(d) for d in answer["durations"])
+                        results.add(
+                            REQUESTS,
+                            contender,
+                            request_case(kind, servers),
+                            rep,
+                            p50_ms=percentile(durations, 50) * 1000,
+                            p99_ms=percentile(durations, 99) * 1000,
+                            max_ms=durations[-1] * 1000,
+                        )
+
+
+async def memory(config: Config, results: Results) -> None:
+    """6: RSS growth per 10k sockets and per 10k rooms, a fresh process per repetition."""
+    async with Processes() as procs:
+        redis = procs.start_redis()
+        for contender in CONTENDERS["memory"]:
+            print(f"[memory] {contender}", flush=True)
+            for rep in range(config.reps):
+                child = await procs.worker(
+                    f"memory-{contender}", "inproc", "--contender", contender, "--redis", redis.url
+                )
+                row = await child.call("memory", bound=600, sockets=config.memory_sockets)
+                results.add(MEMORY, contender, MEMORY_CASE, rep, **row)
+                await procs.close(child)
+
+
+async def emitters(config: Config, results: Results) -> None:
+    """7: an AsyncEmitter process (no Socket.IO server) on asyncio and on uvloop."""
+    k = max(config.k_values)
+    for contender in CONTENDERS["emitters"]:
+        print(f"[emitters] {contender}", flush=True)
+        async with Cluster(ADAPTER, servers=1) as cluster:
+            sender = await cluster.add_sender(contender)
+            receiver = await cluster.connect("k", cluster.a, k, ["k"])
+            for concurrency in (1, CONCURRENT):
+                key = (EMITTERS, contender, emitter_case(k, concurrency))
+                blast = Blast(sender, receiver, "k", k, concurrency)
+                await max_rate(cluster, config, results, key, blast)
+
+
+Scenario = Callable[[Config, Results], Awaitable[None]]
+SCENARIOS: dict[str, Scenario] = {
+    "cross_node": cross_node,
+    "fanout": fanout,
+    "rooms": rooms,
+    "requests": requests,
+    "memory": memory,
+    "emitters": emitters,
+}
