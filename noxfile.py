@@ -112,8 +112,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over the package and the tests."""
-    session.install(".", *nox.project.dependency_groups(PYPROJECT, "typing", "tests"))
+    """mypy --strict over the package, the tests and the benchmarks."""
+    session.install(".", *nox.project.dependency_groups(PYPROJECT, "typing", "tests", "bench"))
     session.run("mypy")
 
 
