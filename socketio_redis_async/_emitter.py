@@ -15,7 +15,7 @@ Every publish is bounded by ``publish_timeout`` (default 5 s) and fails with
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis
 import redis.asyncio
@@ -76,6 +76,10 @@ def server_side_message(key: str, nsp: str, event: str, args: tuple[Any, ...]) -
     return NamespaceChannels.build(key, nsp).request, messages.encode_request(request)
 
 
+_Op = TypeVar("_Op", "EmitterOperator", "AsyncEmitterOperator")
+_Self = TypeVar("_Self", bound="_EmitterBase[Any]")
+
+
 @dataclass(frozen=True, slots=True)
 class EmitterOperator(Selection):
     """A chain on a synchronous :class:`Emitter`."""
@@ -132,8 +136,9 @@ class AsyncEmitterOperator(Selection):
         await self._e._publish(*disconnect_message(self._e.key, self, close))
 
 
-class _EmitterBase:
+class _EmitterBase(Generic[_Op]):
     _client: Any
+    _operator: type[_Op]
 
     def __init__(
         self,
@@ -168,19 +173,44 @@ class _EmitterBase:
         self._client = client
         self._closed = False
 
-    def _child(self, namespace: str) -> Any:
+    def of(self: _Self, namespace: str) -> _Self:
+        """The same emitter for another namespace (a missing leading ``/`` is added)."""
         child = object.__new__(type(self))
         child.__dict__.update(
             self.__dict__, namespace=check_namespace(namespace), _owns_client=False
         )
         return child
 
+    def _op(self) -> _Op:
+        return self._operator(nsp=self.namespace, _emitter=self)  # type: ignore[arg-type]
+
+    def to(self, *rooms: RoomArg) -> _Op:
+        """Target rooms (a socket id is a room)."""
+        return self._op().to(*rooms)
+
+    def in_(self, *rooms: RoomArg) -> _Op:
+        """Alias of :meth:`to`."""
+        return self._op().to(*rooms)
+
+    def except_(self, *rooms: RoomArg) -> _Op:
+        """Skip the sockets in these rooms."""
+        return self._op().except_(*rooms)
+
+    @property
+    def volatile(self) -> _Op:
+        """A volatile broadcast."""
+        return self._op().volatile
+
+    def compress(self, value: bool) -> _Op:
+        """Set the compress flag."""
+        return self._op().compress(value)
+
     def _check_open(self) -> None:
         if self._closed:
             raise AdapterClosedError("this emitter was closed; create a new one")
 
 
-class Emitter(_EmitterBase):
+class Emitter(_EmitterBase["EmitterOperator"]):
     """Synchronous emitter (redis-py). ``Emitter(url).to("room").emit("event", data)``.
 
     :param url: Redis URL (``redis://``, ``rediss://``, ``unix://``), default localhost.
@@ -202,35 +232,7 @@ class Emitter(_EmitterBase):
         publish_timeout: float = 5.0,
     ) -> None:
         super().__init__(url, client, redis.Redis, key, namespace, publish_timeout)
-
-    def of(self, namespace: str) -> Emitter:
-        """The same emitter for another namespace (a missing leading ``/`` is added)."""
-        child: Emitter = self._child(namespace)
-        return child
-
-    def _op(self) -> EmitterOperator:
-        return EmitterOperator(nsp=self.namespace, _emitter=self)
-
-    def to(self, *rooms: RoomArg) -> EmitterOperator:
-        """Target rooms (a socket id is a room)."""
-        return self._op().to(*rooms)
-
-    def in_(self, *rooms: RoomArg) -> EmitterOperator:
-        """Alias of :meth:`to`."""
-        return self._op().to(*rooms)
-
-    def except_(self, *rooms: RoomArg) -> EmitterOperator:
-        """Skip the sockets in these rooms."""
-        return self._op().except_(*rooms)
-
-    @property
-    def volatile(self) -> EmitterOperator:
-        """A volatile broadcast."""
-        return self._op().volatile
-
-    def compress(self, value: bool) -> EmitterOperator:
-        """Set the compress flag."""
-        return self._op().compress(value)
+        self._operator = EmitterOperator
 
     def emit(self, event: str, *args: Any) -> int:
         """Broadcast to the whole namespace; return how many servers received it."""
@@ -274,7 +276,7 @@ class Emitter(_EmitterBase):
         self.close()
 
 
-class AsyncEmitter(_EmitterBase):
+class AsyncEmitter(_EmitterBase["AsyncEmitterOperator"]):
     """asyncio emitter (redis.asyncio). ``await AsyncEmitter(url).to("r").emit("ev", data)``.
 
     Same parameters as :class:`Emitter`; ``client`` is a ``redis.asyncio.Redis``, and
@@ -291,35 +293,7 @@ class AsyncEmitter(_EmitterBase):
         publish_timeout: float = 5.0,
     ) -> None:
         super().__init__(url, client, redis.asyncio.Redis, key, namespace, publish_timeout)
-
-    def of(self, namespace: str) -> AsyncEmitter:
-        """The same emitter for another namespace (a missing leading ``/`` is added)."""
-        child: AsyncEmitter = self._child(namespace)
-        return child
-
-    def _op(self) -> AsyncEmitterOperator:
-        return AsyncEmitterOperator(nsp=self.namespace, _emitter=self)
-
-    def to(self, *rooms: RoomArg) -> AsyncEmitterOperator:
-        """Target rooms (a socket id is a room)."""
-        return self._op().to(*rooms)
-
-    def in_(self, *rooms: RoomArg) -> AsyncEmitterOperator:
-        """Alias of :meth:`to`."""
-        return self._op().to(*rooms)
-
-    def except_(self, *rooms: RoomArg) -> AsyncEmitterOperator:
-        """Skip the sockets in these rooms."""
-        return self._op().except_(*rooms)
-
-    @property
-    def volatile(self) -> AsyncEmitterOperator:
-        """A volatile broadcast."""
-        return self._op().volatile
-
-    def compress(self, value: bool) -> AsyncEmitterOperator:
-        """Set the compress flag."""
-        return self._op().compress(value)
+        self._operator = AsyncEmitterOperator
 
     async def emit(self, event: str, *args: Any) -> int:
         """Broadcast to the whole namespace; return how many servers received it."""
