@@ -5,7 +5,6 @@ The rules are the ones the README's Security section documents.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
@@ -16,8 +15,7 @@ import socketio
 
 from socketio_redis_async import AccessDeniedError, AsyncEmitter, AsyncRedisAdapter, Emitter
 from socketio_redis_async._redis_server import RedisServer
-from tests.cluster import Node, wait_until
-from tests.test_cli import run, script
+from tests.helpers import Node, run_cli, start_cli, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -274,20 +272,17 @@ async def test_command_line_with_the_documented_users(
     client = await make_client(node)
     as_server = ["--url", url_for(redis_server, server_user), "--key", key]
     as_emitter = ["--url", url_for(redis_server, emitter_user), "--key", key]
-    code, out, err = await run("emit", "cli", "1", *as_emitter)
+    code, out, err = await run_cli("emit", "cli", "1", *as_emitter)
     assert (code, err) == (0, "") and await client.wait_for("cli") == [[1]]
     for command in ("servers", "rooms", "sockets"):
-        code, out, err = await run(command, "--json", *as_server)
+        code, out, err = await run_cli(command, "--json", *as_server)
         assert (code, err) == (0, ""), command
-    proc = await asyncio.create_subprocess_exec(
-        script(),
+    proc = await start_cli(
         "monitor",
         "--count",
         "1",
         "--json",
         *as_server,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stderr is not None and proc.stdout is not None
     with anyio.fail_after(15):

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from socketio_redis_async import RequestTimeoutError
-from tests.cluster import Client, wait_until
+from tests.helpers import Client, wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -9,8 +9,7 @@ import redis
 
 from socketio_redis_async import AdapterClosedError, AsyncEmitter, Emitter, PublishError
 from socketio_redis_async._redis_server import free_port
-from tests.cluster import wait_until
-from tests.test_broadcast import barrier
+from tests.helpers import barrier, wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -12,9 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from socketio_redis_async import CUSTOM_REQUEST_EVENT, AsyncEmitter, RequestTimeoutError
-from tests.cluster import Client, wait_until
+from tests.helpers import Client, barrier, wait_until
 from tests.node_harness import NodeServer
-from tests.test_broadcast import barrier
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ import socketio
 
 from socketio_redis_async import AdapterClosedError, AsyncRedisAdapter, RedisAdapterError
 from socketio_redis_async._redis_server import RedisServer, free_port
-from tests.cluster import Client, Node, wait_until
+from tests.helpers import Client, Node, wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from socketio_redis_async import AsyncRedisAdapter
 from socketio_redis_async._bridge import decode
 from socketio_redis_async._errors import MalformedMessage
-from tests.cluster import NAMESPACES, Client, Node, wait_until
+from tests.helpers import NAMESPACES, Client, Node, disconnect_all, serve, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -44,24 +44,17 @@ class OldNode:
             namespaces=NAMESPACES,
             transports=["websocket"],
         )
-        app = web.Application()
-        sio.attach(app)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner, port = await serve(sio)
         # Start listening now, not on the first connection (python-socketio's lazy start).
         sio.manager_initialized = True
         manager.initialize()
-        return cls(sio, runner, runner.addresses[0][1])
+        return cls(sio, runner, port)
 
     def in_room(self, sid: str, room: str, namespace: str = "/") -> bool:
         return sid in self.manager.rooms.get(namespace, {}).get(room, {})
 
     async def aclose(self) -> None:
-        if self.sio.eio.sockets:
-            with anyio.move_on_after(5):
-                await self.sio.eio.disconnect()
+        await disconnect_all(self.sio)
         self.manager.thread.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.manager.thread

@@ -16,7 +16,7 @@ import pytest
 
 from socketio_redis_async import AsyncEmitter
 from socketio_redis_async._backlog import VOLATILE_BACKLOG
-from tests.cluster import Client, wait_until
+from tests.helpers import PAYLOAD, QUIET_PINGS, Client, SlowConsumer, queue_of, wait_until
 from tests.node_harness import NodeClient, NodeServer
 
 pytestmark = pytest.mark.anyio
@@ -185,8 +185,6 @@ async def test_node_volatile_broadcast_skips_backed_up_python_socket(
     make_node, make_client, js_server
 ):
     """A Node server's volatile emit skips a backed-up socket on a Python server."""
-    from tests.faults.test_slow_consumers import PAYLOAD, QUIET_PINGS, SlowConsumer, queue_of
-
     holder = await make_node(**QUIET_PINGS)
     slow = await SlowConsumer.connect(holder.port)
     healthy = await make_client(holder, name="healthy")

@@ -7,7 +7,7 @@ import json
 import pytest
 import socketio
 
-from tests.cluster import wait_until
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.anyio
 

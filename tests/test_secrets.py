@@ -31,8 +31,7 @@ from socketio_redis_async import (
 )
 from socketio_redis_async._options import check_url, redact_url
 from socketio_redis_async._redis_server import RedisServer, free_port
-from tests.cluster import Client
-from tests.test_cli import run
+from tests.helpers import Client, run_cli
 
 pytestmark = pytest.mark.anyio
 
@@ -179,7 +178,7 @@ async def test_errors_name_the_clients_passed_in_without_their_secret():
 async def test_cli_errors_hide_the_secret(secret_url):
     """socketio-redis servers/emit fail with one line on stderr that does not show the secret."""
     for args in (("servers",), ("emit", "ev", "1")):
-        code, out, err = await run(*args, "--url", secret_url, "--timeout", "0.5")
+        code, out, err = await run_cli(*args, "--url", secret_url, "--timeout", "0.5")
         assert code == 1 and err.startswith("socketio-redis: error: ") and "Redis at" in err
         assert SECRET not in out + err and "Traceback" not in err
 

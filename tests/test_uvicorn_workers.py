@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from socketio_redis_async._redis_server import free_port
-from tests.cluster import Client
+from tests.helpers import Client
 
 pytestmark = pytest.mark.anyio
 

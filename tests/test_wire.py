@@ -8,7 +8,7 @@ import anyio
 import msgpack
 import pytest
 
-from tests.test_broadcast import barrier
+from tests.helpers import barrier
 
 pytestmark = pytest.mark.anyio
 

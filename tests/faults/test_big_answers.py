@@ -15,7 +15,7 @@ from socketio_redis_async import AnswerTooLargeError
 from socketio_redis_async import _codec as codec
 from socketio_redis_async._errors import MalformedMessage
 from socketio_redis_async._requests import compress_answer, expand_answer
-from tests.cluster import Node
+from tests.helpers import Node
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.cluster import Client, Node, wait_until
+from tests.helpers import Client, Node, wait_until
 
 pytestmark = pytest.mark.anyio
 

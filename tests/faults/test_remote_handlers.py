@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio
 
 from socketio_redis_async import RequestTimeoutError
-from tests.cluster import wait_until
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.anyio
 
