@@ -17,12 +17,13 @@ import os
 import shutil
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
+import redis.asyncio
 import socketio
 from aiohttp import web
 
@@ -140,6 +141,11 @@ class Client:
         )
         return self
 
+    async def wait_disconnected(self, timeout: float = 5) -> None:
+        """Wait until the server disconnected this client (in any namespace)."""
+        with anyio.fail_after(timeout):
+            await self.disconnected.wait()
+
     def sid(self, namespace: str = "/") -> str:
         sid: str | None = self.sio.get_sid(namespace)
         assert sid is not None
@@ -172,6 +178,26 @@ async def wait_until(
     with anyio.fail_after(timeout):
         while not predicate():
             await asyncio.sleep(0.005)
+
+
+async def wait_until_async(
+    predicate: Callable[[Any], bool], fetch: Callable[[], Awaitable[Any]], timeout: float = 10
+) -> None:
+    """Poll ``predicate(await fetch())`` until it holds (for state read from Redis)."""
+    with anyio.fail_after(timeout):
+        while not predicate(await fetch()):
+            await asyncio.sleep(0.01)
+
+
+async def wait_numsub(
+    client: redis.asyncio.Redis, channel: str, expected: int = 1, timeout: float = 15
+) -> None:
+    """Wait until Redis counts ``expected`` subscribers of ``channel``."""
+
+    async def numsub() -> int:
+        return int(dict(await client.pubsub_numsub(channel))[channel.encode()])
+
+    await wait_until_async(lambda count: count == expected, numsub, timeout)
 
 
 async def barrier(sender: Any, clients: list[Client], namespace: str = "/") -> None:

@@ -15,7 +15,7 @@ import socketio
 
 from socketio_redis_async import AccessDeniedError, AsyncEmitter, AsyncRedisAdapter, Emitter
 from socketio_redis_async._redis_server import RedisServer
-from tests.helpers import Node, run_cli, start_cli, wait_until
+from tests.helpers import Node, run_cli, start_cli, wait_numsub, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -176,9 +176,7 @@ async def test_user_without_subscribe_gets_a_precise_error_and_one_log_line(
             lambda: adapter._subscriber.connected and adapter._subscriber.denied is None,
             timeout=15,
         )
-        with anyio.fail_after(15):
-            while (await redis_client.pubsub_numsub(channel))[0][1] != 1:
-                await anyio.sleep(0.05)
+        await wait_numsub(redis_client, channel)
         assert "accepts the subscriptions again" in adapter_records(caplog)[-1].getMessage()
     finally:
         await adapter.aclose()

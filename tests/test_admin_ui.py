@@ -23,7 +23,7 @@ import socketio
 from aiohttp import web
 
 from socketio_redis_async import AsyncRedisAdapter, ClusterInstrumentedAsyncServer, instrument
-from tests.helpers import AUTH, admin_cluster, clients_on, connect_admin
+from tests.helpers import AUTH, admin_cluster, clients_on, connect_admin, stop_process
 from tests.node_harness import INTEROP, require_node
 
 pytestmark = pytest.mark.anyio
@@ -57,8 +57,7 @@ async def test_admin_disconnect_reaches_a_socket_on_another_server(redis_server,
         admin, _ = await connect_admin(servers[0])
         try:
             await admin.emit("_disconnect", ("/", False, remote.sio.get_sid("/")), "/admin")
-            with anyio.fail_after(5):
-                await remote.disconnected.wait()
+            await remote.wait_disconnected()
             assert clients[0].sio.connected
         finally:
             await admin.disconnect()
@@ -190,9 +189,7 @@ async def test_admin_ui_dashboard_shows_the_whole_cluster(redis_server, key, tmp
                 with anyio.fail_after(60):
                     out, err = await proc.communicate()
             finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
+                await stop_process(proc, grace=0)
     assert proc.returncode == 0, err.decode(errors="replace")
     page = json.loads(out)
     assert page["errors"] == [], "the UI threw"

@@ -94,7 +94,7 @@ async def test_sockets_join_leave_disconnect(emitter, make_node, make_client):
     await wait_until(lambda: "joined" not in b.sio.rooms(cb.sid()))
     assert "joined" in a.sio.rooms(ca.sid())
     await emitter.to("joined").disconnect_sockets(True)
-    await ca.disconnected.wait()
+    await ca.wait_disconnected()
     assert not cb.disconnected.is_set()
 
 

@@ -12,7 +12,7 @@ import socketio
 
 from socketio_redis_async import AdapterClosedError, AsyncRedisAdapter, RedisAdapterError
 from socketio_redis_async._redis_server import RedisServer, free_port
-from tests.helpers import Client, Node, wait_until
+from tests.helpers import Client, Node, wait_numsub, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -96,21 +96,13 @@ async def test_listener_survives_redis_restart(key, make_client):
             await wait_until(lambda: b.adapter.stats["reconnects"] >= 1, timeout=15)
             probe = redis.asyncio.Redis.from_url(server.url)
             room = f"{key}#/#kept#"
-            await wait_until_numsub(probe, room)
+            await wait_numsub(probe, room)
             await a.sio.emit("after-restart", to="kept")
             assert await client.wait_for("after-restart", timeout=10) == [[]]
             await probe.aclose()
         finally:
             await a.aclose()
             await b.aclose()
-
-
-async def wait_until_numsub(client, channel, expected=1):
-    import anyio
-
-    with anyio.fail_after(15):
-        while dict(await client.pubsub_numsub(channel))[channel.encode()] != expected:
-            await anyio.sleep(0.02)
 
 
 def test_uid_is_renewed_in_a_forked_child():
@@ -173,7 +165,7 @@ async def test_silent_link_is_detected_and_replaced(key, make_client):
             admin = redis.asyncio.Redis.from_url(server.url)
             await admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
             await wait_until(lambda: b.adapter.stats["reconnects"] >= 1, timeout=10)
-            await wait_until_numsub(admin, f"{key}#/#", expected=2)
+            await wait_numsub(admin, f"{key}#/#", expected=2)
             await a.sio.emit("after-silence")
             assert await client.wait_for("after-silence", timeout=10) == [[]]
             await admin.aclose()

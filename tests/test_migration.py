@@ -56,7 +56,7 @@ class OldNode:
     async def aclose(self) -> None:
         await disconnect_all(self.sio)
         self.manager.thread.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError), anyio.fail_after(5):
             await self.manager.thread
         if self.manager.redis is not None:
             await self.manager.redis.aclose()
@@ -222,9 +222,8 @@ async def test_disconnect_a_remote_sid_both_ways(fleet: Fleet) -> None:
     c_old, c_new = await fleet.client(old), await fleet.client(new)
     await new.sio.disconnect(c_old.sid())
     await old.sio.disconnect(c_new.sid())
-    with anyio.fail_after(5):
-        await c_old.disconnected.wait()
-        await c_new.disconnected.wait()
+    await c_old.wait_disconnected()
+    await c_new.wait_disconnected()
 
 
 async def test_callbacks_across_kinds(fleet: Fleet) -> None:

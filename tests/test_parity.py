@@ -116,7 +116,7 @@ async def test_local_disconnect_sockets(two_servers, form):
         await a.adapter.disconnect_sockets(local=True)
     else:
         await a.adapter.of("/").local.disconnect_sockets()
-    await ca.disconnected.wait()
+    await ca.wait_disconnected()
     await a.adapter.sockets_join("marker")
     await wait_until(lambda: "marker" in b.sio.rooms(cb.sid()))
     assert not cb.disconnected.is_set()
@@ -133,7 +133,7 @@ async def test_operator_cluster_calls_reach_other_servers(two_servers):
     await a.adapter.to("op").sockets_leave("op")
     await wait_until(lambda: "op" not in b.sio.rooms(cb.sid()))
     await a.adapter.to(cb.sid()).disconnect_sockets()
-    await cb.disconnected.wait()
+    await cb.wait_disconnected()
     assert not ca.disconnected.is_set()
 
 

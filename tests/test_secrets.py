@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import redis
 import redis.asyncio
@@ -209,10 +210,11 @@ async def _spy(url: str, key: str) -> tuple[redis.asyncio.Redis, Any]:
 
 async def _seen(pubsub: Any) -> bytes:
     seen = b""
-    while (
-        msg := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
-    ) is not None:
-        seen += msg["data"]
+    with anyio.fail_after(10):
+        while (
+            msg := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        ) is not None:
+            seen += msg["data"]
     return seen
 
 

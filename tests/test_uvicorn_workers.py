@@ -74,6 +74,6 @@ async def test_broadcast_crosses_uvicorn_workers(redis_server):
         # its end, so its transport is closed here and not found open by the GC later.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
         with anyio.fail_after(15):
+            await proc.wait()
             await proc.stderr.read()

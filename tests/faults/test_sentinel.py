@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio
 
 from socketio_redis_async import AsyncEmitter, Emitter, RedisAdapterError
-from tests.helpers import Node, run_cli
+from tests.helpers import Node, run_cli, wait_numsub
 from tests.sentinel import SentinelTopology
 
 pytestmark = pytest.mark.anyio
@@ -96,9 +96,7 @@ async def test_failover_follows_the_new_master(sentinel, key, make_client, relia
         # Both servers re-subscribed on the promoted replica.
         promoted = redis.asyncio.Redis(port=new_port)
         channel = f"{key}-request#/#"
-        with anyio.fail_after(15):
-            while dict(await promoted.pubsub_numsub(channel))[channel.encode()] != 2:
-                await anyio.sleep(0.05)
+        await wait_numsub(promoted, channel, 2)
         await promoted.aclose()
 
         gap = resumed_at - killed_at
