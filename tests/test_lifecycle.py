@@ -105,7 +105,7 @@ async def test_listener_survives_redis_restart(key, make_client):
             await b.aclose()
 
 
-def test_uid_is_renewed_in_a_forked_child():
+def test_uid_is_renewed_in_a_forked_child(tmp_path):
     """An adapter created before os.fork() has a different uid in the child."""
     script = (
         "import os\n"
@@ -119,7 +119,16 @@ def test_uid_is_renewed_in_a_forked_child():
         "os.waitpid(pid, 0)\n"
         "print(a.uid == parent, flush=True)\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    # Not from the checkout (python -c puts the working directory on sys.path): the installed
+    # package is what runs.
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert out.stdout.split() == ["True", "True"]
 
 

@@ -17,7 +17,7 @@ from tests.helpers import Client
 pytestmark = pytest.mark.anyio
 
 
-async def test_broadcast_crosses_uvicorn_workers(redis_server):
+async def test_broadcast_crosses_uvicorn_workers(redis_server, tmp_path):
     """With two uvicorn workers, a broadcast relayed by one reaches clients of the other."""
     port = free_port()
     env = dict(os.environ, SOCKETIO_REDIS_URL=redis_server.url, DEMO_SERVER_NAME="workers")
@@ -36,6 +36,7 @@ async def test_broadcast_crosses_uvicorn_workers(redis_server):
         "--log-level",
         "info",
         env=env,
+        cwd=tmp_path,  # not the checkout: uvicorn imports the app from its working directory
         stderr=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.DEVNULL,
         start_new_session=True,  # its own process group, workers included
