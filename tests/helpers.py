@@ -239,6 +239,16 @@ async def start_cli(*args: str) -> asyncio.subprocess.Process:
     )
 
 
+@contextlib.asynccontextmanager
+async def cli_process(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``socketio-redis ARGS`` running with its pipes; stopped on exit if it still runs."""
+    proc = await start_cli(*args)
+    try:
+        yield proc
+    finally:
+        await stop_process(proc, grace=0)
+
+
 async def run_cli(*args: str, timeout: float = 30) -> tuple[int, str, str]:
     """Run ``socketio-redis ARGS`` to its end: (exit code, stdout, stderr)."""
     proc = await start_cli(*args)

@@ -15,7 +15,7 @@ import socketio
 
 from socketio_redis_async import AccessDeniedError, AsyncEmitter, AsyncRedisAdapter, Emitter
 from socketio_redis_async._redis_server import RedisServer
-from tests.helpers import Node, run_cli, start_cli, wait_numsub, wait_until
+from tests.helpers import Node, cli_process, run_cli, wait_numsub, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -275,19 +275,19 @@ async def test_command_line_with_the_documented_users(
     for command in ("servers", "rooms", "sockets"):
         code, out, err = await run_cli(command, "--json", *as_server)
         assert (code, err) == (0, ""), command
-    proc = await start_cli(
+    async with cli_process(
         "monitor",
         "--count",
         "1",
         "--json",
         *as_server,
-    )
-    assert proc.stderr is not None and proc.stdout is not None
-    with anyio.fail_after(15):
-        assert b"monitoring" in await proc.stderr.readline()
-        await node.sio.emit("watched", 1)
-        out_bytes = await proc.stdout.read()
-        assert await proc.wait() == 0
+    ) as proc:
+        assert proc.stderr is not None and proc.stdout is not None
+        with anyio.fail_after(15):
+            assert b"monitoring" in await proc.stderr.readline()
+            await node.sio.emit("watched", 1)
+            out_bytes = await proc.stdout.read()
+            assert await proc.wait() == 0
     assert json.loads(out_bytes)["event"] == "watched"
     assert await refused(redis_client, server_user) == {}
     assert await refused(redis_client, emitter_user) == {}

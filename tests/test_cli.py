@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from socketio_redis_async._redis_server import free_port
-from tests.helpers import run_cli, start_cli
+from tests.helpers import cli_process, run_cli
 
 pytestmark = pytest.mark.anyio
 
@@ -61,20 +61,20 @@ async def test_servers_rooms_and_sockets(cluster):
 async def test_monitor_prints_cluster_traffic(cluster):
     """monitor --count N prints decoded broadcasts and requests, then exits 0."""
     (a, _), (_, cb), opts = cluster
-    proc = await start_cli(
+    async with cli_process(
         "monitor",
         "--count",
         "2",
         "--json",
         *opts,
-    )
-    assert proc.stderr is not None and proc.stdout is not None
-    with anyio.fail_after(15):
-        assert b"monitoring" in await proc.stderr.readline()
-        await a.sio.emit("watched", {"x": b"\x01"}, to="lobby")
-        await a.adapter.server_side_emit("sse-watched", 1)
-        out = await proc.stdout.read()
-        assert await proc.wait() == 0
+    ) as proc:
+        assert proc.stderr is not None and proc.stdout is not None
+        with anyio.fail_after(15):
+            assert b"monitoring" in await proc.stderr.readline()
+            await a.sio.emit("watched", {"x": b"\x01"}, to="lobby")
+            await a.adapter.server_side_emit("sse-watched", 1)
+            out = await proc.stdout.read()
+            assert await proc.wait() == 0
     first, second = (json.loads(line) for line in out.decode().splitlines())
     assert (
         first["kind"] == "broadcast" and first["event"] == "watched" and first["rooms"] == ["lobby"]
@@ -151,7 +151,7 @@ async def test_monitor_shows_malformed_messages_and_keeps_going(
 ):
     """monitor prints one line per unreadable message and still shows the next good one."""
     bad = malformed_messages(key)
-    proc = await start_cli(
+    async with cli_process(
         "monitor",
         "--count",
         str(len(bad) + 1),
@@ -160,15 +160,15 @@ async def test_monitor_shows_malformed_messages_and_keeps_going(
         redis_server.url,
         "--key",
         key,
-    )
-    assert proc.stderr is not None and proc.stdout is not None
-    with anyio.fail_after(30):
-        assert b"monitoring" in await proc.stderr.readline()
-        for channel, payload in bad:
-            await redis_client.publish(channel, payload)
-        good = b'{"type":6,"uid":"srv","data":["still-shown",1]}'
-        await redis_client.publish(f"{key}-request#/#", good)
-        out, err = await proc.communicate()
+    ) as proc:
+        assert proc.stderr is not None and proc.stdout is not None
+        with anyio.fail_after(30):
+            assert b"monitoring" in await proc.stderr.readline()
+            for channel, payload in bad:
+                await redis_client.publish(channel, payload)
+            good = b'{"type":6,"uid":"srv","data":["still-shown",1]}'
+            await redis_client.publish(f"{key}-request#/#", good)
+            out, err = await proc.communicate()
     assert (proc.returncode, err) == (0, b"")
     lines = out.decode().splitlines()
     assert len(lines) == len(bad) + 1
