@@ -51,6 +51,19 @@ def find_redis_server() -> str:
     )
 
 
+def stop_process(
+    proc: subprocess.Popen[str] | subprocess.Popen[bytes], timeout: float = 10
+) -> None:
+    """SIGTERM ``proc`` and wait up to ``timeout`` seconds; SIGKILL it if it is still there."""
+    proc.send_signal(signal.SIGCONT)  # a frozen (SIGSTOPped) process cannot act on SIGTERM
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -129,9 +142,7 @@ class RedisServer:
     def stop(self) -> None:
         """Stop the server (its data is gone)."""
         if self._proc is not None:
-            self._proc.send_signal(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
-            self._proc.terminate()
-            self._proc.wait(timeout=10)
+            stop_process(self._proc)
             self._drain.join(timeout=10)
             if self._proc.stdout is not None:
                 self._proc.stdout.close()

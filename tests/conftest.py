@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio
 
 from socketio_redis_async._redis_server import RedisServer
-from tests.cluster import Client, Node
+from tests.helpers import Client, Node
 
 
 @pytest.fixture(autouse=True)

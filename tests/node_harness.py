@@ -14,6 +14,8 @@ from typing import Any
 import anyio
 import pytest
 
+from tests.helpers import stop_process
+
 INTEROP = Path(__file__).parent / "interop"
 
 
@@ -59,67 +61,102 @@ class NodeError(Exception):
     """A harness command failed."""
 
 
-class NodeServer:
-    """One harness process: send commands, read replies and events."""
+async def _spawn(script: str, *args: str) -> asyncio.subprocess.Process:
+    """Run ``node tests/interop/SCRIPT ARGS`` with piped stdin and stdout."""
+    return await asyncio.create_subprocess_exec(
+        require_node(),
+        str(INTEROP / script),
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        limit=16 * 1024 * 1024,
+    )
 
-    def __init__(self, proc: asyncio.subprocess.Process, ready: dict[str, Any]) -> None:
+
+class _Harness:
+    """A Node process that writes one JSON message a line; it stops when its stdin closes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
-        self.port: int = ready["port"]
-        self.uids: dict[str, str] = ready["uids"]
-        self.url = f"http://127.0.0.1:{self.port}"
         self.events: list[dict[str, Any]] = []
-        self.errors: list[dict[str, Any]] = []
-        self._replies: dict[int, asyncio.Future[Any]] = {}
-        self._next_id = 0
         self._changed = asyncio.Event()
         self._reader = asyncio.get_running_loop().create_task(self._read())
-
-    @classmethod
-    async def start(cls, redis_url: str, key: str, requests_timeout_ms: int = 1000) -> NodeServer:
-        node = require_node()
-        proc = await asyncio.create_subprocess_exec(
-            node,
-            str(INTEROP / "server.js"),
-            "--port",
-            "0",
-            "--redis",
-            redis_url,
-            "--key",
-            key,
-            "--requests-timeout",
-            str(requests_timeout_ms),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            limit=16 * 1024 * 1024,
-        )
-        assert proc.stdout is not None
-        with anyio.fail_after(20):
-            while True:
-                line = await proc.stdout.readline()
-                if not line:
-                    raise RuntimeError(f"node harness exited early ({await proc.wait()})")
-                msg = json.loads(line)
-                if msg.get("type") == "ready":
-                    return cls(proc, msg)
 
     async def _read(self) -> None:
         assert self.proc.stdout is not None
         while line := await self.proc.stdout.readline():
-            msg = json.loads(line)
-            if msg.get("type") == "reply":
-                fut = self._replies.pop(msg["id"], None)
-                if fut is not None and not fut.done():
-                    if msg["ok"]:
-                        fut.set_result(from_node(msg.get("result")))
-                    else:
-                        fut.set_exception(NodeError(msg.get("error")))
-            else:
-                if msg.get("type") == "error":
-                    self.errors.append(msg)
-                msg = from_node(msg)
-                self.events.append(msg)
-                self._changed.set()
+            self._received(json.loads(line))
+
+    def _received(self, msg: dict[str, Any]) -> None:
+        self.events.append(msg)
+        self._changed.set()
+
+    def matching(self, **fields: Any) -> list[dict[str, Any]]:
+        """Events whose fields equal ``fields``."""
+        return [e for e in self.events if all(e.get(k) == v for k, v in fields.items())]
+
+    async def _wait_matching(
+        self, count: int, timeout: float, **fields: Any
+    ) -> list[dict[str, Any]]:
+        with anyio.fail_after(timeout):
+            while len(self.matching(**fields)) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.matching(**fields)
+
+    async def aclose(self) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        await stop_process(self.proc)
+
+
+class NodeServer(_Harness):
+    """One harness process: send commands, read replies and events."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, ready: dict[str, Any]) -> None:
+        super().__init__(proc)
+        self.port: int = ready["port"]
+        self.uids: dict[str, str] = ready["uids"]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.errors: list[dict[str, Any]] = []
+        self._replies: dict[int, asyncio.Future[Any]] = {}
+        self._next_id = 0
+
+    @classmethod
+    async def start(cls, redis_url: str, key: str, requests_timeout_ms: int = 1000) -> NodeServer:
+        proc = await _spawn(
+            "server.js",
+            *("--port", "0", "--redis", redis_url, "--key", key),
+            *("--requests-timeout", str(requests_timeout_ms)),
+        )
+        assert proc.stdout is not None
+        try:
+            with anyio.fail_after(20):
+                while True:
+                    line = await proc.stdout.readline()
+                    if not line:
+                        raise RuntimeError("node harness exited early")
+                    msg = json.loads(line)
+                    if msg.get("type") == "ready":
+                        return cls(proc, msg)
+        except BaseException:
+            await stop_process(proc, grace=0)
+            raise
+
+    def _received(self, msg: dict[str, Any]) -> None:
+        if msg.get("type") == "reply":
+            fut = self._replies.pop(msg["id"], None)
+            if fut is not None and not fut.done():
+                if msg["ok"]:
+                    fut.set_result(from_node(msg.get("result")))
+                else:
+                    fut.set_exception(NodeError(msg.get("error")))
+            return
+        if msg.get("type") == "error":
+            self.errors.append(msg)
+        super()._received(from_node(msg))
 
     async def cmd(self, cmd: str, *, wait: float = 15, **args: Any) -> Any:
         """Run a harness command and return its result."""
@@ -129,99 +166,38 @@ class NodeServer:
         assert self.proc.stdin is not None
         line = {"id": self._next_id, "cmd": cmd, **{k: to_node(v) for k, v in args.items()}}
         self.proc.stdin.write(json.dumps(line).encode() + b"\n")
-        await self.proc.stdin.drain()
         with anyio.fail_after(wait):
+            await self.proc.stdin.drain()
             return await fut
-
-    def matching(self, **fields: Any) -> list[dict[str, Any]]:
-        """Events whose fields equal ``fields``."""
-        return [e for e in self.events if all(e.get(k) == v for k, v in fields.items())]
 
     async def wait_event(
         self, count: int = 1, timeout: float = 10, **fields: Any
     ) -> list[dict[str, Any]]:
         """Wait until ``count`` events match ``fields``."""
-        with anyio.fail_after(timeout):
-            while len(self.matching(**fields)) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        return self.matching(**fields)
-
-    async def aclose(self) -> None:
-        if self.proc.returncode is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            with anyio.move_on_after(10):
-                await self.proc.wait()
-            if self.proc.returncode is None:
-                self.proc.kill()
-                await self.proc.wait()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        return await self._wait_matching(count, timeout, **fields)
 
 
-class NodeClient:
+class NodeClient(_Harness):
     """A real socket.io-client (tests/interop/client.js): one websocket, several namespaces."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.events: list[dict[str, Any]] = []
-        self._changed = asyncio.Event()
-        self._reader = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
     async def connect(
         cls, url: str, namespaces: list[str], auth: dict[str, Any] | None = None
     ) -> NodeClient:
         """Start the client and wait until every namespace is connected."""
-        node = require_node()
-        proc = await asyncio.create_subprocess_exec(
-            node,
-            str(INTEROP / "client.js"),
-            url,
-            json.dumps(auth or {}),
-            *namespaces,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        client = cls(proc)
-        for nsp in namespaces:
-            await client.wait_event(type="connect", nsp=nsp, timeout=20)
+        client = cls(await _spawn("client.js", url, json.dumps(auth or {}), *namespaces))
+        try:
+            for nsp in namespaces:
+                await client.wait_event(type="connect", nsp=nsp, timeout=20)
+        except BaseException:
+            await client.aclose()
+            raise
         return client
 
     def sid(self, nsp: str = "/") -> str:
         sid: str = self.matching(type="connect", nsp=nsp)[-1]["sid"]
         return sid
 
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            self.events.append(json.loads(line))
-            self._changed.set()
-
-    def matching(self, **fields: Any) -> list[dict[str, Any]]:
-        """Events whose fields equal ``fields``."""
-        return [e for e in self.events if all(e.get(k) == v for k, v in fields.items())]
-
     async def wait_event(self, timeout: float = 10, **fields: Any) -> dict[str, Any]:
         """Wait for the first event matching ``fields`` and return it."""
-        with anyio.fail_after(timeout):
-            while not self.matching(**fields):
-                self._changed.clear()
-                await self._changed.wait()
-        return self.matching(**fields)[0]
-
-    async def aclose(self) -> None:
-        if self.proc.returncode is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            with anyio.move_on_after(5):
-                await self.proc.wait()
-            if self.proc.returncode is None:
-                self.proc.kill()
-                await self.proc.wait()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        return (await self._wait_matching(1, timeout, **fields))[0]

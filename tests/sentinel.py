@@ -12,7 +12,12 @@ from typing import Any
 import anyio
 import redis.asyncio
 
-from socketio_redis_async._redis_server import RedisServer, find_redis_server, free_port
+from socketio_redis_async._redis_server import (
+    RedisServer,
+    find_redis_server,
+    free_port,
+    stop_process,
+)
 
 SERVICE = "mymaster"
 
@@ -96,13 +101,7 @@ class SentinelTopology:
 
     def close(self) -> None:
         for proc in self._procs:
-            proc.terminate()
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
         self._procs.clear()
         self.replica.close()
         self.master.close()

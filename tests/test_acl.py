@@ -5,7 +5,6 @@ The rules are the ones the README's Security section documents.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
@@ -16,8 +15,7 @@ import socketio
 
 from socketio_redis_async import AccessDeniedError, AsyncEmitter, AsyncRedisAdapter, Emitter
 from socketio_redis_async._redis_server import RedisServer
-from tests.cluster import Node, wait_until
-from tests.test_cli import run, script
+from tests.helpers import Node, cli_process, run_cli, wait_numsub, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -181,9 +179,7 @@ async def test_user_without_subscribe_gets_a_precise_error_and_one_log_line(
             ),
             timeout=15,
         )
-        with anyio.fail_after(15):
-            while (await redis_client.pubsub_numsub(channel))[0][1] != 1:
-                await anyio.sleep(0.05)
+        await wait_numsub(redis_client, channel)
         assert "accepts the subscriptions again" in adapter_records(caplog)[-1].getMessage()
     finally:
         await adapter.aclose()
@@ -277,27 +273,24 @@ async def test_command_line_with_the_documented_users(
     client = await make_client(node)
     as_server = ["--url", url_for(redis_server, server_user), "--key", key]
     as_emitter = ["--url", url_for(redis_server, emitter_user), "--key", key]
-    code, out, err = await run("emit", "cli", "1", *as_emitter)
+    code, out, err = await run_cli("emit", "cli", "1", *as_emitter)
     assert (code, err) == (0, "") and await client.wait_for("cli") == [[1]]
     for command in ("servers", "rooms", "sockets"):
-        code, out, err = await run(command, "--json", *as_server)
+        code, out, err = await run_cli(command, "--json", *as_server)
         assert (code, err) == (0, ""), command
-    proc = await asyncio.create_subprocess_exec(
-        script(),
+    async with cli_process(
         "monitor",
         "--count",
         "1",
         "--json",
         *as_server,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None and proc.stdout is not None
-    with anyio.fail_after(15):
-        assert b"monitoring" in await proc.stderr.readline()
-        await node.sio.emit("watched", 1)
-        out_bytes = await proc.stdout.read()
-        assert await proc.wait() == 0
+    ) as proc:
+        assert proc.stderr is not None and proc.stdout is not None
+        with anyio.fail_after(15):
+            assert b"monitoring" in await proc.stderr.readline()
+            await node.sio.emit("watched", 1)
+            out_bytes = await proc.stdout.read()
+            assert await proc.wait() == 0
     assert json.loads(out_bytes)["event"] == "watched"
     assert await refused(redis_client, server_user) == {}
     assert await refused(redis_client, emitter_user) == {}

@@ -1,6 +1,6 @@
 """The Socket.IO admin UI on a two-server cluster: python-socketio's instrumentation, cluster-wide.
 
-The servers run in processes of their own (tests/admin_ui_server.py), because python-socketio's
+The servers run in processes of their own (tests/server_process.py), because python-socketio's
 instrumentation patches engine.io for the whole process (see the test of that below). The
 browser test drives the real UI from the ``@socket.io/admin-ui`` npm package in Debian's
 headless Chromium.
@@ -23,7 +23,7 @@ import socketio
 from aiohttp import web
 
 from socketio_redis_async import AsyncRedisAdapter, ClusterInstrumentedAsyncServer, instrument
-from tests.admin_ui_server import AUTH, clients_on, cluster, connect_admin
+from tests.helpers import AUTH, admin_cluster, clients_on, connect_admin, stop_process
 from tests.node_harness import INTEROP, require_node
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +34,7 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 async def test_all_sockets_lists_every_server_sockets(redis_server, key):
     """An admin connecting to one server gets the sockets of both servers, cookies left out."""
-    async with cluster(redis_server.url, key) as servers, clients_on(servers, 2) as clients:
+    async with admin_cluster(redis_server.url, key) as servers, clients_on(servers, 2) as clients:
         await clients[1].sio.call("join", "lobby", timeout=5)  # a client of the second server
         admin, sockets = await connect_admin(servers[0])
         try:
@@ -52,13 +52,12 @@ async def test_all_sockets_lists_every_server_sockets(redis_server, key):
 
 async def test_admin_disconnect_reaches_a_socket_on_another_server(redis_server, key):
     """The UI's disconnect action works for a socket connected to another server."""
-    async with cluster(redis_server.url, key) as servers, clients_on(servers, 1) as clients:
+    async with admin_cluster(redis_server.url, key) as servers, clients_on(servers, 1) as clients:
         remote = clients[1]
         admin, _ = await connect_admin(servers[0])
         try:
             await admin.emit("_disconnect", ("/", False, remote.sio.get_sid("/")), "/admin")
-            with anyio.fail_after(5):
-                await remote.disconnected.wait()
+            await remote.wait_disconnected()
             assert clients[0].sio.connected
         finally:
             await admin.disconnect()
@@ -66,7 +65,7 @@ async def test_admin_disconnect_reaches_a_socket_on_another_server(redis_server,
 
 async def test_admin_join_and_leave_reach_a_socket_on_another_server(redis_server, key):
     """The UI's join and leave actions work for a socket connected to another server."""
-    async with cluster(redis_server.url, key) as servers, clients_on(servers, 1) as clients:
+    async with admin_cluster(redis_server.url, key) as servers, clients_on(servers, 1) as clients:
         remote_sid = clients[1].sio.get_sid("/")
         admin, _ = await connect_admin(servers[0])
         changes: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
@@ -160,7 +159,7 @@ async def test_admin_ui_dashboard_shows_the_whole_cluster(redis_server, key, tmp
     async with static_ui() as ui_url:
         origin = ui_url.rstrip("/")
         async with (
-            cluster(redis_server.url, key, cors=origin) as servers,
+            admin_cluster(redis_server.url, key, cors=origin) as servers,
             clients_on(servers, 3) as clients,
         ):
             await clients[1].sio.call("join", "lobby", timeout=5)
@@ -190,9 +189,7 @@ async def test_admin_ui_dashboard_shows_the_whole_cluster(redis_server, key, tmp
                 with anyio.fail_after(60):
                     out, err = await proc.communicate()
             finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
+                await stop_process(proc, grace=0)
     assert proc.returncode == 0, err.decode(errors="replace")
     page = json.loads(out)
     assert page["errors"] == [], "the UI threw"

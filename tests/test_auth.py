@@ -6,7 +6,7 @@ import pytest
 import redis.asyncio
 
 from socketio_redis_async import PublishError
-from tests.cluster import Node
+from tests.helpers import Node
 
 pytestmark = pytest.mark.anyio
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import barrier
+
 pytestmark = pytest.mark.anyio
 
 
@@ -14,14 +16,6 @@ async def test_broadcast_to_all_reaches_every_node(make_node, make_client):
     await a.sio.emit("hello", (1, "2", b"\x03\x04"))
     for client in clients:
         assert await client.wait_for("hello") == [[1, "2", b"\x03\x04"]]
-
-
-async def barrier(sender, clients, namespace="/"):
-    """Emit a marker to everyone and wait for it: whatever was sent before has arrived."""
-    count = {id(c): len(c.received("marker", namespace)) for c in clients}
-    await sender.sio.emit("marker", namespace=namespace)
-    for client in clients:
-        await client.wait_for("marker", count[id(client)] + 1, namespace=namespace)
 
 
 async def test_broadcast_to_namespace_only_reaches_that_namespace(make_node, make_client):

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
-import sys
-from pathlib import Path
 
 import anyio
 import pytest
 
 from socketio_redis_async._redis_server import free_port
+from tests.helpers import cli_process, run_cli
 
 pytestmark = pytest.mark.anyio
-
-
-def script() -> str:
-    path = Path(sys.executable).parent / "socketio-redis"
-    found = str(path) if path.exists() else shutil.which("socketio-redis")
-    assert found, "the socketio-redis console script is not installed"
-    return found
-
-
-async def run(*args: str, timeout: float = 30) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        script(), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    with anyio.fail_after(timeout):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 @pytest.fixture
@@ -46,13 +26,13 @@ async def cluster(make_node, make_client, redis_server, key):
 async def test_emit_reaches_clients(cluster):
     """emit EVENT JSON_ARGS --to ROOM --except ROOM delivers to the right clients and exits 0."""
     _, (ca, cb), opts = cluster
-    code, out, err = await run(
+    code, out, err = await run_cli(
         "emit", "news", '{"id": 1}', "[1, 2]", "--to", "lobby", "--except", "admins", *opts
     )
     assert (code, err) == (0, "")
     assert "2 server(s) received it" in out
     assert await cb.wait_for("news") == [[{"id": 1}, [1, 2]]]
-    code, out, _ = await run("emit", "ping", "--json", *opts)
+    code, out, _ = await run_cli("emit", "ping", "--json", *opts)
     assert json.loads(out) == {"event": "ping", "receivers": 2}
     await ca.wait_for("ping")
     assert ca.received("news") == []
@@ -61,19 +41,19 @@ async def test_emit_reaches_clients(cluster):
 async def test_servers_rooms_and_sockets(cluster):
     """servers, rooms and sockets report what the live servers answer, in text and JSON."""
     (a, b), (ca, cb), opts = cluster
-    code, out, _ = await run("servers", *opts)
+    code, out, _ = await run_cli("servers", *opts)
     assert code == 0 and out.startswith("2 server(s) on namespace /")
     assert a.adapter.uid in out and b.adapter.uid in out
-    code, out, _ = await run("servers", "--json", *opts)
+    code, out, _ = await run_cli("servers", "--json", *opts)
     assert json.loads(out) == {"count": 2, "uids": sorted([a.adapter.uid, b.adapter.uid])}
-    code, out, _ = await run("rooms", "--json", *opts)
+    code, out, _ = await run_cli("rooms", "--json", *opts)
     assert json.loads(out) == {"rooms": {"lobby": 2, "admins": 1}, "sockets": 2}
-    code, out, _ = await run("rooms", *opts)
+    code, out, _ = await run_cli("rooms", *opts)
     assert "lobby" in out and "2 member(s)" in out
-    code, out, _ = await run("sockets", "--room", "admins", "--json", *opts)
+    code, out, _ = await run_cli("sockets", "--room", "admins", "--json", *opts)
     sockets = json.loads(out)
     assert [s["id"] for s in sockets] == [ca.sid()]
-    code, out, _ = await run("sockets", *opts)
+    code, out, _ = await run_cli("sockets", *opts)
     assert code == 0 and "2 socket(s)" in out and cb.sid() in out
     assert await a.adapter.server_count() == 2  # the tool was never counted as a server
 
@@ -81,23 +61,20 @@ async def test_servers_rooms_and_sockets(cluster):
 async def test_monitor_prints_cluster_traffic(cluster):
     """monitor --count N prints decoded broadcasts and requests, then exits 0."""
     (a, _), (_, cb), opts = cluster
-    proc = await asyncio.create_subprocess_exec(
-        script(),
+    async with cli_process(
         "monitor",
         "--count",
         "2",
         "--json",
         *opts,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None and proc.stdout is not None
-    with anyio.fail_after(15):
-        assert b"monitoring" in await proc.stderr.readline()
-        await a.sio.emit("watched", {"x": b"\x01"}, to="lobby")
-        await a.adapter.server_side_emit("sse-watched", 1)
-        out = await proc.stdout.read()
-        assert await proc.wait() == 0
+    ) as proc:
+        assert proc.stderr is not None and proc.stdout is not None
+        with anyio.fail_after(15):
+            assert b"monitoring" in await proc.stderr.readline()
+            await a.sio.emit("watched", {"x": b"\x01"}, to="lobby")
+            await a.adapter.server_side_emit("sse-watched", 1)
+            out = await proc.stdout.read()
+            assert await proc.wait() == 0
     first, second = (json.loads(line) for line in out.decode().splitlines())
     assert (
         first["kind"] == "broadcast" and first["event"] == "watched" and first["rooms"] == ["lobby"]
@@ -111,15 +88,15 @@ async def test_errors_exit_non_zero_with_one_line(cluster):
     """Unreachable Redis, timeouts and bad JSON exit non-zero with one line, no traceback."""
     _, _, opts = cluster
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    code, out, err = await run("servers", "--url", dead)
+    code, out, err = await run_cli("servers", "--url", dead)
     assert code == 1 and err.count("\n") == 1 and err.startswith("socketio-redis: error: ")
     assert f"Redis at {dead}" in err
     assert "Traceback" not in err
-    code, _, err = await run("emit", "ev", "{nope", *opts)
+    code, _, err = await run_cli("emit", "ev", "{nope", *opts)
     assert code == 2 and "argument 1 ('{nope') is not valid JSON" in err
-    code, _, err = await run("emit", "connect", *opts)
+    code, _, err = await run_cli("emit", "connect", *opts)
     assert code == 2 and "reserved" in err
-    code, _, err = await run("servers", "--url", "http://x")
+    code, _, err = await run_cli("servers", "--url", "http://x")
     assert code == 2 and "scheme" in err
     # A subscriber that looks like a server but never answers makes queries time out.
     import redis.asyncio
@@ -128,7 +105,7 @@ async def test_errors_exit_non_zero_with_one_line(cluster):
     pubsub = spy.pubsub()
     await pubsub.subscribe(f"{opts[3]}-request#/#")
     try:
-        code, _, err = await run("rooms", "--timeout", "0.5", *opts)
+        code, _, err = await run_cli("rooms", "--timeout", "0.5", *opts)
         assert code == 1 and "timeout: only 2 of 3 servers answered" in err
     finally:
         await pubsub.aclose()
@@ -174,8 +151,7 @@ async def test_monitor_shows_malformed_messages_and_keeps_going(
 ):
     """monitor prints one line per unreadable message and still shows the next good one."""
     bad = malformed_messages(key)
-    proc = await asyncio.create_subprocess_exec(
-        script(),
+    async with cli_process(
         "monitor",
         "--count",
         str(len(bad) + 1),
@@ -184,17 +160,15 @@ async def test_monitor_shows_malformed_messages_and_keeps_going(
         redis_server.url,
         "--key",
         key,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None and proc.stdout is not None
-    with anyio.fail_after(30):
-        assert b"monitoring" in await proc.stderr.readline()
-        for channel, payload in bad:
-            await redis_client.publish(channel, payload)
-        good = b'{"type":6,"uid":"srv","data":["still-shown",1]}'
-        await redis_client.publish(f"{key}-request#/#", good)
-        out, err = await proc.communicate()
+    ) as proc:
+        assert proc.stderr is not None and proc.stdout is not None
+        with anyio.fail_after(30):
+            assert b"monitoring" in await proc.stderr.readline()
+            for channel, payload in bad:
+                await redis_client.publish(channel, payload)
+            good = b'{"type":6,"uid":"srv","data":["still-shown",1]}'
+            await redis_client.publish(f"{key}-request#/#", good)
+            out, err = await proc.communicate()
     assert (proc.returncode, err) == (0, b"")
     lines = out.decode().splitlines()
     assert len(lines) == len(bad) + 1

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from socketio_redis_async import RequestTimeoutError
-from tests.cluster import Client, wait_until
+from tests.helpers import Client, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -90,7 +90,7 @@ async def test_remote_join_leave_disconnect(three):
     ):
         await a.adapter.remote_join("nobody", "r")
     await a.adapter.remote_disconnect(sid)
-    await clients[2].disconnected.wait()
+    await clients[2].wait_disconnected()
     assert_no_pending(a, b, c)
 
 
@@ -166,7 +166,7 @@ async def test_fetch_sockets_filters_and_remote_socket_methods(three):
     await remote.leave("extra")
     await wait_until(lambda: "extra" not in b.sio.rooms(remote.id))
     await remote.disconnect()
-    await clients[1].disconnected.wait()
+    await clients[1].wait_disconnected()
 
 
 async def test_sockets_join_leave_and_disconnect_sockets(three):
@@ -180,8 +180,8 @@ async def test_sockets_join_leave_and_disconnect_sockets(three):
     await wait_until(lambda: "everyone" not in b.sio.rooms(clients[1].sid()))
     assert "everyone" in a.sio.rooms(clients[0].sid())
     await a.adapter.disconnect_sockets(close=True, to="everyone")
-    await clients[0].disconnected.wait()
-    await clients[2].disconnected.wait()
+    await clients[0].wait_disconnected()
+    await clients[2].wait_disconnected()
     assert not clients[1].disconnected.is_set()
 
 

@@ -9,8 +9,7 @@ import redis
 
 from socketio_redis_async import AdapterClosedError, AsyncEmitter, Emitter, PublishError
 from socketio_redis_async._redis_server import free_port
-from tests.cluster import wait_until
-from tests.test_broadcast import barrier
+from tests.helpers import barrier, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -95,7 +94,7 @@ async def test_sockets_join_leave_disconnect(emitter, make_node, make_client):
     await wait_until(lambda: "joined" not in b.sio.rooms(cb.sid()))
     assert "joined" in a.sio.rooms(ca.sid())
     await emitter.to("joined").disconnect_sockets(True)
-    await ca.disconnected.wait()
+    await ca.wait_disconnected()
     assert not cb.disconnected.is_set()
 
 

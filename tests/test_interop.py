@@ -12,9 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from socketio_redis_async import CUSTOM_REQUEST_EVENT, AsyncEmitter, RequestTimeoutError
-from tests.cluster import Client, wait_until
+from tests.helpers import Client, barrier, wait_until, wait_until_async
 from tests.node_harness import NodeServer
-from tests.test_broadcast import barrier
 
 pytestmark = pytest.mark.anyio
 
@@ -239,27 +238,19 @@ async def test_python_enter_room_on_node_socket(mixed):
     await wait_until_async(lambda r: "from-python" not in r, rooms)
 
 
-async def wait_until_async(predicate, fetch, timeout=10):
-    import anyio
-
-    with anyio.fail_after(timeout):
-        while not predicate(await fetch()):
-            await anyio.sleep(0.01)
-
-
 async def test_node_disconnect_sockets_disconnects_python_clients(mixed):
     """disconnectSockets from Node: every client, Python servers' included, is disconnected."""
     _, js1, _, clients = mixed
     await js1.cmd("disconnectSockets", close=False)
     for client in clients.values():
-        await client.disconnected.wait()
+        await client.wait_disconnected()
 
 
 async def test_python_disconnect_of_node_socket(mixed):
     """sio.disconnect(nodeSid) disconnects the client of the Node server."""
     py, _, _, clients = mixed
     await py.sio.disconnect(clients["js1"].sid())
-    await clients["js1"].disconnected.wait()
+    await clients["js1"].wait_disconnected()
     assert not clients["py"].disconnected.is_set()
 
 
@@ -289,7 +280,7 @@ async def test_emitter_sockets_join_leave_disconnect_python(mixed):
     await js1.cmd("emitter.socketsLeave", rooms=["ej"], to=[sid])
     await wait_until(lambda: "ej" not in py.sio.rooms(sid))
     await js1.cmd("emitter.disconnectSockets", close=True, to=[sid])
-    await clients["py"].disconnected.wait()
+    await clients["py"].wait_disconnected()
     assert not clients["js1"].disconnected.is_set()
 
 
@@ -437,7 +428,7 @@ async def test_python_emitter_drives_node_servers(mixed, redis_server, key):
         await emitter.server_side_emit("em-sse", 5)
         await js1.wait_event(type="serverSideEvent", event="em-sse")
         await emitter.to(clients["js2"].sid()).disconnect_sockets()
-        await clients["js2"].disconnected.wait()
+        await clients["js2"].wait_disconnected()
         assert not clients["js1"].disconnected.is_set()
 
 
@@ -474,8 +465,8 @@ async def test_python_sockets_join_leave_disconnect_on_node_sockets(mixed):
     await wait_until_async(lambda r: "all-py" not in r, lambda: rooms_on(js2, js2_sid))
     assert "all-py" in await rooms_on(js1, js1_sid)
     await py.adapter.disconnect_sockets(except_rooms=js1_sid)
-    await clients["js2"].disconnected.wait()
-    await clients["py"].disconnected.wait()
+    await clients["js2"].wait_disconnected()
+    await clients["py"].wait_disconnected()
     assert not clients["js1"].disconnected.is_set()
 
 

@@ -12,7 +12,7 @@ import socketio
 
 from socketio_redis_async import AdapterClosedError, AsyncRedisAdapter, RedisAdapterError
 from socketio_redis_async._redis_server import RedisServer, free_port
-from tests.cluster import Client, Node, wait_until
+from tests.helpers import Client, Node, wait_numsub, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -96,7 +96,7 @@ async def test_listener_survives_redis_restart(key, make_client):
             await wait_until(lambda: b.adapter.stats["reconnects"] >= 1, timeout=15)
             probe = redis.asyncio.Redis.from_url(server.url)
             room = f"{key}#/#kept#"
-            await wait_until_numsub(probe, room)
+            await wait_numsub(probe, room)
             await a.sio.emit("after-restart", to="kept")
             assert await client.wait_for("after-restart", timeout=10) == [[]]
             await probe.aclose()
@@ -105,15 +105,7 @@ async def test_listener_survives_redis_restart(key, make_client):
             await b.aclose()
 
 
-async def wait_until_numsub(client, channel, expected=1):
-    import anyio
-
-    with anyio.fail_after(15):
-        while dict(await client.pubsub_numsub(channel))[channel.encode()] != expected:
-            await anyio.sleep(0.02)
-
-
-def test_uid_is_renewed_in_a_forked_child():
+def test_uid_is_renewed_in_a_forked_child(tmp_path):
     """An adapter created before os.fork() has a different uid in the child."""
     script = (
         "import os\n"
@@ -127,7 +119,16 @@ def test_uid_is_renewed_in_a_forked_child():
         "os.waitpid(pid, 0)\n"
         "print(a.uid == parent, flush=True)\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    # Not from the checkout (python -c puts the working directory on sys.path): the installed
+    # package is what runs.
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert out.stdout.split() == ["True", "True"]
 
 
@@ -173,7 +174,7 @@ async def test_silent_link_is_detected_and_replaced(key, make_client):
             admin = redis.asyncio.Redis.from_url(server.url)
             await admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
             await wait_until(lambda: b.adapter.stats["reconnects"] >= 1, timeout=10)
-            await wait_until_numsub(admin, f"{key}#/#", expected=2)
+            await wait_numsub(admin, f"{key}#/#", expected=2)
             await a.sio.emit("after-silence")
             assert await client.wait_for("after-silence", timeout=10) == [[]]
             await admin.aclose()

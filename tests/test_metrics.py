@@ -23,7 +23,7 @@ from socketio_redis_async import (
 )
 from socketio_redis_async._metrics import STATS
 from socketio_redis_async._redis_server import free_port
-from tests.cluster import Node, wait_until
+from tests.helpers import Node, wait_until
 
 pytestmark = pytest.mark.anyio
 

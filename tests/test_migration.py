@@ -18,7 +18,7 @@ from aiohttp import web
 from socketio_redis_async import AsyncRedisAdapter
 from socketio_redis_async._bridge import decode
 from socketio_redis_async._errors import MalformedMessage
-from tests.cluster import NAMESPACES, Client, Node, wait_until
+from tests.helpers import NAMESPACES, Client, Node, disconnect_all, serve, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -44,26 +44,19 @@ class OldNode:
             namespaces=NAMESPACES,
             transports=["websocket"],
         )
-        app = web.Application()
-        sio.attach(app)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner, port = await serve(sio)
         # Start listening now, not on the first connection (python-socketio's lazy start).
         sio.manager_initialized = True
         manager.initialize()
-        return cls(sio, runner, runner.addresses[0][1])
+        return cls(sio, runner, port)
 
     def in_room(self, sid: str, room: str, namespace: str = "/") -> bool:
         return sid in self.manager.rooms.get(namespace, {}).get(room, {})
 
     async def aclose(self) -> None:
-        if self.sio.eio.sockets:
-            with anyio.move_on_after(5):
-                await self.sio.eio.disconnect()
+        await disconnect_all(self.sio)
         self.manager.thread.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError), anyio.fail_after(5):
             await self.manager.thread
         if self.manager.redis is not None:
             await self.manager.redis.aclose()
@@ -229,9 +222,8 @@ async def test_disconnect_a_remote_sid_both_ways(fleet: Fleet) -> None:
     c_old, c_new = await fleet.client(old), await fleet.client(new)
     await new.sio.disconnect(c_old.sid())
     await old.sio.disconnect(c_new.sid())
-    with anyio.fail_after(5):
-        await c_old.disconnected.wait()
-        await c_new.disconnected.wait()
+    await c_old.wait_disconnected()
+    await c_new.wait_disconnected()
 
 
 async def test_callbacks_across_kinds(fleet: Fleet) -> None:

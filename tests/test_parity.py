@@ -16,7 +16,7 @@ import pytest
 
 from socketio_redis_async import AsyncEmitter
 from socketio_redis_async._backlog import VOLATILE_BACKLOG
-from tests.cluster import Client, wait_until
+from tests.helpers import PAYLOAD, QUIET_PINGS, Client, SlowConsumer, queue_of, wait_until
 from tests.node_harness import NodeClient, NodeServer
 
 pytestmark = pytest.mark.anyio
@@ -116,7 +116,7 @@ async def test_local_disconnect_sockets(two_servers, form):
         await a.adapter.disconnect_sockets(local=True)
     else:
         await a.adapter.of("/").local.disconnect_sockets()
-    await ca.disconnected.wait()
+    await ca.wait_disconnected()
     await a.adapter.sockets_join("marker")
     await wait_until(lambda: "marker" in b.sio.rooms(cb.sid()))
     assert not cb.disconnected.is_set()
@@ -133,7 +133,7 @@ async def test_operator_cluster_calls_reach_other_servers(two_servers):
     await a.adapter.to("op").sockets_leave("op")
     await wait_until(lambda: "op" not in b.sio.rooms(cb.sid()))
     await a.adapter.to(cb.sid()).disconnect_sockets()
-    await cb.disconnected.wait()
+    await cb.wait_disconnected()
     assert not ca.disconnected.is_set()
 
 
@@ -185,8 +185,6 @@ async def test_node_volatile_broadcast_skips_backed_up_python_socket(
     make_node, make_client, js_server
 ):
     """A Node server's volatile emit skips a backed-up socket on a Python server."""
-    from tests.faults.test_slow_consumers import PAYLOAD, QUIET_PINGS, SlowConsumer, queue_of
-
     holder = await make_node(**QUIET_PINGS)
     slow = await SlowConsumer.connect(holder.port)
     healthy = await make_client(holder, name="healthy")

@@ -7,7 +7,7 @@ import json
 import pytest
 import socketio
 
-from tests.cluster import wait_until
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -48,7 +48,7 @@ async def test_disconnect_remote_sid(make_node, make_client):
     client = await make_client(b)
     sid = client.sid()
     await a.sio.disconnect(sid)
-    await client.disconnected.wait()
+    await client.wait_disconnected()
     await wait_until(lambda: sid not in b.sids())
 
 

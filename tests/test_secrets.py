@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import redis
 import redis.asyncio
@@ -31,8 +32,7 @@ from socketio_redis_async import (
 )
 from socketio_redis_async._options import check_url, redact_url
 from socketio_redis_async._redis_server import RedisServer, free_port
-from tests.cluster import Client
-from tests.test_cli import run
+from tests.helpers import Client, run_cli
 
 pytestmark = pytest.mark.anyio
 
@@ -179,7 +179,7 @@ async def test_errors_name_the_clients_passed_in_without_their_secret():
 async def test_cli_errors_hide_the_secret(secret_url):
     """socketio-redis servers/emit fail with one line on stderr that does not show the secret."""
     for args in (("servers",), ("emit", "ev", "1")):
-        code, out, err = await run(*args, "--url", secret_url, "--timeout", "0.5")
+        code, out, err = await run_cli(*args, "--url", secret_url, "--timeout", "0.5")
         assert code == 1 and err.startswith("socketio-redis: error: ") and "Redis at" in err
         assert SECRET not in out + err and "Traceback" not in err
 
@@ -210,10 +210,11 @@ async def _spy(url: str, key: str) -> tuple[redis.asyncio.Redis, Any]:
 
 async def _seen(pubsub: Any) -> bytes:
     seen = b""
-    while (
-        msg := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
-    ) is not None:
-        seen += msg["data"]
+    with anyio.fail_after(10):
+        while (
+            msg := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        ) is not None:
+            seen += msg["data"]
     return seen
 
 

@@ -12,12 +12,12 @@ import anyio
 import pytest
 
 from socketio_redis_async._redis_server import free_port
-from tests.cluster import Client
+from tests.helpers import Client
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_broadcast_crosses_uvicorn_workers(redis_server):
+async def test_broadcast_crosses_uvicorn_workers(redis_server, tmp_path):
     """With two uvicorn workers, a broadcast relayed by one reaches clients of the other."""
     port = free_port()
     env = dict(os.environ, SOCKETIO_REDIS_URL=redis_server.url, DEMO_SERVER_NAME="workers")
@@ -36,6 +36,7 @@ async def test_broadcast_crosses_uvicorn_workers(redis_server):
         "--log-level",
         "info",
         env=env,
+        cwd=tmp_path,  # not the checkout: uvicorn imports the app from its working directory
         stderr=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.DEVNULL,
         start_new_session=True,  # its own process group, workers included
@@ -75,6 +76,6 @@ async def test_broadcast_crosses_uvicorn_workers(redis_server):
         # its end, so its transport is closed here and not found open by the GC later.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
         with anyio.fail_after(15):
+            await proc.wait()
             await proc.stderr.read()

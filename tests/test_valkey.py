@@ -11,7 +11,7 @@ import redis.asyncio
 
 from socketio_redis_async import AsyncEmitter, AsyncRedisAdapter
 from socketio_redis_async._redis_server import RedisServer
-from tests.cluster import Node
+from tests.helpers import Node
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ import anyio
 import msgpack
 import pytest
 
-from tests.test_broadcast import barrier
+from tests.helpers import barrier, wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -167,12 +167,6 @@ async def test_room_channels_follow_membership(make_node, make_client, redis_cli
     await wait_until_async(lambda chans: f"{key}#/#lobby#" not in chans, channels)
     await client.aclose()
     await wait_until_async(lambda chans: chans == {f"{key}#/#", f"{key}#/custom#"}, channels)
-
-
-async def wait_until_async(predicate, fetch, timeout=5):
-    with anyio.fail_after(timeout):
-        while not predicate(await fetch()):
-            await asyncio.sleep(0.01)
 
 
 async def test_without_multiplexing_a_pattern_is_used(make_node, make_client, redis_client, key):

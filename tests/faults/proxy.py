@@ -8,6 +8,8 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any
 
+import anyio
+
 CORRUPT = b"?this is not RESP\r\n"  # '?' is no RESP type byte: hiredis raises ProtocolError
 
 
@@ -48,8 +50,9 @@ class RedisProxy:
             writer.close()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
+        with anyio.fail_after(10):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._server.wait_closed()
 
     def _own(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

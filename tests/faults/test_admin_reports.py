@@ -7,15 +7,17 @@ import time
 import anyio
 import pytest
 
-from tests.admin_ui_server import clients_on, cluster, connect_admin
-from tests.cluster import Client, wait_until
+from tests.helpers import Client, admin_cluster, clients_on, connect_admin, wait_until
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_instrumented_server_serves_clients_while_redis_is_down(own_redis, key, reliability):
     """With Redis killed, clients still connect and call events, and server_stats go on."""
-    async with cluster(own_redis.url, key, count=1) as servers, clients_on(servers, 1) as clients:
+    async with (
+        admin_cluster(own_redis.url, key, count=1) as servers,
+        clients_on(servers, 1) as clients,
+    ):
         admin, _ = await connect_admin(servers[0])
         stats: list[float] = []
         admin.on("server_stats", lambda _: stats.append(time.monotonic()), namespace="/admin")

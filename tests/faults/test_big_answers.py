@@ -16,7 +16,7 @@ from socketio_redis_async._errors import MalformedMessage
 from socketio_redis_async._protocol import codec
 from socketio_redis_async._protocol.answers import compress as compress_answer
 from socketio_redis_async._protocol.answers import expand as expand_answer
-from tests.cluster import Node
+from tests.helpers import Node
 
 pytestmark = pytest.mark.anyio
 

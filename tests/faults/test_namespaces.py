@@ -9,7 +9,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.cluster import Client, Node, wait_until
+from tests.helpers import Client, Node, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -77,7 +77,7 @@ async def test_dynamic_namespaces_are_released(
 
     async def at_baseline() -> None:
         assert footprint(a) == base_maps
-        await wait_until_async(lambda: channels(redis_client, key), base_channels)
+        await wait_for_baseline(lambda: channels(redis_client, key), base_channels)
 
     # Real clients on dynamic namespaces: served while connected, released after.
     clients = [await make_client(a, [f"/real{i}"]) for i in range(3)]
@@ -126,7 +126,7 @@ async def test_dynamic_namespaces_are_released(
     assert await late.wait_for("after", namespace="/late") == [[]]
 
 
-async def wait_until_async(read: Any, expected: Any, timeout: float = 10) -> None:
+async def wait_for_baseline(read: Any, expected: Any, timeout: float = 10) -> None:
     """Poll the coroutine function ``read`` until it returns ``expected``."""
     got: Any = None
 
@@ -159,7 +159,7 @@ async def test_rooms_are_released(make_node, make_client, redis_client, key, rel
     assert await client.wait_for("to-room") == [[]]
     await a.adapter.sockets_leave(rooms, to=sid)
     assert footprint(a) == base_maps
-    await wait_until_async(lambda: channels(redis_client, key), base_channels)
+    await wait_for_baseline(lambda: channels(redis_client, key), base_channels)
     reliability.record(
         "rooms.peak_channels",
         len(held),

@@ -3,67 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
 from socketio_redis_async import RequestTimeoutError
-from tests.cluster import Client, Node, wait_until
+from tests.helpers import Client, Node, ServerProcess, start_server_process, wait_until
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 1.0
 SLACK = 2.0
 
 
-@dataclass
-class Peer:
-    process: asyncio.subprocess.Process
-    url: str
-    uid: str
-
-    def signal(self, sig: int) -> None:
-        os.kill(self.process.pid, sig)
-
-
 @pytest.fixture
-async def start_peer() -> AsyncIterator[Callable[[str, str], Awaitable[Peer]]]:
-    """Start ``tests/faults/peer.py`` processes; kill whatever is left at the end."""
-    peers: list[Peer] = []
+async def start_peer() -> AsyncIterator[Callable[[str, str], Awaitable[ServerProcess]]]:
+    """Start ``tests/server_process.py`` processes; kill whatever is left at the end."""
+    peers: list[ServerProcess] = []
 
-    async def start(redis_url: str, key: str) -> Peer:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.faults.peer",
-            redis_url,
-            key,
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert process.stdout is not None
-        with anyio.fail_after(30):
-            line = await process.stdout.readline()
-        info = json.loads(line)
-        peer = Peer(process, f"http://127.0.0.1:{info['port']}", info["uid"])
+    async def start(redis_url: str, key: str) -> ServerProcess:
+        peer = await start_server_process(redis_url, key)
         peers.append(peer)
         return peer
 
     yield start
     for peer in peers:
-        if peer.process.returncode is None:
-            peer.process.kill()
-        with anyio.fail_after(10):
-            await peer.process.communicate()  # reaps it and closes its pipe
+        await peer.aclose(grace=0)
 
 
 REQUESTS: dict[str, Callable[[Node, str], Awaitable[Any]]] = {

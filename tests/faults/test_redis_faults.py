@@ -24,9 +24,8 @@ from socketio_redis_async import (
     PublishError,
     RedisCommandError,
 )
-from tests.cluster import Client, Node, wait_until
 from tests.faults.proxy import RedisProxy
-from tests.test_cli import run as run_cli
+from tests.helpers import Client, Node, run_cli, wait_until
 
 pytestmark = pytest.mark.anyio
 

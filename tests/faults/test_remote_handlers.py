@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio
 
 from socketio_redis_async import RequestTimeoutError
-from tests.cluster import wait_until
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +27,8 @@ async def test_remote_disconnect_handler_may_query_the_cluster(make_node, make_c
 
     @b.sio.on("disconnect")
     async def on_disconnect(sid: str, reason: str) -> None:
-        await release.wait()
+        with anyio.fail_after(10):
+            await release.wait()
         try:
             outcome.append(sorted(s.id for s in await b.adapter.fetch_sockets()))
         except Exception as exc:
@@ -40,8 +41,7 @@ async def test_remote_disconnect_handler_may_query_the_cluster(make_node, make_c
         await a.adapter.remote_disconnect(sid)
     else:
         await a.adapter.disconnect_sockets(to=sid)
-    with anyio.fail_after(5):
-        await leaving.disconnected.wait()
+    await leaving.wait_disconnected()
     await a.sio.emit("still-there", 1)
     assert await staying.wait_for("still-there") == [[1]]
     release.set()

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from pathlib import Path
 
 import anyio
 import pytest
 import redis.asyncio
 
 from socketio_redis_async import AsyncEmitter, Emitter, RedisAdapterError
-from tests.cluster import Node
+from tests.helpers import Node, run_cli, wait_numsub
 from tests.sentinel import SentinelTopology
 
 pytestmark = pytest.mark.anyio
@@ -41,14 +39,8 @@ async def test_a_cluster_on_a_sentinel_url(sentinel, key, make_client):
         with Emitter(sentinel.url, key=key) as sync_emitter:
             await anyio.to_thread.run_sync(sync_emitter.to("room").emit, "from-emitter")
         assert await client.wait_for("from-emitter") == [[]]
-        cli = Path(sys.executable).parent / "socketio-redis"
-        proc = await asyncio.create_subprocess_exec(
-            str(cli), "servers", "--json", "--url", sentinel.url, "--key", key,
-            stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        with anyio.fail_after(30):
-            out, _ = await proc.communicate()
-        assert proc.returncode == 0
+        code, out, _ = await run_cli("servers", "--json", "--url", sentinel.url, "--key", key)
+        assert code == 0
         assert json.loads(out)["count"] == 2
     finally:
         await a.aclose()
@@ -104,9 +96,7 @@ async def test_failover_follows_the_new_master(sentinel, key, make_client, relia
         # Both servers re-subscribed on the promoted replica.
         promoted = redis.asyncio.Redis(port=new_port)
         channel = f"{key}-request#/#"
-        with anyio.fail_after(15):
-            while dict(await promoted.pubsub_numsub(channel))[channel.encode()] != 2:
-                await anyio.sleep(0.05)
+        await wait_numsub(promoted, channel, 2)
         await promoted.aclose()
 
         gap = resumed_at - killed_at

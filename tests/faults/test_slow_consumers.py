@@ -10,91 +10,21 @@ still answers pings looks like to the server.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
-import socket
-from typing import Any
 
 import anyio
 import pytest
 
 from socketio_redis_async._backlog import CHECK_EVERY, VOLATILE_BACKLOG
-from tests.cluster import Node, wait_until
+from tests.helpers import PAYLOAD, QUIET_PINGS, SlowConsumer, queue_of, wait_until
 
 pytestmark = pytest.mark.anyio
-
-QUIET_PINGS = {"server_options": {"ping_interval": 120, "ping_timeout": 120}}
-PAYLOAD = "x" * 4096
-
-
-async def _read_frame(reader: asyncio.StreamReader) -> str:
-    _, second = await reader.readexactly(2)
-    length = second & 0x7F
-    if length == 126:
-        length = int.from_bytes(await reader.readexactly(2), "big")
-    elif length == 127:
-        length = int.from_bytes(await reader.readexactly(8), "big")
-    return (await reader.readexactly(length)).decode()
-
-
-def _client_frame(text: str) -> bytes:
-    data, mask = text.encode(), os.urandom(4)
-    assert len(data) < 126
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-    return bytes([0x81, 0x80 | len(data)]) + mask + masked
-
-
-class SlowConsumer:
-    """Connects to namespace / over websocket, then stops reading."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.eio_sid = ""
-
-    @classmethod
-    async def connect(cls, port: int) -> SlowConsumer:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        with anyio.fail_after(5):
-            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-            reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
-            consumer = cls(reader, writer)
-            key = base64.b64encode(os.urandom(16)).decode()
-            writer.write(
-                f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
-                f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-            )
-            assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
-            opened = await _read_frame(reader)
-            assert opened.startswith("0{")
-            consumer.eio_sid = opened.split('"sid":"')[1].split('"')[0]
-            writer.write(_client_frame("40"))
-            assert (await _read_frame(reader)).startswith("40{")
-        return consumer  # and from here on, nothing reads
-
-    async def closed_by_server(self) -> bool:
-        """Read what is left; True once the server has closed (EOF or reset)."""
-        try:
-            while await self.reader.read(65536):
-                pass
-        except ConnectionError:
-            pass
-        return True
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 def rss() -> int:
     """This process's resident memory in bytes (Linux)."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def queue_of(node: Node, eio_sid: str) -> Any:
-    return node.sio.eio.sockets[eio_sid].queue
 
 
 async def test_slow_consumer_is_disconnected_and_healthy_clients_get_everything(
