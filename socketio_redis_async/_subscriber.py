@@ -1,8 +1,8 @@
 """The one pub/sub connection of a process: subscriptions, confirmations, reconnects.
 
 The wanted channels and patterns are plain sets changed synchronously (``want``,
-``unwant``); a writer task reconciles them with Redis, sending every change that piled up
-since its last pass as one SUBSCRIBE and one UNSUBSCRIBE (chunked), so a burst of
+``unwant``); a writer task reconciles them with Redis, sending every change that piled
+up since its last pass as one SUBSCRIBE and one UNSUBSCRIBE (chunked), so a burst of
 thousands of joins costs a handful of round trips. ``wait`` resolves once Redis has
 confirmed the SUBSCRIBE that was sent *after* the wait began, so a message published
 after it returns is delivered.
@@ -11,10 +11,11 @@ If the connection fails, ``run`` logs it (one line, no traceback), waits a short
 jittered backoff (0.1-0.2 s at first, capped at 1 s while Redis stays down), reconnects
 and re-subscribes everything; it only ends when cancelled. A PING goes out after
 ``health_check_interval`` seconds of silence, and a connection that stays silent for
-another interval is treated as dead, so a frozen Redis is detected and logged within
-2.5 intervals. ``on_change(subscribed)`` is called on every change between "every wanted
-channel is confirmed" and "the link is down"; ``ready()`` lets the publisher wait for
-the re-subscription after a reconnect.
+another interval after it is treated as dead, so a frozen Redis is detected and logged
+within 2.5 intervals (time the event loop spent blocked by other code does not count).
+``on_change(subscribed)`` is called on every change between "every wanted channel is
+confirmed" and "the link is down"; ``ready()`` lets the publisher wait for the
+re-subscription after a reconnect.
 """
 
 from __future__ import annotations
@@ -315,15 +316,25 @@ class Subscriber:
                 await conn.send_packed_command(conn.pack_command(*command), check_health=False)
 
     async def _watch(self, conn: AbstractConnection) -> None:
-        """PING after a silent interval; a second silent interval means the link is dead."""
+        """PING after a silent interval; no data for another interval after it means the
+        link is dead. Time the event loop spent blocked (the reader had no turn) is not
+        silence: a tick that comes late never declares the link dead."""
         interval = self._health_check_interval
+        tick = interval / 4
         loop = asyncio.get_running_loop()
+        ping_at: float | None = None
+        last_tick = loop.time()
         while True:
-            await anyio.sleep(interval / 2)
-            idle = loop.time() - self._last_read
-            if idle >= 2 * interval:
+            await anyio.sleep(tick)
+            now = loop.time()
+            stalled, last_tick = now - last_tick > 2 * tick, now
+            if ping_at is not None and self._last_read >= ping_at:
+                ping_at = None  # answered (or other data arrived)
+            if ping_at is not None and now - ping_at >= interval and not stalled:
+                idle = now - self._last_read
                 raise ConnectionError(f"no data and no answer to PING for {idle:.1f} s")
-            if idle >= interval:
+            if ping_at is None and now - self._last_read >= interval:
+                ping_at = now
                 await conn.send_packed_command(conn.pack_command("PING"), check_health=False)
 
     async def _read(self, conn: AbstractConnection) -> None:

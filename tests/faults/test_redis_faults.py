@@ -364,3 +364,27 @@ async def test_redis_restart_signals_and_recovers(own_redis, key, reliability):
         f"emits reported successful but never delivered across that restart, at {rate}/s",
         "emit rate x 0.5 s",
     )
+
+
+async def test_a_blocked_event_loop_is_not_a_dead_link(own_redis, key):
+    """Application code that blocks the event loop for 3 health intervals (a long sync
+    call, or 100k joins at once) does not make the subscriber drop a healthy link: only a
+    PING left unanswered while the loop runs counts."""
+    log, records = logger_for(f"blocked{key}")
+    node = await Node.start(own_redis.url, key, logger=log, health_check_interval=0.5)
+    client = await Client().connect(node)
+    try:
+        await node.sio.enter_room(client.sid(), "room")
+        time.sleep(1.5)  # noqa: ASYNC251 - the fault: the process is busy, the link is fine
+        await wait_until(lambda: node.adapter._transport.subscriber.last_contact is not None)
+        await node.sio.emit("after", 1, to="room")
+        assert await client.wait_for("after") == [[1]]
+        # With the loop running again, an idle interval brings a PING, and it is answered.
+        subscriber = node.adapter._transport.subscriber
+        since = subscriber.last_contact or 0.0
+        await wait_until(lambda: (subscriber.last_contact or 0.0) > since + 0.5, timeout=10)
+        assert records.first("lost the pub/sub connection", 0.0) is None
+        assert node.adapter.stats["reconnects"] == 0
+    finally:
+        await client.aclose()
+        await node.aclose()
