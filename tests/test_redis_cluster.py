@@ -1,0 +1,52 @@
+"""The classic adapter on a real Redis Cluster (3 masters, 3 replicas, redis-server 7).
+
+Each server is pointed at a different node: broadcasts cross the cluster bus, and counting
+servers must ask every node (PUBSUB NUMSUB per node is socket.io-redis-adapter#210).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cluster import Node, wait_until
+from tests.rediscluster import RedisCluster
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_servers_on_different_nodes_broadcast_and_count_each_other(
+    redis_cluster: RedisCluster, key, make_client
+):
+    """Two servers on different nodes exchange broadcasts, and requests see both of them."""
+    a = await Node.start(redis_cluster.url(0), key)
+    b = await Node.start(redis_cluster.url(4), key)
+    try:
+        assert redis_cluster.node_of(f"socketio-redis-async:{a.adapter.uid}:sub").port != (
+            redis_cluster.node_of(f"socketio-redis-async:{b.adapter.uid}:sub").port
+        )
+        ca, cb = await make_client(a), await make_client(b)
+        await b.sio.enter_room(cb.sid(), "lobby")
+        await a.sio.emit("from-a", 1)
+        await b.sio.emit("from-b", 2)
+        await a.sio.emit("room", 3, to="lobby")
+        assert await cb.wait_for("from-a") == [[1]] and await ca.wait_for("from-b") == [[2]]
+        assert await cb.wait_for("room") == [[3]] and ca.received("room") == []
+        assert await a.adapter.server_count() == 2 and await b.adapter.server_count() == 2
+        found = {s.id: s for s in await a.adapter.fetch_sockets()}
+        assert set(found) == {ca.sid(), cb.sid()} and "lobby" in found[cb.sid()].rooms
+        assert "lobby" in await a.adapter.all_rooms()
+        await a.adapter.sockets_join("vip", to=cb.sid())
+        await wait_until(lambda: "vip" in b.sio.rooms(cb.sid()))
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_a_standalone_redis_is_not_taken_for_a_cluster(make_node, make_client):
+    """On a single Redis the adapter stays on its URL: no node list, no fan-out."""
+    a, b = await make_node(), await make_node()
+    ca = await make_client(a)
+    await b.sio.emit("hi", 1)
+    assert await ca.wait_for("hi") == [[1]]
+    assert await a.adapter.server_count() == 2
+    assert not a.adapter._transport._cluster.enabled
