@@ -1,0 +1,61 @@
+"""A Redis Cluster node dies under a server: it moves to another node and hears again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import anyio
+import pytest
+
+from socketio_redis_async import PublishError
+from tests.cluster import Node
+from tests.rediscluster import RedisCluster
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_killed_node_moves_subscriber_and_publisher(
+    own_redis_cluster: RedisCluster, key, make_client, reliability
+):
+    """kill -9 of the node a server listens on: it re-subscribes elsewhere, both ways work."""
+    cluster = own_redis_cluster
+    a = await Node.start(cluster.url(0), key)
+    b = await Node.start(cluster.url(4), key)
+    try:
+        ca, cb = await make_client(a), await make_client(b)
+        await a.sio.emit("warm", 0)  # opens a's publishing connection (on node 0)
+        assert await cb.wait_for("warm") == [[0]]
+        home = cluster.node_of(f"socketio-redis-async:{a.adapter.uid}:sub")
+        assert home is cluster.nodes[0]
+        loop = asyncio.get_running_loop()
+        killed_at = loop.time()
+        cluster.kill(home)
+        tick = 0
+        with anyio.fail_after(20):
+            while not ca.received("tick"):
+                tick += 1
+                await b.sio.emit("tick", tick)
+                await asyncio.sleep(0.05)
+        gap = loop.time() - killed_at
+        moved = cluster.node_of(f"socketio-redis-async:{a.adapter.uid}:sub")
+        assert moved is not home
+        with anyio.fail_after(20):
+            while not cb.received("back"):
+                with contextlib.suppress(PublishError):  # may fail while the link moves
+                    await a.sio.emit("back", 1)
+                await asyncio.sleep(0.05)
+        with anyio.fail_after(20):
+            while await a.adapter.server_count() != 2:
+                await asyncio.sleep(0.05)
+        reliability.record(
+            "cluster_node_kill_deaf_gap",
+            gap,
+            "s",
+            "kill -9 of the Redis Cluster node a server subscribes on, until it hears "
+            "broadcasts again (through another node)",
+            "< 20 s (test bound)",
+        )
+    finally:
+        await a.aclose()
+        await b.aclose()
