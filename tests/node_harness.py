@@ -75,7 +75,10 @@ class NodeServer:
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
-    async def start(cls, redis_url: str, key: str, requests_timeout_ms: int = 1000) -> NodeServer:
+    async def start(
+        cls, redis_url: str, key: str, requests_timeout_ms: int = 1000, cluster: bool = False
+    ) -> NodeServer:
+        """``cluster``: ``redis_url`` is a Redis Cluster node; use node-redis's cluster client."""
         node = require_node()
         proc = await asyncio.create_subprocess_exec(
             node,
@@ -88,6 +91,7 @@ class NodeServer:
             key,
             "--requests-timeout",
             str(requests_timeout_ms),
+            *(["--cluster"] if cluster else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,

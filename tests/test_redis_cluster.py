@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.cluster import Node, wait_until
+from tests.node_harness import NodeServer
 from tests.rediscluster import RedisCluster
 
 pytestmark = pytest.mark.anyio
@@ -50,3 +51,24 @@ async def test_a_standalone_redis_is_not_taken_for_a_cluster(make_node, make_cli
     assert await ca.wait_for("hi") == [[1]]
     assert await a.adapter.server_count() == 2
     assert not a.adapter._transport._cluster.enabled
+
+
+async def test_python_and_node_classic_adapters_interoperate_on_the_cluster(
+    redis_cluster: RedisCluster, key, make_client
+):
+    """A Python server and a Node one (node-redis cluster client) broadcast and fetch both ways."""
+    py = await Node.start(redis_cluster.url(1), key)  # a master: Node counts masters only
+    js = await NodeServer.start(redis_cluster.url(0), key, cluster=True)
+    try:
+        cp, cj = await make_client(py, name="py"), await make_client(js, name="js")
+        await js.cmd("emit", event="from-js", args=[1])
+        await py.sio.emit("from-py", 2)
+        assert await cp.wait_for("from-js") == [[1]] and await cj.wait_for("from-js") == [[1]]
+        assert await cj.wait_for("from-py") == [[2]] and await cp.wait_for("from-py") == [[2]]
+        assert await py.adapter.server_count() == 2 and await js.cmd("serverCount") == 2
+        assert {s.id for s in await py.adapter.fetch_sockets()} == {cp.sid(), cj.sid()}
+        assert {s["id"] for s in await js.cmd("fetchSockets")} == {cp.sid(), cj.sid()}
+    finally:
+        await py.aclose()
+        await js.aclose()
+    assert js.errors == [], f"the Node server reported errors: {js.errors}"
