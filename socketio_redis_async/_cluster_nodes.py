@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
@@ -32,16 +32,35 @@ _DOWN = {"fail", "fail?", "noaddr", "handshake"}
 
 
 def parse_nodes(text: str, here: Address) -> list[Address]:
-    """The reachable nodes (masters and replicas) in a ``CLUSTER NODES`` reply."""
-    found: list[Address] = []
+    """The reachable nodes in a ``CLUSTER NODES`` reply, masters first.
+
+    Masters first because Node's classic adapter counts servers on the masters only: a
+    connection that moves to a master keeps this server visible to Node servers.
+    """
+    found: list[tuple[bool, Address]] = []
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) < 3 or _DOWN & set(fields[2].split(",")):
+        flags = set(fields[2].split(",")) if len(fields) > 2 else _DOWN
+        if _DOWN & flags:
             continue
         host, _, port = fields[1].split("@")[0].rpartition(":")
         # A node that never learned its own address (a fresh one) shows ":port".
-        found.append((host or here[0], int(port)) if port.isdigit() else here)
-    return found
+        address = (host or here[0], int(port)) if port.isdigit() else here
+        found.append(("master" not in flags, address))
+    return [address for _, address in sorted(found)]
+
+
+def node_client(cluster: RedisCluster) -> Redis:
+    """A plain client for the first startup node of a ``RedisCluster``, with its settings.
+
+    The transport needs dedicated connections to one node at a time (and finds the other
+    nodes itself), which ``RedisCluster`` does not offer; the given client is left as is.
+    """
+    node = next(iter(cluster.nodes_manager.startup_nodes.values()))
+    kwargs = dict(node.connection_kwargs)
+    kwargs.pop("oss_cluster_maint_notifications_handler", None)  # tied to that cluster client
+    pool = ConnectionPool(connection_class=node.connection_class, **kwargs)
+    return Redis.from_pool(pool)
 
 
 class ClusterNodes:

@@ -17,12 +17,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
 from ._access import access_error, acl_user, client_location, set_client_name
 from ._clients import async_client
-from ._cluster_nodes import ClusterNodes
+from ._cluster_nodes import ClusterNodes, node_client
 from ._commands import aclose_client, drop_connection, redis_call
 from ._errors import AccessDeniedError, AdapterClosedError, RedisCommandError
 from ._health import AdapterHealth, health_of
@@ -62,8 +62,8 @@ class RedisTransport:
         *,
         url: str,
         key: str,
-        pub_client: Redis | None,
-        sub_client: Redis | None,
+        pub_client: Redis | RedisCluster | None,
+        sub_client: Redis | RedisCluster | None,
         redis_options: dict[str, Any],
         on_message: OnMessage,
         on_change: Callable[[bool], None],
@@ -81,10 +81,15 @@ class RedisTransport:
         self._timeout = timeout
         self._interval = health_check_interval
         self._logger = logger
+        # A RedisCluster gives its first node's settings to a client of our own.
+        self._owns_pub = pub_client is None or isinstance(pub_client, RedisCluster)
+        self._owns_sub = sub_client is None or isinstance(sub_client, RedisCluster)
+        if isinstance(pub_client, RedisCluster):
+            pub_client = node_client(pub_client)
+        if isinstance(sub_client, RedisCluster):
+            sub_client = node_client(sub_client)
         # Messages name the Redis actually used: the clients passed in, or the URL.
         self.where = client_location(sub_client) if sub_client else redact_url(url)
-        self._owns_pub = pub_client is None
-        self._owns_sub = sub_client is None
         self._pub_client = pub_client
         self._sub_client = sub_client
         self._may_name = True  # False once Redis refused CLIENT SETNAME (an ACL without CLIENT)
@@ -286,14 +291,11 @@ class RedisTransport:
                     timeout=self._timeout,
                 )
                 return conn
-            except Exception:
+            except BaseException as exc:
                 await drop_connection(conn)
-                if node == nodes[-1]:
+                if node == nodes[-1] or not isinstance(exc, Exception):
                     raise
-            except BaseException:
-                await drop_connection(conn)
-                raise
-        raise AssertionError("unreachable: the last node raises")
+        raise AssertionError("unreachable: the last node's error is raised")
 
     async def _handshake(self, conn: AbstractConnection, role: str, node: tuple[str, int]) -> None:
         await conn.connect()  # type: ignore[no-untyped-call]

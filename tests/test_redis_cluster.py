@@ -7,7 +7,9 @@ servers must ask every node (PUBSUB NUMSUB per node is socket.io-redis-adapter#2
 from __future__ import annotations
 
 import pytest
+import redis.asyncio
 
+from socketio_redis_async._cluster_nodes import parse_nodes
 from tests.cluster import Node, wait_until
 from tests.node_harness import NodeServer
 from tests.rediscluster import RedisCluster
@@ -72,3 +74,39 @@ async def test_python_and_node_classic_adapters_interoperate_on_the_cluster(
         await py.aclose()
         await js.aclose()
     assert js.errors == [], f"the Node server reported errors: {js.errors}"
+
+
+async def test_a_redis_cluster_client_is_accepted(redis_cluster: RedisCluster, key, make_client):
+    """pub_client/sub_client may be redis.asyncio.RedisCluster; it is used, never closed."""
+    clients = [redis.asyncio.RedisCluster.from_url(redis_cluster.url(i)) for i in (2, 3)]
+    a = await Node.start(redis_cluster.url(0), key)
+    b = await Node.start("redis://127.0.0.1:1/0", key, pub_client=clients[0], sub_client=clients[1])
+    try:
+        ca, cb = await make_client(a), await make_client(b)
+        await a.sio.emit("to-b", 1)
+        await b.sio.emit("to-a", 2)
+        assert await cb.wait_for("to-b") == [[1]] and await ca.wait_for("to-a") == [[2]]
+        assert await b.adapter.server_count() == 2
+        assert {s.id for s in await b.adapter.fetch_sockets()} == {ca.sid(), cb.sid()}
+    finally:
+        await a.aclose()
+        await b.aclose()
+    for client in clients:
+        assert await client.ping()  # still usable: the adapter did not close it
+        await client.aclose()
+
+
+def test_cluster_nodes_reply_is_parsed_masters_first_without_failed_nodes():
+    """CLUSTER NODES: masters before replicas, failed/handshake nodes left out, ':port' is here."""
+    reply = (
+        "a1 127.0.0.1:7001@17001 slave m1 0 1 3 connected\n"
+        "m1 127.0.0.1:7000@17000,host-a myself,master - 0 1 1 connected 0-5460\n"
+        "m2 127.0.0.1:7002@17002 master,fail - 0 1 2 disconnected\n"
+        "m3 :7003@17003 master - 0 1 2 connected 5461-16383\n"
+        "h1 127.0.0.1:7004@17004 handshake - 0 1 0 connected\n"
+    )
+    assert parse_nodes(reply, ("10.0.0.9", 7003)) == [
+        ("10.0.0.9", 7003),
+        ("127.0.0.1", 7000),
+        ("127.0.0.1", 7001),
+    ]
