@@ -48,6 +48,7 @@ class RedisCluster:
     def __init__(self, cli: str, size: int = 6) -> None:
         self.cli = cli
         self.nodes: list[RedisServer] = []
+        self.frozen: list[RedisServer] = []  # SIGSTOPped: not asked anything (it would block)
         for _ in range(size):
             bus = free_port()
             args: tuple[str, ...] = (
@@ -65,7 +66,7 @@ class RedisCluster:
 
     @property
     def alive(self) -> list[RedisServer]:
-        return [node for node in self.nodes if node._proc is not None]
+        return [node for node in self.nodes if node._proc is not None and node not in self.frozen]
 
     def start(self) -> RedisCluster:
         for node in self.nodes:
@@ -92,6 +93,7 @@ class RedisCluster:
             time.sleep(0.05)
 
     def command(self, node: RedisServer, *args: str) -> object:
+        """One command, synchronously: only for live nodes (a short one, it blocks the loop)."""
         with redis.Redis(port=node.port, socket_timeout=2, decode_responses=True) as client:
             return client.execute_command(*args)
 
@@ -110,6 +112,11 @@ class RedisCluster:
     def kill(self, node: RedisServer) -> None:
         """``kill -9`` one node, as a crash would."""
         node.kill()
+
+    def freeze(self, node: RedisServer) -> None:
+        """SIGSTOP one node: its connections stay open and it answers nothing."""
+        node.freeze()
+        self.frozen.append(node)
 
     def close(self) -> None:
         for node in self.nodes:

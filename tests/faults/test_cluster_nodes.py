@@ -59,3 +59,37 @@ async def test_killed_node_moves_subscriber_and_publisher(
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_frozen_node_is_left_for_another(
+    own_redis_cluster: RedisCluster, key, make_client, reliability
+):
+    """SIGSTOP of a server's node: its watchdog gives up on it and it listens elsewhere."""
+    cluster = own_redis_cluster
+    a = await Node.start(cluster.url(0), key, health_check_interval=0.5)
+    b = await Node.start(cluster.url(4), key)
+    try:
+        ca = await make_client(a)
+        home = cluster.node_of(f"socketio-redis-async:{a.adapter.uid}:sub")
+        loop = asyncio.get_running_loop()
+        frozen_at = loop.time()
+        cluster.freeze(home)
+        tick = 0
+        with anyio.fail_after(20):
+            while not ca.received("tick"):
+                tick += 1
+                await b.sio.emit("tick", tick)
+                await asyncio.sleep(0.05)
+        gap = loop.time() - frozen_at
+        assert cluster.node_of(f"socketio-redis-async:{a.adapter.uid}:sub") is not home
+        reliability.record(
+            "cluster_node_freeze_deaf_gap",
+            gap,
+            "s",
+            "SIGSTOP of the Redis Cluster node a server subscribes on "
+            "(health_check_interval=0.5 s), until it hears broadcasts through another node",
+            "< 20 s (test bound)",
+        )
+    finally:
+        await a.aclose()
+        await b.aclose()
