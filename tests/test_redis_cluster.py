@@ -6,6 +6,9 @@ servers must ask every node (PUBSUB NUMSUB per node is socket.io-redis-adapter#2
 
 from __future__ import annotations
 
+import asyncio
+
+import anyio
 import pytest
 import redis.asyncio
 
@@ -40,6 +43,24 @@ async def test_servers_on_different_nodes_broadcast_and_count_each_other(
         assert "lobby" in await a.adapter.all_rooms()
         await a.adapter.sockets_join("vip", to=cb.sid())
         await wait_until(lambda: "vip" in b.sio.rooms(cb.sid()))
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_one_servers_messages_keep_their_order_across_nodes(
+    redis_cluster: RedisCluster, key, make_client
+):
+    """Broadcasts then a request, sent at once from one node, arrive in order on another."""
+    a = await Node.start(redis_cluster.url(1), key)
+    b = await Node.start(redis_cluster.url(5), key)
+    try:
+        cb = await make_client(b)
+        await asyncio.gather(*(a.sio.emit("n", i) for i in range(200)))
+        await a.adapter.disconnect_sockets(to=cb.sid())
+        with anyio.fail_after(10):
+            await cb.disconnected.wait()
+        assert cb.received("n") == [[i] for i in range(200)]
     finally:
         await a.aclose()
         await b.aclose()
