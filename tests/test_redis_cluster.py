@@ -16,6 +16,7 @@ from socketio_redis_async._cluster_nodes import parse_nodes
 from tests.cluster import Node, wait_until
 from tests.node_harness import NodeServer
 from tests.rediscluster import RedisCluster
+from tests.test_acl import server_rules
 
 pytestmark = pytest.mark.anyio
 
@@ -131,3 +132,29 @@ def test_cluster_nodes_reply_is_parsed_masters_first_without_failed_nodes():
         ("127.0.0.1", 7000),
         ("127.0.0.1", 7001),
     ]
+
+
+async def test_documented_acl_rules_suffice_on_a_cluster(
+    redis_cluster: RedisCluster, key, make_client
+):
+    """The README's server rules plus +cluster|nodes: servers count each other, no refusal."""
+    user = f"srv{key}"
+    for node in redis_cluster.nodes:  # ACL users are per node
+        rules = [*server_rules(key), "+cluster|nodes"]
+        redis_cluster.command(node, "ACL", "SETUSER", user, "reset", "on", ">pw", *rules)
+    urls = [f"redis://{user}:pw@127.0.0.1:{redis_cluster.nodes[i].port}/0" for i in (0, 4)]
+    a, b = await Node.start(urls[0], key), await Node.start(urls[1], key)
+    try:
+        ca, cb = await make_client(a), await make_client(b)
+        await a.sio.emit("hi", 1)
+        assert await cb.wait_for("hi") == [[1]]
+        assert await a.adapter.server_count() == 2 and await b.adapter.server_count() == 2
+        assert {s.id for s in await b.adapter.fetch_sockets()} == {ca.sid(), cb.sid()}
+    finally:
+        await a.aclose()
+        await b.aclose()
+    for node in redis_cluster.nodes:
+        log = redis_cluster.command(node, "ACL", "LOG")
+        assert isinstance(log, list)
+        refused = [e for e in log if e["username"] == user and not e["object"].startswith("client")]
+        assert refused == []
