@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 import anyio
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from ._backlog import DEFAULT_MAX_SOCKET_BACKLOG
 from ._bridge import Bridge
@@ -51,12 +51,16 @@ class AsyncRedisAdapter(ManagerOverrides):
     :param url: Redis URL: ``redis://``, ``rediss://`` (TLS) or ``unix://``, with optional
         ``user:password@`` (percent-encoded) or ``?password=``; errors and logs show it
         with ``***`` instead of any credential. Default ``redis://localhost:6379/0``.
+        It may name any node of a Redis Cluster: that is detected on the first connection
+        (``HELLO``), and then servers are counted over every node and a connection whose
+        node fails moves to another one (the ACL then also needs ``+cluster|nodes``).
     :param host: Redis host; with ``port``, an alternative to ``url``.
     :param port: Redis port.
     :param key: channel prefix shared by the cluster, default ``socket.io``.
-    :param pub_client: a ``redis.asyncio.Redis`` to publish with; never closed by the adapter.
-    :param sub_client: a ``redis.asyncio.Redis`` whose settings the pub/sub connection uses;
-        never closed by the adapter.
+    :param pub_client: a ``redis.asyncio.Redis`` to publish with, or a ``RedisCluster``
+        whose first startup node's settings are used; never closed by the adapter.
+    :param sub_client: a ``redis.asyncio.Redis`` (or ``RedisCluster``) whose settings the
+        pub/sub connection uses; never closed by the adapter.
     :param requests_timeout: seconds to wait for other servers' answers (default 5).
     :param with_channel_multiplexing: subscribe to one channel per room that has local
         members (default True), so a server never receives traffic for rooms it does not
@@ -109,8 +113,8 @@ class AsyncRedisAdapter(ManagerOverrides):
         host: str | None = None,
         port: int | None = None,
         key: str = DEFAULT_KEY,
-        pub_client: Redis | None = None,
-        sub_client: Redis | None = None,
+        pub_client: Redis | RedisCluster | None = None,
+        sub_client: Redis | RedisCluster | None = None,
         requests_timeout: float = 5.0,
         with_channel_multiplexing: bool = True,
         ack_timeout: float = 60.0,
@@ -129,9 +133,10 @@ class AsyncRedisAdapter(ManagerOverrides):
     ) -> None:
         super().__init__()
         for name, client in (("pub_client", pub_client), ("sub_client", sub_client)):
-            if client is not None and not isinstance(client, Redis):
+            if client is not None and not isinstance(client, (Redis, RedisCluster)):
                 raise TypeError(
-                    f"{name} must be a redis.asyncio.Redis instance, not {type(client).__name__}"
+                    f"{name} must be a redis.asyncio.Redis or RedisCluster instance, not "
+                    f"{type(client).__name__}"
                 )
         if logger is not None and not isinstance(logger, logging.Logger):
             raise TypeError("logger must be a logging.Logger")

@@ -5,8 +5,9 @@
 channel, list channels, report liveness, and turn every Redis failure into this
 package's errors. ``RedisTransport`` implements it on classic pub/sub with one
 subscriber connection and one pipelined publisher connection, both dedicated, opened
-with the settings of the clients given or created from the URL. A Redis Cluster or
-sharded transport implements the same interface.
+with the settings of the clients given or created from the URL. On a Redis Cluster
+(detected on the first connection, see ``_cluster_nodes``) the same transport counts
+and lists over every node and moves a lost connection to another node.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
 from ._access import access_error, acl_user, client_location, set_client_name
 from ._clients import async_client
+from ._cluster_nodes import ClusterNodes, node_client
 from ._commands import aclose_client, drop_connection, redis_call
 from ._errors import AccessDeniedError, AdapterClosedError, RedisCommandError
 from ._health import AdapterHealth, health_of
@@ -60,8 +62,8 @@ class RedisTransport:
         *,
         url: str,
         key: str,
-        pub_client: Redis | None,
-        sub_client: Redis | None,
+        pub_client: Redis | RedisCluster | None,
+        sub_client: Redis | RedisCluster | None,
         redis_options: dict[str, Any],
         on_message: OnMessage,
         on_change: Callable[[bool], None],
@@ -79,15 +81,21 @@ class RedisTransport:
         self._timeout = timeout
         self._interval = health_check_interval
         self._logger = logger
+        # A RedisCluster gives its first node's settings to a client of our own.
+        self._owns_pub = pub_client is None or isinstance(pub_client, RedisCluster)
+        self._owns_sub = sub_client is None or isinstance(sub_client, RedisCluster)
+        if isinstance(pub_client, RedisCluster):
+            pub_client = node_client(pub_client)
+        if isinstance(sub_client, RedisCluster):
+            sub_client = node_client(sub_client)
         # Messages name the Redis actually used: the clients passed in, or the URL.
         self.where = client_location(sub_client) if sub_client else redact_url(url)
-        self._owns_pub = pub_client is None
-        self._owns_sub = sub_client is None
         self._pub_client = pub_client
         self._sub_client = sub_client
         self._may_name = True  # False once Redis refused CLIENT SETNAME (an ACL without CLIENT)
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._cluster = ClusterNodes(where=self.where, timeout=timeout, logger=logger)
         self.subscriber = Subscriber(
             self._open_sub_connection,
             on_message,
@@ -194,7 +202,12 @@ class RedisTransport:
         return await self.publisher.publish(channel, payload, limit)
 
     async def count_subscribers(self, channel: str) -> int:
-        """``PUBSUB NUMSUB`` of one channel."""
+        """``PUBSUB NUMSUB`` of one channel (summed over the nodes of a cluster)."""
+        if self._cluster.enabled:
+            answers = await self._cluster.ask_all(
+                self.pub_client, "PUBSUB NUMSUB failed", lambda c: c.pubsub_numsub(channel)
+            )
+            return sum(int(found[0][1]) for found in answers if found)
         counts = await redis_call(
             self.pub_client.pubsub_numsub(channel),
             what="PUBSUB NUMSUB failed",
@@ -204,7 +217,12 @@ class RedisTransport:
         return int(counts[0][1]) if counts else 0
 
     async def channels(self, pattern: str) -> list[bytes | str]:
-        """``PUBSUB CHANNELS pattern``."""
+        """``PUBSUB CHANNELS pattern`` (the union over the nodes of a cluster)."""
+        if self._cluster.enabled:
+            answers = await self._cluster.ask_all(
+                self.pub_client, "PUBSUB CHANNELS failed", lambda c: c.pubsub_channels(pattern)
+            )
+            return list({name for found in answers for name in found})
         found: list[bytes | str] = await redis_call(
             self.pub_client.pubsub_channels(pattern),
             what="PUBSUB CHANNELS failed",
@@ -237,6 +255,7 @@ class RedisTransport:
         ):
             if owned and client is not None:
                 await aclose_client(client, self._timeout)
+        await self._cluster.aclose()
 
     async def _open_sub_connection(self) -> AbstractConnection:
         return await self._open_connection(self.sub_client, "sub")
@@ -247,6 +266,8 @@ class RedisTransport:
     async def _open_connection(self, client: Redis, role: str) -> AbstractConnection:
         """A dedicated connection with the client's settings (TLS, auth, db...).
 
+        On a cluster, to the first node that answers, the one this role lost last.
+
         RESP2, raw bytes, and no socket timeout: a timeout wraps every read and write in
         a timer, which costs more than the rest of the hot path; silence on the pub/sub
         connection is caught by the subscriber's PING watchdog instead.
@@ -255,22 +276,30 @@ class RedisTransport:
         kwargs = dict(pool.connection_kwargs)
         # The client name is set afterwards, best effort: an ACL user may lack CLIENT.
         kwargs.update(protocol=2, decode_responses=False, socket_timeout=None, client_name=None)
-        conn: AbstractConnection = pool.connection_class(**kwargs)
-        try:
-            # Bounded, the handshake included: a frozen Redis accepts TCP but never answers.
-            await redis_call(
-                self._handshake(conn, role),
-                what=f"cannot open the {role} connection",
-                where=self.where,
-                timeout=self._timeout,
-            )
-        except BaseException:
-            await drop_connection(conn)
-            raise
-        return conn
+        home = (str(kwargs.get("host", "")), int(kwargs.get("port", 0)))
+        nodes = self._cluster.candidates(role, home) if self._cluster.enabled else [home]
+        for node in nodes:
+            if node != home:
+                kwargs.update(host=node[0], port=node[1])
+            conn: AbstractConnection = pool.connection_class(**kwargs)
+            try:
+                # Bounded, the handshake included: a frozen Redis accepts TCP, never answers.
+                await redis_call(
+                    self._handshake(conn, role, node),
+                    what=f"cannot open the {role} connection",
+                    where=self.where if node == home else f"{node[0]}:{node[1]}",
+                    timeout=self._timeout,
+                )
+                return conn
+            except BaseException as exc:
+                await drop_connection(conn)
+                if node == nodes[-1] or not isinstance(exc, Exception):
+                    raise
+        raise AssertionError("unreachable: the last node's error is raised")
 
-    async def _handshake(self, conn: AbstractConnection, role: str) -> None:
+    async def _handshake(self, conn: AbstractConnection, role: str, node: tuple[str, int]) -> None:
         await conn.connect()  # type: ignore[no-untyped-call]
+        await self._cluster.learn(conn, role, node)
         if self._may_name:  # once refused, not asked again (each refusal is in ACL LOG)
             name = f"socketio-redis-async:{self._uid()}:{role}"
             self._may_name = await set_client_name(conn, name, self._timeout)

@@ -12,6 +12,7 @@ import redis.asyncio
 
 from socketio_redis_async._redis_server import RedisServer
 from tests.helpers import Client, Node
+from tests.rediscluster import RedisCluster, require_cluster_tools
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +39,20 @@ def own_redis() -> Iterator[RedisServer]:
     """A redis-server for this test alone, which the test may kill, freeze or restart."""
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A real Redis Cluster (3 masters, 3 replicas) shared by a module's tests."""
+    with RedisCluster(require_cluster_tools()) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def own_redis_cluster() -> Iterator[RedisCluster]:
+    """A Redis Cluster for this test alone, whose nodes the test may kill."""
+    with RedisCluster(require_cluster_tools()) as cluster:
+        yield cluster
 
 
 @pytest.fixture

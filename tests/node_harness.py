@@ -125,11 +125,15 @@ class NodeServer(_Harness):
         self._next_id = 0
 
     @classmethod
-    async def start(cls, redis_url: str, key: str, requests_timeout_ms: int = 1000) -> NodeServer:
+    async def start(
+        cls, redis_url: str, key: str, requests_timeout_ms: int = 1000, cluster: bool = False
+    ) -> NodeServer:
+        """``cluster``: ``redis_url`` is a Redis Cluster node; use node-redis's cluster client."""
         proc = await _spawn(
             "server.js",
             *("--port", "0", "--redis", redis_url, "--key", key),
             *("--requests-timeout", str(requests_timeout_ms)),
+            *(["--cluster"] if cluster else []),
         )
         assert proc.stdout is not None
         try:

@@ -9,12 +9,13 @@ const readline = require("readline");
 const { Server } = require("socket.io");
 const { createAdapter } = require("@socket.io/redis-adapter");
 const { Emitter } = require("@socket.io/redis-emitter");
-const { createClient } = require("redis");
+const { createClient, createCluster } = require("redis");
 
 // ---------------------------------------------------------------- options
 function parseArgs(argv) {
   const o = { port: 0, redis: "redis://127.0.0.1:6379", key: "socket.io",
-    requestsTimeout: 5000, specificResponseChannel: false, namespaces: ["/", "/custom"] };
+    requestsTimeout: 5000, specificResponseChannel: false, namespaces: ["/", "/custom"],
+    cluster: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => { if (i + 1 >= argv.length) throw new Error(`missing value for ${a}`); return argv[++i]; };
@@ -24,6 +25,8 @@ function parseArgs(argv) {
     else if (a === "--requests-timeout") o.requestsTimeout = Number(next());
     else if (a === "--publish-on-specific-response-channel") o.specificResponseChannel = true;
     else if (a === "--nsp") o.namespaces.push(next());
+    // --redis is one node of a Redis Cluster: node-redis's cluster client (classic pub/sub).
+    else if (a === "--cluster") o.cluster = true;
     else throw new Error(`unknown argument ${a}`);
   }
   return o;
@@ -164,6 +167,12 @@ function setupNamespace(name) {
 // visible in Redis: NUMSUB of the uid-specific response channel is exactly ours.
 async function waitSubscribed(nsp, deadline = Date.now() + 15000) {
   const { requestChannel, specificResponseChannel } = nsp.adapter;
+  if (opts.cluster) {
+    // NUMSUB is per node on a cluster; a SUBSCRIBE confirmed on the same pub/sub
+    // connection after the adapter's own means Redis has processed those.
+    await sub.subscribe(`${SYNC_CHANNEL}#${nsp.name}`, () => {});
+    return;
+  }
   for (;;) {
     const r = await pub.sendCommand(["PUBSUB", "NUMSUB", requestChannel, specificResponseChannel]);
     if (Number(r[1]) >= 1 && Number(r[3]) >= 1) return;
@@ -310,7 +319,7 @@ process.on("SIGINT", () => shutdown(0));
 process.stdout.on("error", () => shutdown(0)); // parent went away (EPIPE)
 
 async function main() {
-  pub = createClient({ url: opts.redis });
+  pub = opts.cluster ? createCluster({ rootNodes: [{ url: opts.redis }] }) : createClient({ url: opts.redis });
   sub = pub.duplicate();
   pub.on("error", (err) => reportError("redis-pub", err));
   sub.on("error", (err) => reportError("redis-sub", err));

@@ -1,0 +1,138 @@
+"""A real Redis Cluster for the tests: 3 masters and 3 replicas of Debian's redis-server 7.
+
+Each node is a ``RedisServer`` (the package's own process handling) started with
+``--cluster-enabled yes`` and a short ``cluster-node-timeout``, so a killed master is
+replaced by its replica within a couple of seconds. ``redis-cli --cluster create`` joins
+them; ``start`` returns once every node reports ``cluster_state:ok`` and knows all six.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from types import TracebackType
+
+import pytest
+import redis
+
+from socketio_redis_async._redis_server import RedisServer, find_redis_server, free_port
+
+NODE_TIMEOUT_MS = 1000
+
+
+def require_cluster_tools() -> str:
+    """Path of redis-cli; skip (locally) or fail (in CI) without redis-cli and redis-server 7."""
+    cli = shutil.which("redis-cli")
+    missing = "" if cli else "redis-cli"
+    try:
+        version = subprocess.run(
+            [find_redis_server(), "--version"], capture_output=True, text=True, check=True
+        ).stdout
+        if "v=6." in version or "v=5." in version:
+            missing = missing or f"redis-server 7 (found {version.strip()})"
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        missing = missing or f"redis-server ({exc})"
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis Cluster test prerequisites missing in CI: {missing}")
+        pytest.skip(f"Redis Cluster tests need {missing}")
+    assert cli is not None
+    return cli
+
+
+class RedisCluster:
+    """Six redis-server processes forming one cluster on loopback ports."""
+
+    def __init__(self, cli: str, size: int = 6) -> None:
+        self.cli = cli
+        self.nodes: list[RedisServer] = []
+        self.frozen: list[RedisServer] = []  # SIGSTOPped: not asked anything (it would block)
+        for _ in range(size):
+            bus = free_port()
+            args: tuple[str, ...] = (
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            )
+            args += ("--cluster-node-timeout", str(NODE_TIMEOUT_MS))
+            args += ("--cluster-port", str(bus))
+            self.nodes.append(RedisServer(extra_args=args))
+
+    def url(self, index: int = 0) -> str:
+        return self.nodes[index].url
+
+    @property
+    def alive(self) -> list[RedisServer]:
+        return [node for node in self.nodes if node._proc is not None and node not in self.frozen]
+
+    def start(self) -> RedisCluster:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "1"]
+            + ["--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        self.wait_ok(known=len(self.nodes))
+        return self
+
+    def wait_ok(self, known: int = 0, timeout: float = 30) -> None:
+        """Wait until every live node says ``cluster_state:ok`` (and knows ``known`` nodes)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if all(self._ok(node, known) for node in self.alive):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the cluster did not reach cluster_state:ok in {timeout} s")
+            time.sleep(0.05)
+
+    def command(self, node: RedisServer, *args: str) -> object:
+        """One command, synchronously: only for live nodes (a short one, it blocks the loop)."""
+        with redis.Redis(port=node.port, socket_timeout=2, decode_responses=True) as client:
+            return client.execute_command(*args)
+
+    def _ok(self, node: RedisServer, known: int) -> bool:
+        info = str(self.command(node, "CLUSTER", "INFO"))
+        lines = str(self.command(node, "CLUSTER", "NODES")).strip().splitlines()
+        return "cluster_state:ok" in info and len(lines) >= known
+
+    def node_of(self, client_name: str) -> RedisServer:
+        """The node a connection named ``client_name`` (CLIENT SETNAME) is connected to."""
+        for node in self.alive:
+            if f"name={client_name} " in str(self.command(node, "CLIENT", "LIST")):
+                return node
+        raise LookupError(f"no node has a client named {client_name}")
+
+    def kill(self, node: RedisServer) -> None:
+        """``kill -9`` one node, as a crash would."""
+        node.kill()
+
+    def freeze(self, node: RedisServer) -> None:
+        """SIGSTOP one node: its connections stay open and it answers nothing."""
+        node.freeze()
+        self.frozen.append(node)
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+    def __enter__(self) -> RedisCluster:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
