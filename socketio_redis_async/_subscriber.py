@@ -1,11 +1,9 @@
 """The one pub/sub connection of a process: subscriptions, confirmations, reconnects.
 
-The wanted channels and patterns are plain sets changed synchronously (``want``,
-``unwant``); a writer task reconciles them with Redis, sending every change that piled
-up since its last pass as one SUBSCRIBE and one UNSUBSCRIBE (chunked), so a burst of
-thousands of joins costs a handful of round trips. ``wait`` resolves once Redis has
-confirmed the SUBSCRIBE that was sent *after* the wait began, so a message published
-after it returns is delivered.
+``want``/``unwant`` change plain sets; a writer task sends every change that piled up
+as a few chunked (UN)SUBSCRIBEs (see ``_subscriptions``), so a burst of joins costs a
+handful of round trips, and ``wait`` resolves once Redis confirmed a SUBSCRIBE sent
+after the wait began.
 
 If the connection fails, ``run`` logs it (one line, no traceback), waits a short
 jittered backoff (0.1-0.2 s at first, capped at 1 s while Redis stays down), reconnects
@@ -154,18 +152,13 @@ class Subscriber:
         futures = [self._channels.waiter(name) for name in channels]
         futures += [self._patterns.waiter(name) for name in patterns]
         pending = [fut for fut in futures if fut is not None]
-        if not pending:
-            return True
-        _, late = await asyncio.wait(pending, timeout=timeout)
+        _, late = await asyncio.wait(pending, timeout=timeout) if pending else ((), ())
         for fut in late:
             fut.cancel()
         return not late
 
     def next_denial(self) -> asyncio.Future[AccessDeniedError]:
-        """A future resolved when Redis next refuses the credentials or a permission.
-
-        Discard it with :meth:`forget_denial` once no longer awaited.
-        """
+        """A future resolved when Redis next refuses us (discard with ``forget_denial``)."""
         fut: asyncio.Future[AccessDeniedError] = asyncio.get_running_loop().create_future()
         self._denial_waiters.add(fut)
         return fut
