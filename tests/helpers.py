@@ -119,7 +119,8 @@ class Client:
             # python-socketio passes (event, namespace, *args) to a catch-all handler, but
             # (namespace, *args) for an event literally named "*" (it matches by name).
             connected = set(self.sio.namespaces)
-            if args[0] in connected and (len(args) < 2 or args[1] not in connected):
+            second_is_namespace = len(args) > 1 and isinstance(args[1], str)
+            if args[0] in connected and not (second_is_namespace and args[1] in connected):
                 args = ("*", *args)
             event, namespace, *rest = args
             args = tuple(rest)
