@@ -387,9 +387,3 @@ class AsyncRedisAdapter(ManagerOverrides):
     def _connection_changed(self, subscribed: bool) -> None:
         if self._on_connection_change is not None:
             self._spawn(notify(self._on_connection_change, subscribed))
-
-    # -- what the layers ask of the host ------------------------------------------------
-
-    def _release_if_idle(self, nsp: str) -> None:
-        if self._plan.release_if_idle(nsp):
-            self._requests.forget(nsp)

@@ -234,6 +234,10 @@ class ClusterAPI(socketio.AsyncManager):  # type: ignore[misc]
         if self._plan.unhold(nsp):
             self._requests.forget(nsp)
 
+    def _release_if_idle(self, nsp: str) -> None:
+        if self._plan.release_if_idle(nsp):
+            self._requests.forget(nsp)
+
     def _keeps(self, nsp: str) -> bool:
         raise NotImplementedError
 

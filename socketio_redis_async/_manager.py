@@ -23,9 +23,6 @@ class ManagerOverrides(ClusterOps):
 
     _connect_auth: dict[str, tuple[str, Any]]
 
-    def _release_if_idle(self, nsp: str) -> None:
-        raise NotImplementedError
-
     def _keeps(self, nsp: str) -> bool:
         """True while this server serves ``nsp``: it has local sockets there, handlers for
         it (server, namespace or ``adapter.on()``), or declares it."""
@@ -163,23 +160,18 @@ class ManagerOverrides(ClusterOps):
         """True for a local socket; for a remote one, ask its server and return False."""
         if self._local.is_local(sid, namespace):
             return bool(self.is_connected(sid, namespace))
-        await self._publish_request(
-            namespace, messages.disconnect_request(self.uid, [sid], [], False)
-        )
-        await self._bridged("disconnect", namespace, sid=sid)
+        await self._remote_disconnect_one(sid, namespace)
         return False
 
     async def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         """Forget a local socket, or ask the server that holds it to disconnect it."""
         if not kwargs.get("ignore_queue") and not self._local.is_local(sid, namespace):
-            await self._publish_request(
-                namespace, messages.disconnect_request(self.uid, [sid], [], False)
-            )
-            await self._bridged("disconnect", namespace, sid=sid)
+            await self._remote_disconnect_one(sid, namespace)
             return
         self.basic_disconnect(sid, namespace, **kwargs)
 
     async def _remote_disconnect_one(self, sid: str, namespace: str) -> None:
+        """Ask the server that holds ``sid`` to disconnect it (bridged servers too)."""
         request = messages.disconnect_request(self.uid, [sid], [], False)
         await self._publish_request(namespace, request)
         await self._bridged("disconnect", namespace, sid=sid)
