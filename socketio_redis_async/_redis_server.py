@@ -64,6 +64,13 @@ def stop_process(
         proc.wait(timeout=timeout)
 
 
+PORT_ATTEMPTS = 5
+
+
+class PortTaken(RuntimeError):
+    """redis-server could not bind one of its ports: something else took it first."""
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -85,6 +92,9 @@ class RedisServer:
         self.executable = executable or find_redis_server()
         self.extra_args = extra_args  # more redis-server options, e.g. ("--replicaof", ...)
         self.port = port or free_port()
+        # A port we picked may be taken (by any process's outgoing connection) before the server
+        # binds it; then the first start retries on another one.
+        self._may_repick = port is None
         self.tls = tls  # (cert file, key file, CA file): serve TLS only, on ``port``
         self.unixsocket = unixsocket  # also listen on this Unix socket path
         self._dir = tempfile.TemporaryDirectory(prefix="socketio-redis-async-")
@@ -98,6 +108,16 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         """Start the server and return once it accepts connections."""
+        for _ in range(PORT_ATTEMPTS - 1):
+            try:
+                return self._start()
+            except PortTaken:
+                if not self._may_repick:
+                    raise
+                self.port = free_port()
+        return self._start()
+
+    def _start(self) -> RedisServer:
         args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
         if self.tls:
             cert, key, ca = self.tls
@@ -132,11 +152,18 @@ class RedisServer:
                 break
         else:
             proc.wait()
-            raise RuntimeError(f"redis-server failed to start:\n{''.join(lines[-20:])}")
+            proc.stdout.close()
+            error = (
+                PortTaken
+                if any("Address already in use" in line for line in lines)
+                else RuntimeError
+            )
+            raise error(f"redis-server failed to start:\n{''.join(lines[-20:])}")
         # Keep draining its log so the pipe never fills up.
         self._drain = threading.Thread(target=proc.stdout.read, daemon=True)
         self._drain.start()
         self._proc = proc
+        self._may_repick = False  # restarts come back on the same port
         return self
 
     def stop(self) -> None:

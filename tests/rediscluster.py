@@ -18,7 +18,13 @@ from types import TracebackType
 import pytest
 import redis
 
-from socketio_redis_async._redis_server import RedisServer, find_redis_server, free_port
+from socketio_redis_async._redis_server import (
+    PORT_ATTEMPTS,
+    PortTaken,
+    RedisServer,
+    find_redis_server,
+    free_port,
+)
 
 NODE_TIMEOUT_MS = 1000
 
@@ -56,19 +62,14 @@ class RedisCluster:
 
     def __init__(self, cli: str, size: int = 6) -> None:
         self.cli = cli
-        self.nodes: list[RedisServer] = []
+        self.nodes = [self._new_node() for _ in range(size)]
         self.frozen: list[RedisServer] = []  # SIGSTOPped: not asked anything (it would block)
-        for _ in range(size):
-            bus = free_port()
-            args: tuple[str, ...] = (
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-            )
-            args += ("--cluster-node-timeout", str(NODE_TIMEOUT_MS))
-            args += ("--cluster-port", str(bus))
-            self.nodes.append(RedisServer(extra_args=args))
+
+    @staticmethod
+    def _new_node() -> RedisServer:
+        args: tuple[str, ...] = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+        args += ("--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--cluster-port", str(free_port()))
+        return RedisServer(port=free_port(), extra_args=args)
 
     def url(self, index: int = 0) -> str:
         return self.nodes[index].url
@@ -78,8 +79,16 @@ class RedisCluster:
         return [node for node in self.nodes if node._proc is not None and node not in self.frozen]
 
     def start(self) -> RedisCluster:
-        for node in self.nodes:
-            node.start()
+        for index in range(len(self.nodes)):
+            for attempt in range(PORT_ATTEMPTS):
+                try:
+                    self.nodes[index].start()
+                    break
+                except PortTaken:  # its port or bus port was taken before it bound them
+                    if attempt == PORT_ATTEMPTS - 1:
+                        raise
+                    self.nodes[index].close()
+                    self.nodes[index] = self._new_node()
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
         subprocess.run(
             [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "1"]

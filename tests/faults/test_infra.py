@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+
 import anyio
 import pytest
+import redis
 import redis.asyncio
+
+from socketio_redis_async._redis_server import PortTaken, RedisServer
 
 pytestmark = pytest.mark.anyio
 
@@ -37,3 +42,22 @@ async def test_killed_redis_restarts_on_its_port(own_redis):
     own_redis.start()
     assert await client.get("k") is None  # a crash loses the data: nothing is persisted
     await client.aclose()
+
+
+def test_a_picked_port_taken_before_the_server_binds_it_is_picked_again():
+    """A server whose picked port got taken starts on another one; on a fixed port it raises."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        server = RedisServer()
+        server.port = port  # as if another process took the picked port in the meantime
+        with server:
+            assert server.port != port
+            with redis.Redis(port=server.port) as client:
+                assert client.ping()
+        with pytest.raises(PortTaken, match="Address already in use"), RedisServer(port=port):
+            pass
+    finally:
+        taken.close()
