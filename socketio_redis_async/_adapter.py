@@ -37,7 +37,6 @@ from ._protocol import messages
 from ._receiver import Receiver
 from ._requests import Requester
 from ._responders import EncodeAnswer, Responders
-from ._sharded_transport import ShardedTransport
 from ._transport import RedisTransport
 
 _Self = TypeVar("_Self", bound="AsyncRedisAdapter")
@@ -108,6 +107,7 @@ class AsyncRedisAdapter(ManagerOverrides):
     """
 
     _receiver_class: type[Receiver] = Receiver
+    _transport: RedisTransport
 
     def __init__(
         self,
@@ -242,7 +242,7 @@ class AsyncRedisAdapter(ManagerOverrides):
 
     def _new_transport(
         self, pub_client: Redis | RedisCluster | None, sub_client: Redis | RedisCluster | None
-    ) -> RedisTransport | ShardedTransport:
+    ) -> RedisTransport:
         return RedisTransport(
             url=self._options.url,
             key=self._options.key,

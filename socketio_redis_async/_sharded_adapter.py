@@ -28,7 +28,6 @@ from ._protocol.rooms import Room, check_room
 from ._receiver import ShardedReceiver
 from ._responders import EncodeAnswer
 from ._sharded_transport import ShardedTransport
-from ._transport import RedisTransport
 
 
 class AsyncShardedRedisAdapter(AsyncRedisAdapter):
@@ -56,6 +55,7 @@ class AsyncShardedRedisAdapter(AsyncRedisAdapter):
     """
 
     _receiver_class = ShardedReceiver
+    _transport: ShardedTransport  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -110,9 +110,9 @@ class AsyncShardedRedisAdapter(AsyncRedisAdapter):
     def _new_uid(self) -> str:
         return sharded.new_uid()
 
-    def _new_transport(
+    def _new_transport(  # type: ignore[override]
         self, pub_client: Redis | RedisCluster | None, sub_client: Redis | RedisCluster | None
-    ) -> RedisTransport | ShardedTransport:
+    ) -> ShardedTransport:
         return ShardedTransport(
             url=self._options.url,
             key=self._options.key,
