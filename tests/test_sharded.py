@@ -7,7 +7,12 @@ import json
 import msgpack
 import pytest
 
-from socketio_redis_async import AsyncShardedRedisAdapter, RequestTimeoutError
+from socketio_redis_async import (
+    AsyncEmitter,
+    AsyncShardedRedisAdapter,
+    Emitter,
+    RequestTimeoutError,
+)
 from tests.helpers import wait_until, wait_until_async
 from tests.sharded import shard_numsub
 
@@ -185,3 +190,38 @@ def test_invalid_options_say_what_to_do():
         AsyncShardedRedisAdapter(subscription_mode="sharded")
     with pytest.raises(TypeError, match="subscription_mode must be a str"):
         AsyncShardedRedisAdapter(subscription_mode=1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_sharded_emitters_drive_sharded_servers(
+    mode, make_sharded, make_client, redis_server, redis_client, key
+):
+    """Emitter/AsyncEmitter(sharded=True): broadcasts to all, a room and a socket, socket
+    joins, server-side events and disconnects reach servers in every mode."""
+    node = await make_sharded(mode)
+    first, second = await make_client(node, name="first"), await make_client(node, name="second")
+    await node.sio.enter_room(first.sid(), "room")
+    heard: list[object] = []
+    node.adapter.on("job", heard.append)
+    with Emitter(redis_server.url, key=key, sharded=True, subscription_mode=mode) as emitter:
+        emitter.emit("all", 1)
+        emitter.to("room").emit("room", 2)
+        emitter.to(second.sid()).emit("direct", 3)
+        emitter.server_side_emit("job", {"id": 4})
+    async with AsyncEmitter(redis_server.url, key=key, sharded=True, subscription_mode=mode) as e:
+        await e.to(second.sid()).sockets_join("joined")
+        # A join applied by another server subscribes the room's channel in the background.
+        subscribed = 0 if mode == "static" else 1
+        channel = f"{key}#/#joined#"
+        await wait_until_async(
+            lambda n: n == subscribed, lambda: shard_numsub(redis_client, channel)
+        )
+        await e.to("joined").emit("joined", 5)
+        await second.wait_for("joined")
+        await e.to("room").disconnect_sockets()
+    await first.wait_disconnected()
+    await wait_until(lambda: heard == [{"id": 4}])
+    assert first.received("room") == [[2]] and second.received("room") == []
+    assert second.received("direct") == [[3]] and first.received("direct") == []
+    assert first.received("all") == second.received("all") == [[1]]
+    assert second.sio.connected

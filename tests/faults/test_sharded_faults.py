@@ -11,49 +11,10 @@ import pytest
 from socketio_redis_async import PublishError
 from socketio_redis_async._shards import slot_of
 from tests.helpers import wait_until
-from tests.rediscluster import RedisCluster
+from tests.rediscluster import RedisCluster, owner_of
 from tests.sharded import start_sharded
 
 pytestmark = pytest.mark.anyio
-
-
-def _owner(cluster: RedisCluster, channel: str) -> tuple[str, str]:
-    """(node id, port) of the master owning ``channel``'s slot, read from CLUSTER NODES."""
-    slot = slot_of(channel)
-    text = str(cluster.command(cluster.alive[0], "CLUSTER", "NODES"))
-    for line in text.splitlines():
-        fields = line.split()
-        if "master" not in fields[2] or "fail" in fields[2]:
-            continue
-        for span in fields[8:]:
-            start, _, end = span.partition("-")
-            if start.isdigit() and int(start) <= slot <= int(end or start):
-                return fields[0], fields[1].split("@")[0].rsplit(":", 1)[1]
-    raise LookupError(f"no master owns slot {slot}")
-
-
-async def test_servers_on_different_nodes_share_rooms_on_every_shard(
-    redis_cluster: RedisCluster, key, make_client
-):
-    """Rooms spread over all three shards (subscribed slot by slot, so no CROSSSLOT), and
-    servers are counted over every master."""
-    a = await start_sharded(redis_cluster.url(0), key)
-    b = await start_sharded(redis_cluster.url(1), key)
-    try:
-        client = await make_client(b)
-        rooms = [f"room-{i}" for i in range(24)]
-        for room in rooms:
-            await b.sio.enter_room(client.sid(), room)
-        owners = {_owner(redis_cluster, f"{key}#/#{room}#") for room in rooms}
-        assert len(owners) == 3
-        assert await a.adapter.server_count() == 2
-        for room in rooms:
-            await a.sio.emit("hello", room, to=room)
-        await client.wait_for("hello", len(rooms))
-        assert {s.id for s in await a.adapter.fetch_sockets()} == {client.sid()}
-    finally:
-        await a.aclose()
-        await b.aclose()
 
 
 async def test_a_moved_slot_ends_the_subscription_and_it_follows_the_slot(
@@ -68,7 +29,7 @@ async def test_a_moved_slot_ends_the_subscription_and_it_follows_the_slot(
         client = await make_client(b)
         await b.sio.enter_room(client.sid(), "room")
         channel = f"{key}#/#room#"
-        source_id, source_port = _owner(cluster, channel)
+        source_id, source_port = owner_of(cluster, channel)
         target = next(
             node
             for node in cluster.alive
@@ -81,7 +42,7 @@ async def test_a_moved_slot_ends_the_subscription_and_it_follows_the_slot(
         cluster.command(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
         for node in (target, source):
             cluster.command(node, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
-        await wait_until(lambda: _owner(cluster, channel)[0] == target_id, 10)
+        await wait_until(lambda: owner_of(cluster, channel)[0] == target_id, 10)
         with anyio.fail_after(20):
             while not client.received("moved"):
                 await a.sio.emit("moved", 1, to="room")
@@ -103,7 +64,7 @@ async def test_killing_the_master_of_a_room_fails_over_and_delivery_resumes(
     try:
         client = await make_client(b)
         await b.sio.enter_room(client.sid(), "room")
-        _, port = _owner(cluster, f"{key}#/#room#")
+        _, port = owner_of(cluster, f"{key}#/#room#")
         victim = next(node for node in cluster.alive if str(node.port) == port)
         sent = lost = 0
         await a.sio.emit("tick", 0, to="room")
