@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import anyio
 import msgpack
 import pytest
 
@@ -13,7 +14,7 @@ from socketio_redis_async import (
     Emitter,
     RequestTimeoutError,
 )
-from tests.helpers import wait_until, wait_until_async
+from tests.helpers import cli_process, run_cli, wait_until, wait_until_async
 from tests.sharded import shard_numsub
 
 pytestmark = pytest.mark.anyio
@@ -225,3 +226,35 @@ async def test_sharded_emitters_drive_sharded_servers(
     assert second.received("direct") == [[3]] and first.received("direct") == []
     assert first.received("all") == second.received("all") == [[1]]
     assert second.sio.connected
+
+
+async def test_the_cli_speaks_the_sharded_protocol(make_sharded, make_client, redis_server, key):
+    """socketio-redis --sharded: servers, rooms, sockets, emit and monitor work against
+    sharded servers, and the tool is never counted as one."""
+    a, b = await make_sharded(), await make_sharded()
+    ca, cb = await make_client(a), await make_client(b)
+    for node, client in ((a, ca), (b, cb)):
+        await node.sio.enter_room(client.sid(), "lobby")
+    opts = ["--url", redis_server.url, "--key", key, "--sharded"]
+    code, out, err = await run_cli("servers", "--json", *opts)
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {"count": 2, "uids": sorted([a.adapter.uid, b.adapter.uid])}
+    code, out, _ = await run_cli("rooms", "--json", *opts)
+    assert json.loads(out) == {"rooms": {"lobby": 2}, "sockets": 2}
+    code, out, _ = await run_cli("sockets", "--room", "lobby", "--json", *opts)
+    assert sorted(s["id"] for s in json.loads(out)) == sorted([ca.sid(), cb.sid()])
+    code, out, _ = await run_cli("emit", "news", "1", "--to", "lobby", *opts)
+    assert code == 0
+    await ca.wait_for("news")
+    await cb.wait_for("news")
+    async with cli_process("monitor", "--count", "1", "--json", *opts) as proc:
+        assert proc.stderr is not None and proc.stdout is not None
+        with anyio.fail_after(15):
+            assert b"monitoring" in await proc.stderr.readline()
+            await a.adapter.server_side_emit("watched", 1)
+            line = await proc.stdout.readline()
+            assert await proc.wait() == 0
+    seen = json.loads(line)
+    assert (seen["kind"], seen["type"], seen["event"]) == ("request", "SERVER_SIDE_EMIT", "watched")
+    assert seen["uid"] == a.adapter.uid
+    assert await a.adapter.server_count() == 2

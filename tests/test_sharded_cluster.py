@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from socketio_redis_async import AsyncEmitter, Emitter
+from tests.helpers import Node, run_cli
 from tests.rediscluster import RedisCluster, owner_of
 from tests.sharded import start_sharded
 
@@ -58,3 +61,23 @@ async def test_sharded_emitters_reach_rooms_on_every_shard(
         assert {args[0] for args in client.received("sync")} == set(rooms)
     finally:
         await node.aclose()
+
+
+async def test_the_cli_counts_servers_over_every_node(redis_cluster: RedisCluster, key):
+    """socketio-redis servers sums over the cluster's nodes, for classic servers subscribed
+    on three different nodes and for sharded servers (SHARDNUMSUB over the masters)."""
+    classic = [await Node.start(redis_cluster.url(i), key) for i in (0, 1, 2)]
+    shards = [await start_sharded(redis_cluster.url(i), f"{key}s") for i in (0, 2)]
+    try:
+        code, out, err = await run_cli(
+            "servers", "--json", "--url", redis_cluster.url(1), "--key", key
+        )
+        assert (code, err, json.loads(out)["count"]) == (0, "", 3)
+        code, out, err = await run_cli(
+            "servers", "--json", "--sharded", "--url", redis_cluster.url(1), "--key", f"{key}s"
+        )
+        assert (code, err) == (0, "")
+        assert json.loads(out) == {"count": 2, "uids": sorted(n.adapter.uid for n in shards)}
+    finally:
+        for node in classic + shards:
+            await node.aclose()
