@@ -15,7 +15,8 @@ from socketio_redis_async import (
     RequestTimeoutError,
 )
 from tests.helpers import cli_process, run_cli, wait_until, wait_until_async
-from tests.sharded import shard_numsub
+from tests.sharded import shard_numsub, start_sharded
+from tests.test_acl import refused
 
 pytestmark = pytest.mark.anyio
 MODES = ["static", "dynamic", "dynamic-private"]
@@ -258,3 +259,34 @@ async def test_the_cli_speaks_the_sharded_protocol(make_sharded, make_client, re
     assert (seen["kind"], seen["type"], seen["event"]) == ("request", "SERVER_SIDE_EMIT", "watched")
     assert seen["uid"] == a.adapter.uid
     assert await a.adapter.server_count() == 2
+
+
+async def test_the_documented_acl_rules_suffice(redis_server, redis_client, key, make_client):
+    """Sharded servers and a sharded emitter with only the README's rules work, and Redis
+    refuses nothing they send (ACL LOG stays empty)."""
+    server = ["resetchannels", f"&{key}#*", "resetkeys", "-@all", "+spublish", "+ssubscribe"]
+    server += ["+sunsubscribe", "+pubsub|shardnumsub", "+pubsub|shardchannels"]
+    server += ["+cluster|slots", "+ping"]
+    emitter = ["resetchannels", f"&{key}#*", "resetkeys", "-@all", "+spublish", "+info"]
+    await redis_client.execute_command("ACL", "LOG", "RESET")
+    for user, rules in ((f"s{key}", server), (f"e{key}", emitter)):
+        await redis_client.execute_command("ACL", "SETUSER", user, "reset", "on", ">pw", *rules)
+    url = f"redis://s{key}:pw@127.0.0.1:{redis_server.port}/0"
+    a = await start_sharded(url, key)
+    b = await start_sharded(url, key)
+    try:
+        client = await make_client(b)
+        await b.sio.enter_room(client.sid(), "room")
+        await a.sio.emit("hello", 1, to="room")
+        assert await client.wait_for("hello") == [[1]]
+        assert [s.id for s in await a.adapter.fetch_sockets()] == [client.sid()]
+        assert await a.adapter.server_count() == 2
+        emitter_url = f"redis://e{key}:pw@127.0.0.1:{redis_server.port}/0"
+        with Emitter(emitter_url, key=key, sharded=True) as emit:
+            emit.to("room").emit("emitted", 2)
+        assert await client.wait_for("emitted") == [[2]]
+        for user in (f"s{key}", f"e{key}"):  # best-effort CLIENT calls aside, as in test_acl
+            assert await refused(redis_client, user) == {}
+    finally:
+        await a.aclose()
+        await b.aclose()
