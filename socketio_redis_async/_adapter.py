@@ -243,21 +243,23 @@ class AsyncRedisAdapter(ManagerOverrides):
     def _new_transport(
         self, pub_client: Redis | RedisCluster | None, sub_client: Redis | RedisCluster | None
     ) -> RedisTransport:
-        return RedisTransport(
-            url=self._options.url,
-            key=self._options.key,
-            pub_client=pub_client,
-            sub_client=sub_client,
-            redis_options=self._options.redis_options,
-            on_message=self._on_message,
-            on_change=self._connection_changed,
-            uid=lambda: self.uid,
-            timeout=self._options.requests_timeout,
-            publish_timeout=self._options.publish_timeout,
-            health_check_interval=self._options.health_check_interval,
-            max_message_size=self._options.max_message_size,
-            logger=self.logger,
-        )
+        options = self._transport_options()
+        return RedisTransport(pub_client=pub_client, sub_client=sub_client, **options)
+
+    def _transport_options(self) -> dict[str, Any]:
+        return {
+            "url": self._options.url,
+            "key": self._options.key,
+            "redis_options": self._options.redis_options,
+            "on_message": self._on_message,
+            "on_change": self._connection_changed,
+            "uid": lambda: self.uid,
+            "timeout": self._options.requests_timeout,
+            "publish_timeout": self._options.publish_timeout,
+            "health_check_interval": self._options.health_check_interval,
+            "max_message_size": self._options.max_message_size,
+            "logger": self.logger,
+        }
 
     def _new_plan(self) -> NamespacePlan:
         multiplexing = self._options.with_channel_multiplexing
