@@ -14,6 +14,7 @@ the masters (a master that does not own the channel answers 0, not MOVED).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from ._shards import (
     Subscribers,
     numsub,
     parse_slots,
+    settled,
     slot_of,
 )
 from ._subscriber import MessageHandler, Subscriber
@@ -324,7 +326,7 @@ class ShardedTransport:
                 max_message_size=self._max,
                 where=where,
                 timeout=self._publish_timeout,
-                ready=subscriber.ready,
+                ready=functools.partial(settled, subscriber, _now() if self._version else None),
                 command=b"SPUBLISH",
             )
             publisher.latency = self.latency
@@ -376,19 +378,14 @@ class ShardedTransport:
         if not await self._wait_ready(self._timeout):
             raise RedisCommandError(f"{what}: the shards of {self.where} are not known yet")
         nodes = sorted(set(self._owners)) if self._cluster else [STANDALONE]
-        replies = await asyncio.gather(
-            *(self._nodes.call(node, what, "PUBSUB", *args) for node in nodes),
-            return_exceptions=True,
-        )
-        answers = [reply for reply in replies if not isinstance(reply, BaseException)]
-        for reply in replies:
-            if isinstance(reply, BaseException) and not isinstance(reply, RedisCommandError):
-                raise reply
-        if not answers:
-            self._mark_stale()
-            raise next(r for r in replies if isinstance(r, BaseException))
-        if len(answers) < len(nodes):
-            self._mark_stale()
+        try:
+            answers, complete = await self._nodes.ask_all(nodes, what, "PUBSUB", *args)
+        except RedisCommandError:
+            complete = False
+            raise
+        finally:
+            if not complete:
+                self._mark_stale()  # a master did not answer: the slot map may be old
         return answers
 
     def _access_error(self, exc: BaseException) -> AccessDeniedError | None:

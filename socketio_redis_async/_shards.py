@@ -10,18 +10,21 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.crc import key_slot
 
 from ._access import set_client_name
 from ._commands import aclose_client, drop_connection, redis_call
+from ._errors import RedisCommandError
 from ._publisher import Publisher
 from ._subscriber import Subscriber
 
 Address = tuple[str, int]
 STANDALONE: Address = ("", 0)
 SLOTS = 16384
+_SETTLE = 1.5  # seconds: a refresh after a failure (0.2 s) plus a reconnect backoff (1 s)
 
 
 def parse_slots(reply: Any, here: Address) -> list[Address]:
@@ -99,6 +102,24 @@ class NodeConnections:
             timeout=self._timeout,
         )
 
+    async def ask_all(self, nodes: list[Address], what: str, *args: str) -> tuple[list[Any], bool]:
+        """One command on every node: the answers, and whether every node answered.
+
+        A node that does not answer has no live subscriber to count; if none answers, the
+        first RedisCommandError is raised.
+        """
+        replies = await asyncio.gather(
+            *(self.call(node, what, *args) for node in nodes), return_exceptions=True
+        )
+        answers = [reply for reply in replies if not isinstance(reply, BaseException)]
+        errors = [reply for reply in replies if isinstance(reply, BaseException)]
+        for error in errors:
+            if not isinstance(error, RedisCommandError):
+                raise error
+        if not answers:
+            raise errors[0]
+        return answers, not errors
+
     async def command(self, node: Address, *args: str) -> Any:
         """One command on a connection of its own, its reply raw (RESP2 bytes)."""
         conn = await self.open(node, "cmd")
@@ -146,6 +167,15 @@ class NodeConnections:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await aclose_client(client, self._timeout)
+
+
+async def settled(subscriber: Subscriber, since: float | None, timeout: float) -> None:
+    """Before a shard's first publish: its subscriptions first and, on a shard that
+    became an owner after startup (a failover, a moved slot), as long as every other
+    server needs to follow the move, so the first messages are not published to nobody."""
+    await subscriber.ready(timeout)
+    if since is not None and (hold := since + _SETTLE - asyncio.get_running_loop().time()) > 0:
+        await anyio.sleep(min(hold, timeout))
 
 
 def numsub(reply: Any) -> int:

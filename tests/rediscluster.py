@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pytest
 import redis
@@ -61,20 +62,29 @@ def require_cluster_tools() -> str:
 class RedisCluster:
     """Six redis-server processes forming one cluster on loopback ports."""
 
-    def __init__(self, cli: str, size: int = 6) -> None:
+    def __init__(self, cli: str, size: int = 6, tls: tuple[str, str, str] | None = None) -> None:
+        """``tls``: (certificate, key, CA) files; every port, the cluster bus and
+        replication then speak TLS only."""
         self.cli = cli
+        self.tls = tls
         self.nodes = [self._new_node() for _ in range(size)]
         self.frozen: list[RedisServer] = []  # SIGSTOPped: not asked anything (it would block)
 
-    @staticmethod
-    def _new_node() -> RedisServer:
+    def _new_node(self) -> RedisServer:
         args: tuple[str, ...] = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
         args += ("--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--cluster-port", str(free_port()))
         args += ("--repl-diskless-sync-delay", "0")  # replicas sync at once, not after 5 s
-        return RedisServer(port=free_port(), extra_args=args)
+        if self.tls:
+            args += ("--tls-cluster", "yes", "--tls-replication", "yes")
+        return RedisServer(port=free_port(), extra_args=args, tls=self.tls)
 
     def url(self, index: int = 0) -> str:
-        return self.nodes[index].url
+        """A node's URL (with ``ssl_ca_certs`` on a TLS cluster)."""
+        url = self.nodes[index].url
+        return f"{url}?ssl_ca_certs={self.tls[2]}" if self.tls else url
+
+    def _cli_tls(self) -> list[str]:
+        return ["--tls", "--cacert", self.tls[2]] if self.tls else []
 
     @property
     def alive(self) -> list[RedisServer]:
@@ -93,8 +103,8 @@ class RedisCluster:
                     self.nodes[index] = self._new_node()
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
         subprocess.run(
-            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "1"]
-            + ["--cluster-yes"],
+            [self.cli, *self._cli_tls(), "--cluster", "create", *addresses]
+            + ["--cluster-replicas", "1", "--cluster-yes"],
             check=True,
             capture_output=True,
             timeout=60,
@@ -130,7 +140,10 @@ class RedisCluster:
 
     def command(self, node: RedisServer, *args: str) -> object:
         """One command, synchronously: only for live nodes (a short one, it blocks the loop)."""
-        with redis.Redis(port=node.port, socket_timeout=2, decode_responses=True) as client:
+        tls: dict[str, Any] = {"ssl": True, "ssl_ca_certs": self.tls[2]} if self.tls else {}
+        with redis.Redis(
+            host="127.0.0.1", port=node.port, socket_timeout=2, decode_responses=True, **tls
+        ) as client:
             return client.execute_command(*args)
 
     def _ok(self, node: RedisServer, known: int) -> bool:
