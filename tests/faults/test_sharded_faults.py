@@ -189,3 +189,36 @@ async def test_on_a_tls_cluster_connections_move_over_tls(
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_a_restarted_cluster_is_subscribed_again_slot_by_slot(
+    own_redis_cluster: RedisCluster, key, make_client
+):
+    """Every node of the cluster restarts: each server re-subscribes its room channels on
+    all three shards, one slot per SSUBSCRIBE (node-redis 4.7 sends them all in one, gets
+    CROSSSLOT and never subscribes again)."""
+    cluster = own_redis_cluster
+    a = await start_sharded(cluster.url(0), key, health_check_interval=0.5)
+    b = await start_sharded(cluster.url(1), key, health_check_interval=0.5)
+    try:
+        client = await make_client(b)
+        rooms = [f"room-{i}" for i in range(24)]
+        for room in rooms:
+            await b.sio.enter_room(client.sid(), room)
+        for node in cluster.nodes:
+            node.stop()
+        for node in cluster.nodes:
+            node.start()
+        cluster.wait_ok(known=len(cluster.nodes))
+        pending = set(rooms)
+        with anyio.fail_after(60):
+            while pending:
+                for room in sorted(pending):
+                    with contextlib.suppress(PublishError):
+                        await a.sio.emit("back", room, to=room)
+                await anyio.sleep(0.1)
+                pending -= {args[0] for args in client.received("back")}
+        await wait_until(lambda: b.adapter.health().healthy, 20)
+    finally:
+        await a.aclose()
+        await b.aclose()
