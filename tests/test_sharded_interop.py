@@ -1,0 +1,382 @@
+"""Mixed sharded clusters: AsyncShardedRedisAdapter next to Node's ``createShardedAdapter``.
+
+The Node suite's ``[sharded]`` scenarios (wire-protocol.md §9) run in both directions
+between one Python server and one Node server (tests/interop/server.js ``--sharded``), in
+each subscription mode on a standalone Redis 7, and in ``dynamic`` mode on a Redis Cluster
+(Node on node-redis's cluster client). Servers start once per topology; clients are new in
+every test, so rooms and subscriptions do not leak from one test into the next.
+
+Needs Redis >= 7 (sharded pub/sub): the embedded 6.2 Redis cannot run this file.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import pytest
+
+from socketio_redis_async import RequestTimeoutError
+from tests.helpers import Client, Node, barrier, wait_until, wait_until_async
+from tests.node_harness import NodeClient, NodeServer
+
+pytestmark = pytest.mark.anyio
+
+MODES = ["static", "dynamic", "dynamic-private"]
+# (subscription mode, on the Redis Cluster fixture?)
+TOPOLOGIES = [pytest.param((mode, False), id=mode) for mode in MODES]
+TOPOLOGIES.append(pytest.param(("dynamic", True), id="cluster-dynamic"))
+PY_REQUESTS_TIMEOUT = 1.0  # shorter than Node's fixed 5 s
+
+
+def redis_urls(request: pytest.FixtureRequest, cluster: bool) -> list[str]:
+    """Two Redis URLs: the standalone server twice, or two different cluster nodes."""
+    if cluster:
+        nodes = request.getfixturevalue("redis_cluster")
+        return [nodes.url(0), nodes.url(1)]
+    return [request.getfixturevalue("redis_server").url] * 2
+
+
+# Harness check: two Node servers, real socket.io-client clients (no Python adapter).
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+async def test_two_node_sharded_servers_see_each_other(topology, request, key):
+    """Harness: two Node sharded servers count each other and relay room and sid broadcasts."""
+    mode, cluster = topology
+    urls = redis_urls(request, cluster)
+    servers: list[NodeServer] = []
+    clients: list[NodeClient] = []
+    try:
+        for url in urls:
+            servers.append(await NodeServer.start(url, key, cluster=cluster, sharded=mode))
+        a, b = servers
+        for server in servers:
+            clients.append(await NodeClient.connect(server.url, ["/"]))
+            await server.wait_event(type="connection", sid=clients[-1].sid())
+        ca, cb = clients
+        assert await a.cmd("serverCount") == 2 and await b.cmd("serverCount") == 2
+        await b.cmd("join", sid=cb.sid(), room="lobby")
+        await a.cmd("emit", event="in-room", args=[1, "two"], to=["lobby"])
+        assert (await cb.wait_event(type="event", event="in-room"))["args"] == [1, "two"]
+        await b.cmd("emit", event="to-sid", args=[3], to=[ca.sid()])
+        assert (await ca.wait_event(type="event", event="to-sid"))["args"] == [3]
+        await a.cmd("emit", event="marker", args=[])
+        await ca.wait_event(type="event", event="marker")
+        assert ca.matching(type="event", event="in-room") == []
+        with pytest.raises(Exception, match="allRooms is not available with --sharded"):
+            await a.cmd("allRooms")
+    finally:
+        for client in clients:
+            await client.aclose()
+        for server in servers:
+            await server.aclose()
+    for server in servers:
+        assert server.errors == [], f"the Node server reported errors: {server.errors}"
+
+
+# Python <-> Node
+
+
+@dataclass
+class Mixed:
+    """One Python sharded server and one Node sharded server on the same Redis (Cluster)."""
+
+    mode: str
+    cluster: bool
+    py: Node
+    js: NodeServer
+
+    @property
+    def dynamic(self) -> bool:
+        return self.mode != "static"
+
+
+@pytest.fixture(scope="module", params=TOPOLOGIES)
+async def servers(request: pytest.FixtureRequest) -> AsyncIterator[Mixed]:
+    from socketio_redis_async import AsyncShardedRedisAdapter  # the lead's class (issue 12)
+
+    mode, cluster = request.param
+    urls = redis_urls(request, cluster)
+    prefix = f"s{uuid.uuid4().hex[:10]}"
+    py = await Node.start(
+        urls[1],
+        prefix,
+        adapter_class=AsyncShardedRedisAdapter,
+        subscription_mode=mode,
+        requests_timeout=PY_REQUESTS_TIMEOUT,
+    )
+    try:
+        js = await NodeServer.start(urls[0], prefix, cluster=cluster, sharded=mode)
+    except BaseException:
+        await py.aclose()
+        raise
+    yield Mixed(mode, cluster, py, js)
+    await py.aclose()
+    await js.aclose()
+    assert js.errors == [], f"the Node server reported errors: {js.errors}"
+
+
+@dataclass
+class Pair:
+    """``cp`` is a client of the Python server, ``cj`` one of the Node server."""
+
+    mode: str
+    py: Node
+    js: NodeServer
+    cp: Client
+    cj: Client
+
+    @property
+    def dynamic(self) -> bool:
+        return self.mode != "static"
+
+    @property
+    def clients(self) -> list[Client]:
+        return [self.cp, self.cj]
+
+
+@pytest.fixture
+async def pair(servers: Mixed) -> AsyncIterator[Pair]:
+    """A fresh python-socketio client on each server, both ready for broadcasts to their sid."""
+    cp, cj = Client("py"), Client("js")
+    try:
+        await cp.connect(servers.py)
+        await cj.connect(servers.js)  # type: ignore[arg-type]  # a NodeServer has .url
+        # The harness prints "connection" once Node's own sid-room SSUBSCRIBE is in Redis.
+        await servers.js.wait_event(type="connection", sid=cj.sid())
+        if servers.mode == "dynamic-private":
+            await wait_room_subscribers(servers.js, cp.sid(), 1)
+        yield Pair(servers.mode, servers.py, servers.js, cp, cj)
+    finally:
+        await cp.aclose()
+        await cj.aclose()
+    assert servers.js.errors == [], f"the Node server reported errors: {servers.js.errors}"
+
+
+async def wait_room_subscribers(js: NodeServer, room: Any, count: int) -> None:
+    """Wait until SHARDNUMSUB of the room's channel (summed over the masters) is ``count``."""
+    await wait_until_async(lambda n: n == [count], lambda: js.cmd("roomSubscribers", rooms=[room]))
+
+
+async def js_barrier(p: Pair) -> None:
+    """A marker broadcast from Node to both clients: what Node sent before it has arrived."""
+    counts = {id(c): len(c.received("marker")) for c in p.clients}
+    await p.js.cmd("emit", event="marker", args=[])
+    for client in p.clients:
+        await client.wait_for("marker", counts[id(client)] + 1)
+
+
+async def js_rooms(p: Pair) -> list[Any]:
+    """Rooms of the Node server's client, as Node sees them."""
+    sid = p.cj.sid()
+    rooms: list[Any] = next(s["rooms"] for s in await p.js.cmd("localSockets") if s["id"] == sid)
+    return rooms
+
+
+async def test_server_count_counts_both(pair):
+    """serverCount: SHARDNUMSUB of K#N# counts the Python and the Node server, on both sides."""
+    assert await pair.py.adapter.server_count() == 2
+    assert await pair.js.cmd("serverCount") == 2
+
+
+async def test_broadcast_to_all_both_ways(pair):
+    """broadcasts to all clients: Node -> both and Python -> both, bytes arrive as bytes."""
+    await pair.js.cmd("emit", event="from-js", args=[1, "2", b"\x03\x04"])
+    await pair.py.sio.emit("from-py", (1, "2", b"\x03\x04"))
+    for client in pair.clients:
+        assert await client.wait_for("from-js") == [[1, "2", b"\x03\x04"]]
+        assert await client.wait_for("from-py") == [[1, "2", b"\x03\x04"]]
+
+
+async def test_broadcast_to_a_room_both_ways(pair):
+    """broadcasts to all clients in a room: only the remote member gets it, in both directions."""
+    await pair.py.sio.enter_room(pair.cp.sid(), "room-py")
+    await pair.js.cmd("join", sid=pair.cj.sid(), room="room-js")
+    await pair.js.cmd("emit", event="r-js", args=["a"], to=["room-py"])
+    await pair.py.sio.emit("r-py", "b", to="room-js")
+    assert await pair.cp.wait_for("r-js") == [["a"]]
+    assert await pair.cj.wait_for("r-py") == [["b"]]
+    await js_barrier(pair)
+    await barrier(pair.py, pair.clients)
+    assert pair.cj.received("r-js") == pair.cp.received("r-py") == []
+
+
+async def test_broadcast_except_a_room_both_ways(pair):
+    """broadcasts to all clients except in room, in both directions."""
+    await pair.py.sio.enter_room(pair.cp.sid(), "ex-py")
+    await pair.js.cmd("join", sid=pair.cj.sid(), room="ex-js")
+    await pair.js.cmd("emit", event="x-js", args=[], **{"except": ["ex-js"]})
+    await pair.py.adapter.except_("ex-py").emit("x-py")
+    await pair.cp.wait_for("x-js")
+    await pair.cj.wait_for("x-py")
+    await js_barrier(pair)
+    await barrier(pair.py, pair.clients)
+    assert pair.cj.received("x-js") == pair.cp.received("x-py") == []
+
+
+async def test_broadcast_to_a_socket_id_both_ways(pair):
+    """broadcasts to a single client: to(sid) crosses over (the sid heuristic, sid channels)."""
+    await pair.js.cmd("emit", event="one-js", args=[1], to=[pair.cp.sid()])
+    await pair.py.sio.emit("one-py", 2, to=pair.cj.sid())
+    assert await pair.cp.wait_for("one-js") == [[1]]
+    assert await pair.cj.wait_for("one-py") == [[2]]
+    await js_barrier(pair)
+    await barrier(pair.py, pair.clients)
+    assert pair.cj.received("one-js") == pair.cp.received("one-py") == []
+
+
+async def test_fetch_sockets_both_ways(pair):
+    """fetchSockets: each side sees the other's socket with its handshake, data and rooms."""
+    py_sid, js_sid = pair.cp.sid(), pair.cj.sid()
+    pair.py.adapter.set_socket_data(py_sid, "test")
+    await pair.js.cmd("setData", sid=js_sid, data={"n": 1})
+    await pair.py.sio.enter_room(py_sid, "f-room")
+    found = {s["id"]: s for s in await pair.js.cmd("fetchSockets")}
+    assert set(found) == {py_sid, js_sid}
+    assert found[py_sid]["data"] == "test"
+    assert sorted(found[py_sid]["rooms"]) == sorted([py_sid, "f-room"])
+    assert found[py_sid]["handshake"]["query"]["transport"] == "websocket"
+    assert [s["id"] for s in await pair.js.cmd("fetchSockets", to=["f-room"])] == [py_sid]
+    mine = {s.id: s for s in await pair.py.adapter.fetch_sockets()}
+    assert set(mine) == {py_sid, js_sid}
+    assert mine[js_sid].data == {"n": 1} and mine[js_sid].rooms == {js_sid}
+    assert mine[js_sid].handshake["query"]["transport"] == "websocket"
+
+
+async def test_node_remote_socket_acts_on_python_socket(pair):
+    """Node RemoteSocket emit/join/leave/disconnect (fetchSockets) act on a Python socket."""
+    sid = pair.cp.sid()
+    assert await pair.js.cmd("remoteSocketEmit", sid=sid, event="rs", args=[7]) == {"remote": True}
+    assert await pair.cp.wait_for("rs") == [[7]]
+    await pair.js.cmd("remoteSocketJoin", sid=sid, room="rs-room")
+    await wait_until(lambda: "rs-room" in pair.py.sio.rooms(sid))
+    await pair.js.cmd("remoteSocketLeave", sid=sid, room="rs-room")
+    await wait_until(lambda: "rs-room" not in pair.py.sio.rooms(sid))
+    await pair.js.cmd("remoteSocketDisconnect", sid=sid, close=False)
+    await pair.cp.wait_disconnected()
+    assert not pair.cj.disconnected.is_set()
+
+
+async def test_python_remote_socket_acts_on_node_socket(pair):
+    """Python RemoteSocket emit/join/leave/disconnect (fetch_sockets) act on a Node socket."""
+    sid = pair.cj.sid()
+    remote = next(s for s in await pair.py.adapter.fetch_sockets() if s.id == sid)
+    await remote.emit("rs", 8)
+    assert await pair.cj.wait_for("rs") == [[8]]
+    await remote.join("rs-room")
+    await wait_until_async(lambda rooms: "rs-room" in rooms, lambda: js_rooms(pair))
+    await remote.leave("rs-room")
+    await wait_until_async(lambda rooms: "rs-room" not in rooms, lambda: js_rooms(pair))
+    await remote.disconnect()
+    await pair.cj.wait_disconnected()
+    assert not pair.cp.disconnected.is_set()
+
+
+async def test_python_sockets_join_is_confirmed_before_it_returns(pair):
+    """socketsJoin from Python: a Node broadcast to the room right after the join arrives."""
+    await pair.py.adapter.sockets_join("joined-py", to=pair.cp.sid())
+    await pair.js.cmd("emit", event="right-after", args=[], to=["joined-py"])
+    await pair.cp.wait_for("right-after")
+
+
+async def test_sockets_join_then_broadcast_both_ways(pair):
+    """socketsJoin crosses over (all, given sid), then a broadcast to the room reaches members."""
+    await pair.py.adapter.sockets_join("sj-py", to=pair.cj.sid())
+    await wait_until_async(lambda rooms: "sj-py" in rooms, lambda: js_rooms(pair))
+    await pair.js.cmd("syncRooms", rooms=["sj-py"])  # Node SSUBSCRIBEs without waiting
+    await pair.py.sio.emit("in-sj-py", to="sj-py")
+    await pair.cj.wait_for("in-sj-py")
+    await pair.js.cmd("socketsJoin", rooms=["sj-js"])  # every socket, the Python one included
+    await wait_until(lambda: "sj-js" in pair.py.sio.rooms(pair.cp.sid()))
+    if pair.dynamic:  # the Python server applied the join; now its room subscription is on
+        await wait_room_subscribers(pair.js, "sj-js", 2)
+    await pair.js.cmd("emit", event="in-sj-js", args=[], to=["sj-js"])
+    for client in pair.clients:
+        await client.wait_for("in-sj-js")
+
+
+async def test_sockets_leave_then_broadcast_both_ways(pair):
+    """socketsLeave crosses over: a broadcast to the room afterwards misses who left."""
+    await pair.py.sio.enter_room(pair.cp.sid(), "sl")
+    await pair.js.cmd("join", sid=pair.cj.sid(), room="sl")
+    await pair.js.cmd("socketsLeave", rooms=["sl"], to=[pair.cp.sid()])
+    await wait_until(lambda: "sl" not in pair.py.sio.rooms(pair.cp.sid()))
+    await pair.py.adapter.sockets_leave("sl", to=pair.cj.sid())
+    await wait_until_async(lambda rooms: "sl" not in rooms, lambda: js_rooms(pair))
+    await pair.js.cmd("emit", event="to-sl", args=[], to=["sl"])
+    await pair.py.sio.emit("to-sl", to="sl")
+    await js_barrier(pair)
+    await barrier(pair.py, pair.clients)
+    assert pair.cp.received("to-sl") == pair.cj.received("to-sl") == []
+
+
+async def test_node_disconnect_sockets_reaches_python(pair):
+    """disconnectSockets from Node disconnects the Python server's matching client only."""
+    await pair.js.cmd("disconnectSockets", close=False, to=[pair.cp.sid()])
+    await pair.cp.wait_disconnected()
+    await js_barrier(pair)
+    assert not pair.cj.disconnected.is_set()
+
+
+async def test_python_disconnect_sockets_reaches_node(pair):
+    """disconnectSockets from Python disconnects the Node server's matching client only."""
+    await pair.py.adapter.disconnect_sockets(to=pair.cj.sid())
+    await pair.cj.wait_disconnected()
+    await barrier(pair.py, [pair.cp])
+    assert not pair.cp.disconnected.is_set()
+
+
+async def test_server_side_emit_both_ways(pair):
+    """serverSideEmit without ack: Node -> Python handler and Python -> Node handler."""
+    got: list[tuple[Any, ...]] = []
+    pair.py.adapter.on("sse-plain", lambda *args: got.append(args))
+    await pair.js.cmd("serverSideEmit", event="sse-plain", args=[1, "two", {"k": None}])
+    await wait_until(lambda: got == [(1, "two", {"k": None})])
+    await pair.js.cmd("onServerSideEmit", event="sse-plain-py")
+    await pair.py.adapter.server_side_emit("sse-plain-py", {"k": 1}, 2)
+    event = (await pair.js.wait_event(type="serverSideEvent", event="sse-plain-py"))[0]
+    assert event["args"] == [{"k": 1}, 2] and event["withAck"] is False
+
+
+async def test_server_side_emit_with_ack_both_ways(pair):
+    """serverSideEmit with ack: Node collects the Python answer, Python collects Node's."""
+    pair.py.adapter.on("sse-ack", lambda *args: ["py-answer", *args])
+    result = await pair.js.cmd("serverSideEmitWithAck", event="sse-ack", args=[1])
+    assert result == {"error": None, "responses": [["py-answer", 1]]}
+    await pair.js.cmd("onServerSideEmit", event="sse-ack-py", reply={"from": "js"})
+    assert await pair.py.adapter.server_side_emit_with_ack("sse-ack-py", 2) == [{"from": "js"}]
+
+
+async def test_python_requests_timeout_is_honoured(pair):
+    """A Python requests_timeout shorter than Node's fixed 5 s ends the wait with Node's text."""
+    await pair.js.cmd("onServerSideEmit", event="sse-silent")  # never answers
+    with anyio.fail_after(PY_REQUESTS_TIMEOUT + 3), pytest.raises(RequestTimeoutError) as info:
+        await pair.py.adapter.server_side_emit_with_ack("sse-silent")
+    assert info.value.args[0] == "timeout reached: only 0 responses received out of 1"
+
+
+async def test_node_broadcast_with_acks_from_python_client(pair):
+    """broadcasts with multiple acknowledgements from Node: the Python client's ack comes back."""
+    pair.cp.ack_value = lambda event, args: ["py", b"\x01\x02"]
+    pair.cj.ack_value = lambda event, args: ["js", b"\x01\x02"]
+    result = await pair.js.cmd("emitWithAck", event="ask", args=[], timeout=5000)
+    assert result["error"] is None
+    assert sorted(result["responses"]) == [["js", b"\x01\x02"], ["py", b"\x01\x02"]]
+    one = await pair.js.cmd("emitWithAck", event="ask", args=[], to=[pair.cp.sid()], timeout=5000)
+    assert one == {"error": None, "responses": [["py", b"\x01\x02"]]}
+
+
+async def test_python_broadcast_with_acks_from_node_client(pair):
+    """broadcasts with multiple acknowledgements from Python: Node counts and relays acks."""
+    pair.cp.ack_value = lambda event, args: ["py", b"\x05"]
+    pair.cj.ack_value = lambda event, args: ["js", b"\x05"]
+    acks = await pair.py.adapter.emit_with_ack("q", timeout=5)
+    assert sorted(acks) == [["js", b"\x05"], ["py", b"\x05"]]
+    assert await pair.py.adapter.emit_with_ack("q", to=pair.cj.sid(), timeout=5) == [
+        ["js", b"\x05"]
+    ]
+    assert await pair.py.adapter.emit_with_ack("q", to="nobody", timeout=5) == []
