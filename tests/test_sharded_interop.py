@@ -192,6 +192,30 @@ async def test_broadcast_to_all_both_ways(pair):
         assert await client.wait_for("from-py") == [[1, "2", b"\x03\x04"]]
 
 
+async def test_broadcast_to_a_namespace_both_ways(servers):
+    """broadcasts to all clients in a namespace: /custom clients get it, / clients do not."""
+    clients = [Client("py"), Client("js")]
+    try:
+        await clients[0].connect(servers.py, ["/", "/custom"])
+        await clients[1].connect(servers.js, ["/", "/custom"])  # type: ignore[arg-type]
+        await servers.js.wait_event(type="connection", nsp="/custom", sid=clients[1].sid("/custom"))
+        await servers.js.cmd("emit", nsp="/custom", event="from-js", args=["x"])
+        await servers.py.sio.emit("from-py", "y", namespace="/custom")
+        for client in clients:
+            assert await client.wait_for("from-js", namespace="/custom") == [["x"]]
+            assert await client.wait_for("from-py", namespace="/custom") == [["y"]]
+        assert await servers.js.cmd("serverCount", nsp="/custom") == 2
+        assert await servers.py.adapter.server_count(namespace="/custom") == 2
+        await servers.py.sio.emit("marker")
+        await servers.js.cmd("emit", event="marker", args=[])
+        for client in clients:
+            await client.wait_for("marker", count=2)
+            assert client.received("from-js") == client.received("from-py") == []
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
 async def test_broadcast_to_a_room_both_ways(pair):
     """broadcasts to all clients in a room: only the remote member gets it, in both directions."""
     await pair.py.sio.enter_room(pair.cp.sid(), "room-py")
