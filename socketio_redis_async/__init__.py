@@ -23,6 +23,7 @@ from ._metrics import (
 )
 from ._operator import BroadcastOperator
 from ._protocol.messages import CUSTOM_REQUEST_EVENT
+from ._sharded_adapter import AsyncShardedRedisAdapter
 from ._sockets import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY, RemoteSocket
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "AsyncEmitter",
     "AsyncEmitterOperator",
     "AsyncRedisAdapter",
+    "AsyncShardedRedisAdapter",
     "BroadcastOperator",
     "CUSTOM_REQUEST_EVENT",
     "ClusterInstrumentedAsyncServer",

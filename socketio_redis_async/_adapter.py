@@ -27,7 +27,7 @@ from ._backlog import DEFAULT_MAX_SOCKET_BACKLOG
 from ._bridge import Bridge
 from ._bridge import check_channel as check_bridge_channel
 from ._delivery import Delivery
-from ._health import AdapterHealth, ConnectionCallback, notify
+from ._health import AdapterHealth, ConnectionCallback, notify, stats_of
 from ._histogram import LatencyHistogram
 from ._local import LocalSockets
 from ._manager import ManagerOverrides
@@ -36,7 +36,8 @@ from ._options import DEFAULT_KEY, build_options
 from ._protocol import messages
 from ._receiver import Receiver
 from ._requests import Requester
-from ._responders import Responders
+from ._responders import EncodeAnswer, Responders
+from ._sharded_transport import ShardedTransport
 from ._transport import RedisTransport
 
 _Self = TypeVar("_Self", bound="AsyncRedisAdapter")
@@ -106,6 +107,8 @@ class AsyncRedisAdapter(ManagerOverrides):
         the messages of those servers and publishes its own operations there for them.
     """
 
+    _receiver_class: type[Receiver] = Receiver
+
     def __init__(
         self,
         url: str | None = None,
@@ -162,7 +165,7 @@ class AsyncRedisAdapter(ManagerOverrides):
         )
         self.logger = logger or logging.getLogger("socketio_redis_async")
         self._pid = os.getpid()
-        self._uid = messages.new_uid()
+        self._uid = self._new_uid()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._on_connection_change = on_connection_change
@@ -170,29 +173,9 @@ class AsyncRedisAdapter(ManagerOverrides):
         self._server_handlers: dict[tuple[str, str], Callable[..., Any]] = {}
         self.custom_hook: Callable[[Any], Any] | None = None
         """Answers ``custom_request(data)`` on this server; sync or async, returns the answer."""
-        self._transport = RedisTransport(
-            url=self._options.url,
-            key=self._options.key,
-            pub_client=pub_client,
-            sub_client=sub_client,
-            redis_options=self._options.redis_options,
-            on_message=self._on_message,
-            on_change=self._connection_changed,
-            uid=lambda: self.uid,
-            timeout=self._options.requests_timeout,
-            publish_timeout=self._options.publish_timeout,
-            health_check_interval=self._options.health_check_interval,
-            max_message_size=self._options.max_message_size,
-            logger=self.logger,
-        )
+        self._transport = self._new_transport(pub_client, sub_client)
         self._where = self._transport.where
-        self._plan = NamespacePlan(
-            self._options.key,
-            lambda: self.uid,
-            self._options.with_channel_multiplexing,
-            self._transport,
-            self._keeps,
-        )
+        self._plan = self._new_plan()
         self._delivery = Delivery(self, self._options.max_socket_backlog, self._spawn, self.logger)
         self._local = LocalSockets(
             self,
@@ -219,6 +202,7 @@ class AsyncRedisAdapter(ManagerOverrides):
             handler_of=self._handler_of,
             ack_timeout=self._options.ack_timeout,
             logger=self.logger,
+            encode_answer=self._answer_encoder(),
         )
         channel = check_bridge_channel(bridge_channel)
         if channel is not None and channel.startswith(f"{self._options.key}#"):
@@ -239,7 +223,7 @@ class AsyncRedisAdapter(ManagerOverrides):
                 self.logger,
             )
             self._transport.want(channel)
-        self._receiver = Receiver(
+        self._receiver = self._receiver_class(
             uid=lambda: self.uid,
             options=self._options,
             plan=self._plan,
@@ -251,6 +235,39 @@ class AsyncRedisAdapter(ManagerOverrides):
             logger=self.logger,
         )
 
+    # -- the layers (the sharded adapter replaces some) --------------------------------
+
+    def _new_uid(self) -> str:
+        return messages.new_uid()
+
+    def _new_transport(
+        self, pub_client: Redis | RedisCluster | None, sub_client: Redis | RedisCluster | None
+    ) -> RedisTransport | ShardedTransport:
+        return RedisTransport(
+            url=self._options.url,
+            key=self._options.key,
+            pub_client=pub_client,
+            sub_client=sub_client,
+            redis_options=self._options.redis_options,
+            on_message=self._on_message,
+            on_change=self._connection_changed,
+            uid=lambda: self.uid,
+            timeout=self._options.requests_timeout,
+            publish_timeout=self._options.publish_timeout,
+            health_check_interval=self._options.health_check_interval,
+            max_message_size=self._options.max_message_size,
+            logger=self.logger,
+        )
+
+    def _new_plan(self) -> NamespacePlan:
+        multiplexing = self._options.with_channel_multiplexing
+        return NamespacePlan(
+            self._options.key, lambda: self.uid, multiplexing, self._transport, self._keeps
+        )
+
+    def _answer_encoder(self) -> EncodeAnswer | None:
+        return None  # the classic protocol's
+
     # -- properties ---------------------------------------------------------------------
 
     @property
@@ -258,7 +275,7 @@ class AsyncRedisAdapter(ManagerOverrides):
         """This server's id on the wire; a new one is made in a forked child process."""
         if os.getpid() != self._pid:
             self._pid = os.getpid()
-            self._uid = messages.new_uid()
+            self._uid = self._new_uid()
         return self._uid
 
     @property
@@ -289,22 +306,14 @@ class AsyncRedisAdapter(ManagerOverrides):
     @property
     def stats(self) -> dict[str, int]:
         """Counters for monitoring: dropped messages, reconnects, subscriptions, pending acks."""
-        subscriber, publisher = self._transport.subscriber, self._transport.publisher
-        return {
-            "dropped_messages": self._receiver.dropped,
-            "handler_errors": subscriber.handler_errors,
-            "reconnects": subscriber.reconnects,
-            "subscribed_channels": len(subscriber.channels),
-            "pending_acks": len(self._requests.acks),
-            "pending_requests": len(self._requests.pending),
-            "unusable_answers": self._requests.pending.unusable,
-            "published": publisher.published,
-            "publish_batches": publisher.batches,
-            "slow_consumers_disconnected": self._delivery.slow_consumers,
-            "volatile_skipped": self._delivery.volatile_skipped,
-            "publish_failures": publisher.failures,
-            "publish_backlog_bytes": publisher.backlog_bytes,
-        }
+        transport = self._transport
+        return stats_of(
+            self._receiver,
+            transport.subscriber,
+            transport.publisher,
+            self._requests,
+            self._delivery,
+        )
 
     @property
     def publish_latency(self) -> LatencyHistogram:

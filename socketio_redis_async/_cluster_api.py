@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the layers the host glue wires; no module here imports this
     from ._local import LocalSockets
     from ._namespaces import NamespacePlan
     from ._requests import Requester
+    from ._sharded_transport import ShardedTransport
     from ._transport import RedisTransport
 
 
@@ -37,7 +38,7 @@ class ClusterAPI(socketio.AsyncManager):  # type: ignore[misc]
     """Cluster-wide operations; the layers are set up by ``AsyncRedisAdapter``."""
 
     _options: Options
-    _transport: RedisTransport
+    _transport: RedisTransport | ShardedTransport
     _plan: NamespacePlan
     _local: LocalSockets
     _delivery: Delivery

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ._delivery import Delivery
     from ._publisher import Publisher
+    from ._receiver import Receiver
+    from ._requests import Requester
+    from ._shards import Publishers, Subscribers
     from ._subscriber import Subscriber
 
 ConnectionCallback = Callable[[bool], Awaitable[object] | object]
@@ -67,6 +71,31 @@ def health_of(subscriber: Subscriber, publisher: Publisher, interval: float) -> 
         publish_failures=publisher.failures,
         last_error=max(errors)[1] if errors else None,
     )
+
+
+def stats_of(
+    receiver: Receiver,
+    subscriber: Subscriber | Subscribers,
+    publisher: Publisher | Publishers,
+    requests: Requester,
+    delivery: Delivery,
+) -> dict[str, int]:
+    """An adapter's counters (``adapter.stats``)."""
+    return {
+        "dropped_messages": receiver.dropped,
+        "handler_errors": subscriber.handler_errors,
+        "reconnects": subscriber.reconnects,
+        "subscribed_channels": len(subscriber.channels),
+        "pending_acks": len(requests.acks),
+        "pending_requests": len(requests.pending),
+        "unusable_answers": requests.pending.unusable,
+        "published": publisher.published,
+        "publish_batches": publisher.batches,
+        "slow_consumers_disconnected": delivery.slow_consumers,
+        "volatile_skipped": delivery.volatile_skipped,
+        "publish_failures": publisher.failures,
+        "publish_backlog_bytes": publisher.backlog_bytes,
+    }
 
 
 async def notify(callback: ConnectionCallback, subscribed: bool) -> None:

@@ -44,7 +44,14 @@ class NamespacePlan:
         multiplexing: bool,
         subscriptions: Subscriptions,
         keeps: Callable[[str], bool],
+        *,
+        build: Callable[[str, str], NamespaceChannels] = NamespaceChannels.build,
+        has_channel: Callable[[Room], bool] = lambda room: True,
     ) -> None:
+        """``build(key, nsp)`` names a namespace's channels; with multiplexing, a room
+        has a channel of its own if ``has_channel(room)``."""
+        self._build = build
+        self._has_channel = has_channel
         self._key = key
         self._uid = uid
         self._multiplexing = multiplexing
@@ -75,7 +82,7 @@ class NamespacePlan:
     def channels_of(self, nsp: str) -> NamespaceChannels:
         """The channel names of ``nsp``, without subscribing anything."""
         channels = self._namespaces.get(nsp)
-        return channels if channels is not None else NamespaceChannels.build(self._key, nsp)
+        return channels if channels is not None else self._build(self._key, nsp)
 
     def route(self, channel: bytes) -> tuple[Kind, NamespaceChannels] | None:
         """The kind and namespace of a subscribed channel, None if not one of ours."""
@@ -94,7 +101,7 @@ class NamespacePlan:
         channels = self._namespaces.get(nsp)
         if channels is not None:
             return channels
-        channels = NamespaceChannels.build(self._key, nsp)
+        channels = self._build(self._key, nsp)
         self._namespaces[nsp] = channels
         for channel, kind in (
             (channels.request, Kind.REQUEST),
@@ -144,7 +151,7 @@ class NamespacePlan:
 
     def room_created(self, nsp: str, room: Room) -> None:
         """A room got its first local member: subscribe its channel (multiplexing)."""
-        if not self._multiplexing:
+        if not self._multiplexing or not self._has_channel(room):
             return
         channels = self.ensure(nsp)
         channel = channels.room(room)
@@ -156,7 +163,7 @@ class NamespacePlan:
 
     def room_emptied(self, nsp: str, room: Room) -> None:
         """A room lost its last local member: unsubscribe its channel (multiplexing)."""
-        if not self._multiplexing:
+        if not self._multiplexing or not self._has_channel(room):
             return
         channel = self.channels_of(nsp).room(room)
         refs = self._room_refs.get(channel, 1) - 1
@@ -172,4 +179,4 @@ class NamespacePlan:
         if not self._multiplexing:
             return []
         channels = self.channels_of(nsp)
-        return [channels.room(room) for room in rooms]
+        return [channels.room(room) for room in rooms if self._has_channel(room)]

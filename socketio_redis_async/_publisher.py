@@ -53,8 +53,11 @@ class Publisher:
         where: str,
         timeout: float = 5.0,
         ready: Callable[[float], Awaitable[object]] | None = None,
+        command: bytes = b"PUBLISH",
     ) -> None:
         self._connect = connect
+        self._name = command.decode()
+        self._command = b"*3\r\n$%d\r\n%b\r\n" % (len(command), command)
         self._max = max_message_size
         self._where = where
         self._timeout = timeout
@@ -188,7 +191,7 @@ class Publisher:
                 self.latency.observe(answered - (item.deadline - self._timeout))
                 item.future.set_result(reply)
             else:
-                self._fail([item], PublishError(f"Redis refused PUBLISH: {reply}"))
+                self._fail([item], PublishError(f"Redis refused {self._name}: {reply}"))
 
     def _timeout_error(self, what: str) -> PublishError:
         return PublishError(
@@ -206,9 +209,10 @@ class Publisher:
                 item.future.set_exception(error)
 
     async def _send(self, batch: list[_Item]) -> list[Any]:
+        head = self._command
         packed = b"".join(
-            b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
-            % (len(item.channel), item.channel, len(item.payload), item.payload)
+            b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n"
+            % (head, len(item.channel), item.channel, len(item.payload), item.payload)
             for item in batch
         )
         try:

@@ -18,7 +18,7 @@ from ._errors import MalformedMessage
 from ._local import LocalSockets
 from ._namespaces import Kind, NamespacePlan
 from ._options import Options
-from ._protocol import codec, messages
+from ._protocol import codec, messages, sharded
 from ._requests import Requester
 from ._responders import Responders
 
@@ -141,3 +141,47 @@ class Receiver:
                 str(exc)[:100],
                 self._requests.pending.unusable,
             )
+
+
+class ShardedReceiver(Receiver):
+    """Routes the messages of Node's sharded protocol (ClusterAdapter messages)."""
+
+    async def on_message(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
+        """One message from a shard: a broadcast, a request or an answer."""
+        route = self._plan.route(channel)
+        if route is None:
+            return
+        kind, channels = route
+        limit = (
+            self._options.max_answer_size
+            if kind == Kind.RESPONSE
+            else self._options.max_message_size
+        )
+        if len(payload) > limit:
+            self._drop(channel, f"{len(payload)} bytes is over the {limit} bytes allowed")
+            return
+        try:
+            msg = sharded.decode(payload)
+            if msg.uid == self._uid() or msg.nsp != channels.nsp:
+                return  # our own, or another namespace's (Node drops these too)
+            if msg.kind in sharded.ANSWERS:
+                answer = sharded.as_answer(msg)
+                assert answer is not None
+                self._requests.on_response(answer)
+                return
+            broadcast = sharded.as_broadcast(msg)
+            if broadcast is not None:
+                nsp = channels.nsp
+                recipients = self._local.recipients(nsp, broadcast.rooms, broadcast.except_rooms)
+                volatile = broadcast.flags.get("volatile") is True
+                await self._delivery.deliver(
+                    nsp, broadcast.data, recipients, broadcast.binary, volatile
+                )
+                return
+            raw = sharded.as_request(msg)
+            request = None if raw is None else messages.parse_request(raw)
+            if request is None:
+                raise MalformedMessage(f"unknown sharded message type {msg.kind}")
+            await self._responders.respond(channels.nsp, request)
+        except MalformedMessage as exc:
+            self._drop(channel, str(exc))

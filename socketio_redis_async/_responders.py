@@ -63,6 +63,8 @@ class LocalView(Protocol):
 
 Publish = Callable[[str, bytes, int], Awaitable[int]]
 """Publishes a payload on a channel, at most so many bytes."""
+EncodeAnswer = Callable[[str, Request, dict[str, Any], int], tuple[str, bytes, "str | None"]]
+"""``(nsp, request, answer, limit)`` -> ``(channel, payload, error if it was too large)``."""
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
 
 
@@ -82,7 +84,10 @@ class Responders:
         handler_of: Callable[[str, str], Callable[..., Any] | None],
         ack_timeout: float,
         logger: logging.Logger,
+        encode_answer: EncodeAnswer | None = None,
     ) -> None:
+        """``encode_answer`` puts answers on the wire (default: the classic protocol)."""
+        self._encode_answer = encode_answer or self._classic_answer
         self._uid = uid
         self._local = local
         self._publish = publish
@@ -111,17 +116,22 @@ class Responders:
     async def _answer(self, nsp: str, request: Request, value: dict[str, Any]) -> None:
         """Publish an answer where its requester listens, within ``max_answer_size``."""
         limit = self._max_answer_size
-        payload, error = answers.encode_answer(
-            value, accepts_zlib=request.accepts_zlib, limit=limit
-        )
+        channel, payload, error = self._encode_answer(nsp, request, value, limit)
         if error is not None:
             self._logger.warning(
                 "%s; sent an error answer instead (raise max_answer_size, and Redis' "
                 "client-output-buffer-limit for pubsub, to allow larger answers)",
                 error,
             )
-        channel = answers.channel_for(self._channels_of(nsp), request.uid, value)
         await self._publish(channel, payload, limit)
+
+    def _classic_answer(
+        self, nsp: str, request: Request, value: dict[str, Any], limit: int
+    ) -> tuple[str, bytes, str | None]:
+        payload, error = answers.encode_answer(
+            value, accepts_zlib=request.accepts_zlib, limit=limit
+        )
+        return answers.channel_for(self._channels_of(nsp), request.uid, value), payload, error
 
     def _foreign(self, request: Request) -> bool:
         """True unless this server sent the request itself."""

@@ -31,6 +31,7 @@ from redis.exceptions import ResponseError
 from ._commands import describe, drop_connection
 from ._errors import AccessDeniedError
 from ._subscriptions import Subscriptions
+from ._watchdog import watch
 
 try:
     import hiredis
@@ -60,15 +61,23 @@ class Subscriber:
         health_check_interval: float,
         on_change: Callable[[bool], None] | None = None,
         explain: Callable[[BaseException], AccessDeniedError | None] = lambda exc: None,
+        sharded: Callable[[str], object] | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
+        """``sharded``: SSUBSCRIBE instead of SUBSCRIBE, grouping channels by this key (the
+        hash slot on a Redis Cluster); ``on_failure(exc)`` on every failed connection."""
         self._connect = connect
+        self._on_failure = on_failure
         self._explain = explain
         self._handler = handler
         self._logger = logger
         self._where = where
         self._health_check_interval = health_check_interval
         self._dirty = asyncio.Event()
-        self._channels = Subscriptions("SUBSCRIBE", "UNSUBSCRIBE", self._dirty)
+        if sharded is None:
+            self._channels = Subscriptions("SUBSCRIBE", "UNSUBSCRIBE", self._dirty)
+        else:
+            self._channels = Subscriptions("SSUBSCRIBE", "SUNSUBSCRIBE", self._dirty, sharded)
         self._patterns = Subscriptions("PSUBSCRIBE", "PUNSUBSCRIBE", self._dirty)
         self.connected = False
         self.failing = False  # the last attempt to connect or stay connected failed
@@ -226,6 +235,8 @@ class Subscriber:
 
     async def _backoff(self, failures: int, what: str, exc: BaseException) -> None:
         self.failing = True
+        if self._on_failure is not None:
+            self._on_failure(exc)
         self.last_error = (
             asyncio.get_running_loop().time(),
             f"{what} Redis at {self._where}: {describe(exc)}",
@@ -297,7 +308,7 @@ class Subscriber:
         self._last_read = asyncio.get_running_loop().time()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._write, conn)
-            tg.start_soon(self._watch, conn)
+            tg.start_soon(watch, conn, self._health_check_interval, lambda: self._last_read)
             tg.start_soon(self._announce)
             await self._read(conn)
 
@@ -307,28 +318,6 @@ class Subscriber:
             self._dirty.clear()
             for command in self._channels.plan() + self._patterns.plan():
                 await conn.send_packed_command(conn.pack_command(*command), check_health=False)
-
-    async def _watch(self, conn: AbstractConnection) -> None:
-        """PING after a silent interval; no data for another interval after it means the
-        link is dead. Time the event loop spent blocked (the reader had no turn) is not
-        silence: a tick that comes late never declares the link dead."""
-        interval = self._health_check_interval
-        tick = interval / 4
-        loop = asyncio.get_running_loop()
-        ping_at: float | None = None
-        last_tick = loop.time()
-        while True:
-            await anyio.sleep(tick)
-            now = loop.time()
-            stalled, last_tick = now - last_tick > 2 * tick, now
-            if ping_at is not None and self._last_read >= ping_at:
-                ping_at = None  # answered (or other data arrived)
-            if ping_at is not None and now - ping_at >= interval and not stalled:
-                idle = now - self._last_read
-                raise ConnectionError(f"no data and no answer to PING for {idle:.1f} s")
-            if ping_at is None and now - self._last_read >= interval:
-                ping_at = now
-                await conn.send_packed_command(conn.pack_command("PING"), check_health=False)
 
     async def _read(self, conn: AbstractConnection) -> None:
         # No per-read timeout (the watchdog covers silence). When redis-py exposes the
@@ -364,11 +353,11 @@ class Subscriber:
         if not isinstance(response, list) or len(response) < 3:
             return
         kind = response[0]
-        if kind == b"message":
+        if kind == b"message" or kind == b"smessage":
             await self._dispatch(response[1], response[2], None)
         elif kind == b"pmessage" and len(response) == 4:
             await self._dispatch(response[2], response[3], response[1])
-        elif kind == b"subscribe":
+        elif kind == b"subscribe" or kind == b"ssubscribe":
             self._channels.confirm(response[1].decode())
             if self.denied is not None:
                 self._accepted()
@@ -376,6 +365,9 @@ class Subscriber:
             self._patterns.confirm(response[1].decode())
             if self.denied is not None:
                 self._accepted()
+        elif kind == b"sunsubscribe" and not self._channels.left(response[1].decode()):
+            # Redis ended a sharded subscription: its slot moved to another node.
+            raise ConnectionError(f"Redis ended the subscription of {response[1]!r}")
 
     def _accepted(self) -> None:
         """After a refusal: once every command sent is confirmed, the refusal is over."""

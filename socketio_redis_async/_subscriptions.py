@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 CHUNK = 1000
 
@@ -18,9 +18,19 @@ CHUNK = 1000
 class Subscriptions:
     """One kind of subscription (channels or patterns): wanted, sent, and who waits."""
 
-    def __init__(self, subscribe: str, unsubscribe: str, dirty: asyncio.Event) -> None:
+    def __init__(
+        self,
+        subscribe: str,
+        unsubscribe: str,
+        dirty: asyncio.Event,
+        group: Callable[[str], object] | None = None,
+    ) -> None:
         self.subscribe = subscribe
         self.unsubscribe = unsubscribe
+        # Names that may share one command have the same group (a Redis Cluster refuses
+        # an SSUBSCRIBE whose channels are in different hash slots: CROSSSLOT).
+        self._group = group
+        self._leaving: dict[str, int] = {}  # UNSUBSCRIBEs sent and not yet confirmed
         self.wanted: set[str] = set()
         self._dirty = dirty
         self._sent: set[str] = set()
@@ -56,6 +66,7 @@ class Subscriptions:
     def reset(self) -> None:
         """A new connection: nothing is subscribed; whoever waited keeps waiting."""
         self._sent.clear()
+        self._leaving.clear()
         for name, batches in self._inflight.items():
             for batch in batches:
                 self._waiting.setdefault(name, []).extend(batch)
@@ -64,16 +75,38 @@ class Subscriptions:
     def plan(self) -> list[list[str]]:
         """The commands that bring Redis in line with ``wanted``, as argument lists."""
         commands = []
-        for chunk in _chunks(list(self.wanted - self._sent)):
+        for chunk in self._chunks(self.wanted - self._sent):
             for name in chunk:
                 self._sent.add(name)
                 batch = self._waiting.pop(name, [])
                 self._inflight.setdefault(name, deque()).append(batch)
             commands.append([self.subscribe, *chunk])
-        for chunk in _chunks(list(self._sent - self.wanted)):
+        for chunk in self._chunks(self._sent - self.wanted):
             self._sent.difference_update(chunk)
+            for name in chunk:
+                self._leaving[name] = self._leaving.get(name, 0) + 1
             commands.append([self.unsubscribe, *chunk])
         return commands
+
+    def _chunks(self, names: set[str]) -> Iterable[list[str]]:
+        if self._group is None:
+            yield from _chunks(list(names))
+            return
+        groups: dict[object, list[str]] = {}
+        for name in names:
+            groups.setdefault(self._group(name), []).append(name)
+        for members in groups.values():
+            yield from _chunks(members)
+
+    def left(self, name: str) -> bool:
+        """An unsubscription of ``name`` arrived: True if this side asked for it, False
+        if Redis ended the subscription by itself (a sharded channel's slot moved)."""
+        leaving = self._leaving.get(name, 0)
+        if leaving > 1:
+            self._leaving[name] = leaving - 1
+        else:
+            self._leaving.pop(name, None)
+        return leaving > 0 or name not in self._sent
 
     def confirmed(self) -> int:
         """How many sent subscriptions Redis has confirmed."""

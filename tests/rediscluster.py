@@ -69,6 +69,7 @@ class RedisCluster:
     def _new_node() -> RedisServer:
         args: tuple[str, ...] = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
         args += ("--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--cluster-port", str(free_port()))
+        args += ("--repl-diskless-sync-delay", "0")  # replicas sync at once, not after 5 s
         return RedisServer(port=free_port(), extra_args=args)
 
     def url(self, index: int = 0) -> str:
@@ -98,7 +99,23 @@ class RedisCluster:
             timeout=60,
         )
         self.wait_ok(known=len(self.nodes))
+        self.wait_replicas()
         return self
+
+    def wait_replicas(self, timeout: float = 30) -> None:
+        """Wait until every live replica has synced with its master: a replica that never
+        did refuses to fail over (its data age is unknown)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            infos = [self.command(node, "INFO", "replication") for node in self.alive]
+            replicas = [
+                info for info in infos if isinstance(info, dict) and info["role"] == "slave"
+            ]
+            if all(info.get("master_link_status") == "up" for info in replicas):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the replicas did not sync within {timeout} s")
+            time.sleep(0.05)
 
     def wait_ok(self, known: int = 0, timeout: float = 30) -> None:
         """Wait until every live node says ``cluster_state:ok`` (and knows ``known`` nodes)."""

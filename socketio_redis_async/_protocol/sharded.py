@@ -1,0 +1,303 @@
+"""Node's sharded adapter protocol (``createShardedAdapter``, @socket.io/redis-adapter 8.3).
+
+Pure: no I/O. Every message is a ClusterAdapter message ``{uid, nsp, type, data}``:
+JSON, or msgpack when a type that may carry bytes does carry them. Channels::
+
+    K#N#        every server: broadcasts and requests (SHARDNUMSUB counts servers here)
+    K#N#U#      answers to server U (16 hex characters)
+    K#N#<room># broadcasts to exactly one room, in the ``dynamic`` subscription modes
+
+Requests and answers are translated to and from the classic protocol's shapes
+(``messages.Request``, the answer maps of ``answers``), so that the responders and the
+requests layer serve both protocols unchanged.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Final, Literal
+
+from .._errors import MalformedMessage
+from . import codec
+from .channels import NamespaceChannels, glob_escape
+from .messages import EVENT, Broadcast, RequestType, check_opts, check_packet
+from .rooms import Room
+
+Mode = Literal["static", "dynamic", "dynamic-private"]
+MODES: Final = ("static", "dynamic", "dynamic-private")
+
+
+class MessageType(IntEnum):
+    """ClusterAdapter ``MessageType`` (socket.io-adapter 2.5); 1, 2 and 13 are unused here."""
+
+    BROADCAST = 3
+    SOCKETS_JOIN = 4
+    SOCKETS_LEAVE = 5
+    DISCONNECT_SOCKETS = 6
+    FETCH_SOCKETS = 7
+    FETCH_SOCKETS_RESPONSE = 8
+    SERVER_SIDE_EMIT = 9
+    SERVER_SIDE_EMIT_RESPONSE = 10
+    BROADCAST_CLIENT_COUNT = 11
+    BROADCAST_ACK = 12
+
+
+_MAY_HOLD_BYTES: Final = frozenset({3, 8, 9, 10, 12})
+ANSWERS: Final = frozenset({8, 10, 11, 12})
+UID_LENGTH: Final = 16
+
+
+def new_uid() -> str:
+    """A server uid as Node's ClusterAdapter makes them: 8 random bytes in hex."""
+    return secrets.token_hex(UID_LENGTH // 2)
+
+
+def is_uid(text: str) -> bool:
+    """Whether ``text`` has the shape of a sharded server uid."""
+    return len(text) == UID_LENGTH and all(c in "0123456789abcdef" for c in text)
+
+
+def looks_like_socket_id(room: Room) -> bool:
+    """Node's test for a socket-id room: a string of 20 characters."""
+    return isinstance(room, str) and len(room) == 20
+
+
+def check_mode(mode: Any) -> Mode:
+    """A subscription mode, or ValueError/TypeError saying which ones exist."""
+    if not isinstance(mode, str):
+        raise TypeError(f"subscription_mode must be a str, not {type(mode).__name__}")
+    if mode not in MODES:
+        raise ValueError(f"subscription_mode must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode  # type: ignore[return-value]
+
+
+def room_has_channel(mode: Mode, room: Room) -> bool:
+    """Whether ``room`` has a channel of its own in ``mode``."""
+    return mode == "dynamic-private" or (mode == "dynamic" and not looks_like_socket_id(room))
+
+
+def channels(key: str, nsp: str) -> NamespaceChannels:
+    """The channels of ``nsp``, in the classic channel set's terms: requests, broadcasts
+    and answers share ``K#N#``, and ``room()``/``response_for()`` append ``<name>#``."""
+    main = f"{key}#{nsp}#"
+    return NamespaceChannels(
+        key=key,
+        nsp=nsp,
+        broadcast=main,
+        pattern=glob_escape(main) + "*",
+        request=main,
+        response=main,
+    )
+
+
+def broadcast_channel(chans: NamespaceChannels, mode: Mode, rooms: list[Room]) -> str:
+    """Where a broadcast without acks goes (Node's ``computeChannel``)."""
+    if len(rooms) == 1 and room_has_channel(mode, rooms[0]):
+        return chans.room(rooms[0])
+    return chans.broadcast
+
+
+# -- encoding ------------------------------------------------------------------------------
+
+
+def has_bytes(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` holds bytes anywhere (Node's ``hasBinary``)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return True
+    if depth > codec.MAX_DEPTH:
+        return False
+    if isinstance(value, (list, tuple)):
+        return any(has_bytes(item, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return any(has_bytes(item, depth + 1) for item in value.values())
+    return False
+
+
+def encode(uid: str, nsp: str, kind: MessageType, data: dict[str, Any]) -> bytes:
+    """A message's bytes: msgpack if it may and does hold bytes, JSON otherwise."""
+    message = {"uid": uid, "nsp": nsp, "type": int(kind), "data": data}
+    if kind in _MAY_HOLD_BYTES and has_bytes(data):
+        return codec.pack(message)
+    return codec.dump_json(message)
+
+
+def encode_broadcast(
+    uid: str,
+    nsp: str,
+    data: list[Any],
+    rooms: list[Room],
+    except_rooms: list[Room],
+    flags: dict[str, Any],
+) -> bytes:
+    """A broadcast without acks."""
+    body = {
+        "packet": {"type": EVENT, "data": data, "nsp": nsp},
+        "opts": {"rooms": rooms, "except": except_rooms, "flags": flags},
+    }
+    return encode(uid, nsp, MessageType.BROADCAST, body)
+
+
+def encode_request(uid: str, nsp: str, request: dict[str, Any]) -> bytes:
+    """A classic request map (see ``messages``) as the sharded message that does the same.
+
+    SOCKETS (0), ALL_ROOMS (1) and the single-socket forms have no sharded equivalent:
+    ValueError (the sharded adapter builds those on FETCH_SOCKETS and selectors instead).
+    """
+    kind = request.get("type")
+    request_id = request.get("requestId")
+    opts = request.get("opts")
+    if isinstance(opts, dict):
+        opts = {"rooms": opts.get("rooms", []), "except": opts.get("except", []), "flags": {}}
+    if kind in (RequestType.REMOTE_JOIN, RequestType.REMOTE_LEAVE) and opts is not None:
+        join = kind == RequestType.REMOTE_JOIN
+        sharded = MessageType.SOCKETS_JOIN if join else MessageType.SOCKETS_LEAVE
+        return encode(uid, nsp, sharded, {"opts": opts, "rooms": request["rooms"]})
+    if kind == RequestType.REMOTE_DISCONNECT and opts is not None:
+        body = {"opts": opts, "close": request.get("close") is True}
+        return encode(uid, nsp, MessageType.DISCONNECT_SOCKETS, body)
+    if kind == RequestType.REMOTE_FETCH:
+        body = {"opts": opts, "requestId": request_id}
+        return encode(uid, nsp, MessageType.FETCH_SOCKETS, body)
+    if kind == RequestType.SERVER_SIDE_EMIT:
+        body = {"packet": request["data"]}
+        if request_id is not None:
+            body["requestId"] = request_id
+        return encode(uid, nsp, MessageType.SERVER_SIDE_EMIT, body)
+    if kind == RequestType.BROADCAST:
+        body = {"packet": request["packet"], "opts": request["opts"], "requestId": request_id}
+        return encode(uid, nsp, MessageType.BROADCAST, body)
+    raise ValueError(f"request type {kind!r} has no equivalent in the sharded protocol")
+
+
+def answer_message(
+    value: dict[str, Any], answering: RequestType
+) -> tuple[MessageType, dict[str, Any]]:
+    """A classic answer map (see ``answers``) to a request of type ``answering``, as the
+    sharded answer's type and data. An ``error`` field is kept (Node ignores it)."""
+    body: dict[str, Any] = {"requestId": value.get("requestId")}
+    if "error" in value:
+        body["error"] = value["error"]
+    if answering == RequestType.REMOTE_FETCH:
+        body["sockets"] = value.get("sockets", [])
+        return MessageType.FETCH_SOCKETS_RESPONSE, body
+    if answering == RequestType.SERVER_SIDE_EMIT:
+        body["packet"] = value.get("data")
+        return MessageType.SERVER_SIDE_EMIT_RESPONSE, body
+    if value.get("type") == RequestType.BROADCAST_CLIENT_COUNT:
+        body["clientCount"] = value["clientCount"]
+        return MessageType.BROADCAST_CLIENT_COUNT, body
+    if value.get("type") == RequestType.BROADCAST_ACK:
+        body["packet"] = value.get("packet")
+        return MessageType.BROADCAST_ACK, body
+    raise ValueError(f"requests of type {answering!r} are not answered in the sharded protocol")
+
+
+def encode_answer(
+    uid: str, nsp: str, value: dict[str, Any], answering: RequestType, limit: int
+) -> tuple[bytes, str | None]:
+    """An answer's bytes, at most ``limit`` of them, and the error if it was too large.
+
+    A too large answer becomes one with empty lists and an ``error`` (a Python requester
+    raises AnswerTooLargeError; a Node one counts an empty answer); a too large ack is the
+    caller's data: ValueError.
+    """
+    kind, body = answer_message(value, answering)
+    payload = encode(uid, nsp, kind, body)
+    if len(payload) <= limit:
+        return payload, None
+    if kind == MessageType.BROADCAST_ACK:
+        raise ValueError(f"the ack is {len(payload)} bytes, over max_answer_size={limit}")
+    error = (
+        f"answer too large: {len(payload)} bytes is over max_answer_size={limit} on server {uid}"
+    )
+    shaped = {key: [] if isinstance(field, list) else field for key, field in body.items()}
+    if kind == MessageType.SERVER_SIDE_EMIT_RESPONSE:
+        shaped["packet"] = None
+    shaped["error"] = error
+    return encode(uid, nsp, kind, shaped), error
+
+
+# -- decoding ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A validated sharded message."""
+
+    uid: str
+    nsp: str
+    kind: int
+    data: dict[str, Any]
+    binary: bool
+
+
+def decode(payload: bytes) -> Message:
+    """Decode and validate the envelope, or raise MalformedMessage."""
+    value = codec.decode_request(payload)
+    uid, nsp, kind, data = (value.get(k) for k in ("uid", "nsp", "type", "data"))
+    if not isinstance(uid, str) or not isinstance(nsp, str):
+        raise MalformedMessage("a sharded message needs a string uid and nsp")
+    if type(kind) is not int:
+        raise MalformedMessage(f"a sharded message type must be an integer, not {kind!r:.20}")
+    if not isinstance(data, dict):
+        raise MalformedMessage("a sharded message needs a data map")
+    return Message(uid, nsp, kind, data, payload[:1] != b"{")
+
+
+def as_broadcast(msg: Message) -> Broadcast | None:
+    """A BROADCAST (3) without acks as the broadcast to deliver; None for any other."""
+    if msg.kind != MessageType.BROADCAST or "requestId" in msg.data:
+        return None
+    nsp, data = check_packet(msg.data.get("packet"))
+    rooms, except_rooms, flags = check_opts(msg.data.get("opts"))
+    return Broadcast(msg.uid, nsp, data, rooms, except_rooms, flags, None if msg.binary else False)
+
+
+def as_answer(msg: Message) -> dict[str, Any] | None:
+    """An answer (8, 10, 11, 12) in the classic shape the requests layer reads."""
+    data, head = msg.data, {"requestId": msg.data.get("requestId"), "uid": msg.uid}
+    if "error" in data:
+        head["error"] = data["error"]
+    if msg.kind == MessageType.FETCH_SOCKETS_RESPONSE:
+        return {**head, "sockets": data.get("sockets")}
+    if msg.kind == MessageType.SERVER_SIDE_EMIT_RESPONSE:
+        return {**head, "type": int(RequestType.SERVER_SIDE_EMIT), "data": data.get("packet")}
+    if msg.kind == MessageType.BROADCAST_CLIENT_COUNT:
+        count = int(RequestType.BROADCAST_CLIENT_COUNT)
+        return {**head, "type": count, "clientCount": data.get("clientCount")}
+    if msg.kind == MessageType.BROADCAST_ACK:
+        return {**head, "type": int(RequestType.BROADCAST_ACK), "packet": data.get("packet")}
+    return None
+
+
+def as_request(msg: Message) -> dict[str, Any] | None:
+    """A request (3 with acks, 4-7, 9) as the classic request map that does the same."""
+    data = msg.data
+    head: dict[str, Any] = {"uid": msg.uid}
+    if "requestId" in data:
+        head["requestId"] = data["requestId"]
+    kind = msg.kind
+    if kind in (MessageType.SOCKETS_JOIN, MessageType.SOCKETS_LEAVE):
+        join = kind == MessageType.SOCKETS_JOIN
+        classic = RequestType.REMOTE_JOIN if join else RequestType.REMOTE_LEAVE
+        return {**head, "type": int(classic), "opts": _opts(data), "rooms": data.get("rooms")}
+    if kind == MessageType.DISCONNECT_SOCKETS:
+        kind_ = int(RequestType.REMOTE_DISCONNECT)
+        return {**head, "type": kind_, "opts": _opts(data), "close": data.get("close")}
+    if kind == MessageType.FETCH_SOCKETS:
+        return {**head, "type": int(RequestType.REMOTE_FETCH), "opts": _opts(data)}
+    if kind == MessageType.SERVER_SIDE_EMIT:
+        return {**head, "type": int(RequestType.SERVER_SIDE_EMIT), "data": data.get("packet")}
+    if kind == MessageType.BROADCAST and "requestId" in data:
+        body = {"packet": data.get("packet"), "opts": data.get("opts")}
+        return {**head, "type": int(RequestType.BROADCAST), **body}
+    return None
+
+
+def _opts(data: dict[str, Any]) -> Any:
+    opts = data.get("opts")
+    if not isinstance(opts, dict):
+        raise MalformedMessage("opts must be a map")
+    return opts
