@@ -342,7 +342,8 @@ async def test_node_disconnect_sockets_reaches_python(pair):
     """disconnectSockets from Node disconnects the Python server's matching client only."""
     await pair.js.cmd("disconnectSockets", close=False, to=[pair.cp.sid()])
     await pair.cp.wait_disconnected()
-    await js_barrier(pair)
+    await pair.js.cmd("emit", event="marker", args=[])
+    await pair.cj.wait_for("marker")
     assert not pair.cj.disconnected.is_set()
 
 
