@@ -197,7 +197,7 @@ async def test_broadcast_to_a_namespace_both_ways(servers):
     clients = [Client("py"), Client("js")]
     try:
         await clients[0].connect(servers.py, ["/", "/custom"])
-        await clients[1].connect(servers.js, ["/", "/custom"])  # type: ignore[arg-type]
+        await clients[1].connect(servers.js, ["/", "/custom"])
         await servers.js.wait_event(type="connection", nsp="/custom", sid=clients[1].sid("/custom"))
         await servers.js.cmd("emit", nsp="/custom", event="from-js", args=["x"])
         await servers.py.sio.emit("from-py", "y", namespace="/custom")
