@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import pytest
+import redis.asyncio
 
 from socketio_redis_async import RequestTimeoutError
 from tests.helpers import Client, Node, barrier, wait_until, wait_until_async
@@ -87,12 +88,10 @@ class Mixed:
 
     mode: str
     cluster: bool
+    prefix: str
+    url: str  # the Python server's Redis
     py: Node
     js: NodeServer
-
-    @property
-    def dynamic(self) -> bool:
-        return self.mode != "static"
 
 
 @pytest.fixture(scope="module", params=TOPOLOGIES)
@@ -114,7 +113,7 @@ async def servers(request: pytest.FixtureRequest) -> AsyncIterator[Mixed]:
     except BaseException:
         await py.aclose()
         raise
-    yield Mixed(mode, cluster, py, js)
+    yield Mixed(mode, cluster, prefix, urls[1], py, js)
     await py.aclose()
     await js.aclose()
     assert js.errors == [], f"the Node server reported errors: {js.errors}"
@@ -405,3 +404,62 @@ async def test_python_broadcast_with_acks_from_node_client(pair):
         ["js", b"\x05"]
     ]
     assert await pair.py.adapter.emit_with_ack("q", to="nobody", timeout=5) == []
+
+
+async def test_broadcasts_use_the_channel_node_picks(servers, pair):
+    """computeChannel: each kind of broadcast goes where Node's sharded adapter sends it."""
+    if servers.cluster:
+        pytest.skip("the channel choice does not depend on the topology")
+    main = f"{servers.prefix}#/#"
+    room = lambda name: f"{main}{name}#"  # noqa: E731
+    cp_sid, cj_sid = pair.cp.sid(), pair.cj.sid()
+    dynamic, private = servers.mode != "static", servers.mode == "dynamic-private"
+    expected = {  # Node's computeChannel in R8 lib/sharded-adapter.ts
+        "one room": room("lobby") if dynamic else main,
+        "socket id": room("sid") if private else main,
+        "two rooms": main,
+        "with ack": main,  # the client-count bookkeeping needs every server
+    }
+    channels = {main, room("lobby"), room(cp_sid), room(cj_sid)}
+    # MONITOR, not a subscriber: one more SHARDNUMSUB of K#N# would change the server count.
+    client = redis.asyncio.Redis.from_url(servers.url)
+    try:
+        async with client.monitor() as monitor:
+
+            async def channel_of(send: Any) -> str:
+                """Run ``send``; the channel of the first SPUBLISH to a watched channel."""
+                await send
+                with anyio.fail_after(5):
+                    while True:
+                        command = (await monitor.next_command())["command"].split(" ")
+                        if command[0].upper() == "SPUBLISH" and command[1] in channels:
+                            channel = command[1]
+                            return (
+                                room("sid") if channel in (room(cp_sid), room(cj_sid)) else channel
+                            )
+
+            js, py = pair.js, pair.py
+            ack = {"timeout": 2000}
+            seen = {
+                "one room": [
+                    await channel_of(js.cmd("emit", event="e", args=[], to=["lobby"])),
+                    await channel_of(py.sio.emit("e", to="lobby")),
+                ],
+                "socket id": [
+                    await channel_of(js.cmd("emit", event="e", args=[], to=[cp_sid])),
+                    await channel_of(py.sio.emit("e", to=cj_sid)),
+                ],
+                "two rooms": [
+                    await channel_of(js.cmd("emit", event="e", args=[], to=["lobby", "other"])),
+                    await channel_of(py.adapter.to("lobby", "other").emit("e")),
+                ],
+                "with ack": [
+                    await channel_of(
+                        js.cmd("emitWithAck", event="e", args=[], to=["lobby"], **ack)
+                    ),
+                    await channel_of(py.adapter.emit_with_ack("e", to="lobby", timeout=2)),
+                ],
+            }
+    finally:
+        await client.aclose()
+    assert seen == {kind: [channel, channel] for kind, channel in expected.items()}
