@@ -20,7 +20,7 @@ import anyio
 import pytest
 import redis.asyncio
 
-from socketio_redis_async import RequestTimeoutError
+from socketio_redis_async import CUSTOM_REQUEST_EVENT, RequestTimeoutError
 from tests.helpers import Client, Node, barrier, wait_until, wait_until_async
 from tests.node_harness import NodeClient, NodeServer
 
@@ -241,6 +241,38 @@ async def test_broadcast_except_a_room_both_ways(pair):
     assert pair.cj.received("x-js") == pair.cp.received("x-py") == []
 
 
+async def test_broadcast_once_to_several_rooms_except_one_both_ways(pair):
+    """broadcasts to all clients once: to(room1).to(room2).except(room3), both directions."""
+    for room in ("o1", "o2"):
+        await pair.py.sio.enter_room(pair.cp.sid(), room)
+        await pair.js.cmd("join", sid=pair.cj.sid(), room=room)
+    await pair.js.cmd("emit", event="o-js", args=[], to=["o1", "o2"], **{"except": ["o3"]})
+    await pair.py.adapter.to("o1", "o2").except_("o3").emit("o-py")
+    await js_barrier(pair)
+    await barrier(pair.py, pair.clients)
+    for client in pair.clients:
+        assert client.received("o-js") == client.received("o-py") == [[]]
+    await pair.js.cmd("join", sid=pair.cj.sid(), room="o3")
+    await pair.py.sio.enter_room(pair.cp.sid(), "o3")
+    await pair.js.cmd("emit", event="o3-js", args=[], to=["o1", "o2"], **{"except": ["o3"]})
+    await pair.py.adapter.to("o1", "o2").except_("o3").emit("o3-py")
+    await js_barrier(pair)
+    await barrier(pair.py, pair.clients)
+    for client in pair.clients:
+        assert client.received("o3-js") == client.received("o3-py") == []
+
+
+async def test_local_broadcasts_stay_local_both_ways(pair):
+    """broadcasts to local clients only: Node's .local and Python's .local stay on their server."""
+    await pair.js.cmd("emit", event="l-js", args=[], local=True)
+    await pair.py.adapter.of("/").local.emit("l-py")
+    await pair.cj.wait_for("l-js")
+    await pair.cp.wait_for("l-py")
+    await js_barrier(pair)
+    await barrier(pair.py, pair.clients)
+    assert pair.cp.received("l-js") == pair.cj.received("l-py") == []
+
+
 async def test_broadcast_to_a_socket_id_both_ways(pair):
     """broadcasts to a single client: to(sid) crosses over (the sid heuristic, sid channels)."""
     await pair.js.cmd("emit", event="one-js", args=[1], to=[pair.cp.sid()])
@@ -268,6 +300,38 @@ async def test_fetch_sockets_both_ways(pair):
     assert set(mine) == {py_sid, js_sid}
     assert mine[js_sid].data == {"n": 1} and mine[js_sid].rooms == {js_sid}
     assert mine[js_sid].handshake["query"]["transport"] == "websocket"
+
+
+async def test_fetch_sockets_local_only_both_ways(pair):
+    """fetchSockets: returns only local socket instances with .local, on both sides."""
+    assert [s["id"] for s in await pair.js.cmd("fetchSockets", local=True)] == [pair.cj.sid()]
+    assert [s.id for s in await pair.py.adapter.of("/").local.fetch_sockets()] == [pair.cp.sid()]
+
+
+async def test_python_cluster_api_beyond_node_reaches_node_sockets(pair):
+    """all_rooms, clients, client_rooms, remote_join/leave/disconnect, custom_request with Node."""
+    py, js, cj_sid = pair.py.adapter, pair.js, pair.cj.sid()
+    await js.cmd("join", sid=cj_sid, room="seed-js")
+    await pair.py.sio.enter_room(pair.cp.sid(), "seed-py")
+    assert await py.all_rooms() == {pair.cp.sid(), cj_sid, "seed-js", "seed-py"}
+    assert sorted(await py.clients()) == sorted([pair.cp.sid(), cj_sid])
+    assert await py.clients("seed-js") == [cj_sid]
+    assert await py.client_rooms(cj_sid) == {cj_sid, "seed-js"}
+    await py.remote_join(cj_sid, "seed-joined")
+    await wait_until_async(lambda rooms: "seed-joined" in rooms, lambda: js_rooms(pair))
+    await py.remote_leave(cj_sid, "seed-joined")
+    await wait_until_async(lambda rooms: "seed-joined" not in rooms, lambda: js_rooms(pair))
+    await js.cmd("onServerSideEmit", event=CUSTOM_REQUEST_EVENT, reply="js")
+    py.custom_hook = lambda data: f"py:{data}"
+    try:
+        assert await py.custom_request("q") == ["py:q", "js"]
+    finally:
+        py.custom_hook = None
+        await js.cmd("offServerSideEmit", event=CUSTOM_REQUEST_EVENT)
+    await py.remote_disconnect(cj_sid)
+    await pair.cj.wait_disconnected()
+    with pytest.raises(RequestTimeoutError):
+        await py.remote_join(cj_sid, "gone")
 
 
 async def test_node_remote_socket_acts_on_python_socket(pair):
@@ -369,10 +433,13 @@ async def test_server_side_emit_both_ways(pair):
 async def test_server_side_emit_with_ack_both_ways(pair):
     """serverSideEmit with ack: Node collects the Python answer, Python collects Node's."""
     pair.py.adapter.on("sse-ack", lambda *args: ["py-answer", *args])
-    result = await pair.js.cmd("serverSideEmitWithAck", event="sse-ack", args=[1])
-    assert result == {"error": None, "responses": [["py-answer", 1]]}
-    await pair.js.cmd("onServerSideEmit", event="sse-ack-py", reply={"from": "js"})
-    assert await pair.py.adapter.server_side_emit_with_ack("sse-ack-py", 2) == [{"from": "js"}]
+    result = await pair.js.cmd("serverSideEmitWithAck", event="sse-ack", args=[1, b"\x01"])
+    assert result == {"error": None, "responses": [["py-answer", 1, b"\x01"]]}
+    await pair.js.cmd("onServerSideEmit", event="sse-ack-py", reply={"from": "js", "b": b"\x02"})
+    answers = await pair.py.adapter.server_side_emit_with_ack("sse-ack-py", b"\x03")
+    assert answers == [{"from": "js", "b": b"\x02"}]
+    event = pair.js.matching(type="serverSideEvent", event="sse-ack-py")[0]
+    assert event["args"] == [b"\x03"] and event["withAck"] is True
 
 
 async def test_python_requests_timeout_is_honoured(pair):
@@ -392,6 +459,9 @@ async def test_node_broadcast_with_acks_from_python_client(pair):
     assert sorted(result["responses"]) == [["js", b"\x01\x02"], ["py", b"\x01\x02"]]
     one = await pair.js.cmd("emitWithAck", event="ask", args=[], to=[pair.cp.sid()], timeout=5000)
     assert one == {"error": None, "responses": [["py", b"\x01\x02"]]}
+    pair.cp.never_ack.add("slow")
+    late = await pair.js.cmd("emitWithAck", event="slow", args=[], timeout=300)
+    assert late == {"error": "operation has timed out", "responses": [["js", b"\x01\x02"]]}
 
 
 async def test_python_broadcast_with_acks_from_node_client(pair):
@@ -404,6 +474,11 @@ async def test_python_broadcast_with_acks_from_node_client(pair):
         ["js", b"\x05"]
     ]
     assert await pair.py.adapter.emit_with_ack("q", to="nobody", timeout=5) == []
+    pair.cj.never_ack.add("slow")
+    with pytest.raises(RequestTimeoutError, match="operation has timed out") as info:
+        await pair.py.adapter.emit_with_ack("slow", timeout=0.3)
+    assert info.value.responses == [["py", b"\x05"]]
+    assert pair.py.adapter.stats["pending_acks"] == 0
 
 
 async def test_broadcasts_use_the_channel_node_picks(servers, pair):
