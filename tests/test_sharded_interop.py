@@ -7,6 +7,8 @@ each subscription mode on a standalone Redis 7, and in ``dynamic`` mode on a Red
 every test, so rooms and subscriptions do not leak from one test into the next.
 
 Needs Redis >= 7 (sharded pub/sub): the embedded 6.2 Redis cannot run this file.
+Not ported: Node's emitter (classic only, socket.io-redis-emitter#127), Node's allRooms
+(ClusterAdapter has none), numeric rooms (skipped for sharded in the Node suite too).
 """
 
 from __future__ import annotations
@@ -440,6 +442,17 @@ async def test_server_side_emit_with_ack_both_ways(pair):
     assert answers == [{"from": "js", "b": b"\x02"}]
     event = pair.js.matching(type="serverSideEvent", event="sse-ack-py")[0]
     assert event["args"] == [b"\x03"] and event["withAck"] is True
+
+
+async def test_node_server_side_emit_times_out_without_a_python_handler(pair, servers):
+    """serverSideEmit timeout: a Python server with no handler does not answer, as Node's."""
+    if servers.mode != "dynamic" or servers.cluster:
+        pytest.skip("Node's fixed 5 s wait does not depend on the topology: one run is enough")
+    result = await pair.js.cmd("serverSideEmitWithAck", event="sse-nobody", args=[])
+    assert result == {
+        "error": "timeout reached: only 0 responses received out of 1",
+        "responses": [],
+    }
 
 
 async def test_python_requests_timeout_is_honoured(pair):
