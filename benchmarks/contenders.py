@@ -21,6 +21,7 @@ REDIS_MANAGER = "redismanager"
 ASYNC_MANAGER = "asyncmanager"
 RAW = "raw"
 NODE = "node"
+SHARDED = "sharded"
 
 LABELS = {
     ADAPTER: "AsyncRedisAdapter",
@@ -32,6 +33,7 @@ LABELS = {
     ASYNC_MANAGER: "socketio.AsyncManager (single process)",
     RAW: "raw redis-py pub/sub + hiredis (no socket.io)",
     NODE: "Node @socket.io/redis-adapter 8.3",
+    SHARDED: "AsyncShardedRedisAdapter (dynamic)",
 }
 
 EVENT = "m"
@@ -52,11 +54,13 @@ def build_manager(contender: str, redis_url: str, key: str) -> socketio.AsyncMan
     """The client manager of ``contender`` on ``redis_url`` with channel prefix ``key``."""
     import socketio
 
-    from socketio_redis_async import AsyncRedisAdapter
+    from socketio_redis_async import AsyncRedisAdapter, AsyncShardedRedisAdapter
 
     contender = base_contender(contender)
     if contender == ADAPTER:
         return AsyncRedisAdapter(redis_url, key=key)
+    if contender == SHARDED:
+        return AsyncShardedRedisAdapter(redis_url, channel_prefix=key)
     if contender == ADAPTER_NOMUX:
         return AsyncRedisAdapter(redis_url, key=key, with_channel_multiplexing=False)
     if contender == REDIS_MANAGER:

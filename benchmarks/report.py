@@ -19,6 +19,9 @@ from .scenarios import (
     REQUESTS,
     ROOMS,
     ROOMS_PER_CLIENT,
+    SHARD_LATENCY,
+    SHARD_ROOMS,
+    SHARDS,
     THROUGHPUT,
 )
 from .targets import Target, evaluate
@@ -56,6 +59,19 @@ def _busiest(results: Results, key: Key) -> str:
     ]
     util, name = max(found)
     return f"{name} {util:.2f}"
+
+
+def _busiest_redis(results: Results, key: Key) -> str:
+    """The Redis node that used the most CPU (median cores), and the nodes' spread."""
+    utils = [
+        results.median(*key, f"cpu_util_redis_node_{i}") or 0.0
+        for i in range(8)
+        if results.median(*key, f"cpu_util_redis_node_{i}") is not None
+    ]
+    if not utils:
+        return "—"
+    mean = sum(utils) / len(utils)
+    return f"{max(utils):.2f} ({max(utils) / mean:.2f}x the mean)" if mean else "0"
 
 
 def _metric(header: str, metric: str, digits: int = 0) -> Column:
@@ -119,6 +135,24 @@ TABLES: dict[str, list[Column]] = {
         CONTENDER,
         _metric("MiB per 10k sockets", "mb_per_10k_sockets", 1),
         _metric("MiB per 10k rooms", "mb_per_10k_rooms", 1),
+    ],
+    SHARDS: [
+        CONTENDER,
+        _case("Redis"),
+        _metric("msg/s", "msgs_per_s"),
+        _metric("CPU µs/msg A", "cpu_us_server_A", 1),
+        _metric("CPU µs/msg B", "cpu_us_server_B", 1),
+        _metric("CPU µs/msg redis (all nodes)", "cpu_us_redis", 1),
+        ("busiest Redis node (cores)", _busiest_redis),
+    ],
+    SHARD_LATENCY: [
+        CONTENDER,
+        _case("Redis"),
+        _metric("p50 ms", "lat_p50_ms", 2),
+        _metric("p99 ms", "lat_p99_ms", 2),
+        _metric("max ms", "lat_max_ms", 2),
+        _metric("CPU µs/msg B", "cpu_us_server_B", 1),
+        _metric("CPU µs/msg redis (all nodes)", "cpu_us_redis", 1),
     ],
     EMITTERS: [
         CONTENDER,
@@ -262,6 +296,19 @@ def markdown(
         "*AsyncRedisAdapter on uvloop* in sections 1 and 2 run both servers on uvloop.",
         "",
         *_scenario_table(results, EMITTERS),
+        "## 8. Scaling out: classic and sharded pub/sub, one Redis and 3 shards",
+        "",
+        f"Server A emits round-robin to {SHARD_ROOMS} rooms whose client is on server B, "
+        "first on one Redis, then on a Redis Cluster of 3 masters (no replicas) with A and B "
+        "connected to different masters. The classic adapter PUBLISHes (the cluster bus "
+        "copies every message to every node); the sharded one SPUBLISHes each room's "
+        "broadcast on the shard that owns its channel. Redis CPU is summed over the nodes; "
+        "the last column is the busiest node's load.",
+        "",
+        *_scenario_table(results, SHARDS),
+        "Paced at the latency rate of section 2:",
+        "",
+        *_scenario_table(results, SHARD_LATENCY),
     ]
     if results.skipped or results.notes:
         out += ["## Notes", ""]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from .children import Processes, node_available
+from .children import Processes, cluster_unavailable, node_available
 from .cluster import Blast, Cluster, Receiver, blast_run, max_rate
 from .config import Config
 from .contenders import (
@@ -21,12 +21,16 @@ from .contenders import (
     NODE,
     RAW,
     REDIS_MANAGER,
+    SHARDED,
 )
 from .results import Results, percentile
 
 # Scenario names in results.json.
 THROUGHPUT, LATENCY, FANOUT, ROOMS = "throughput", "latency", "fanout", "rooms"
 REQUESTS, MEMORY, EMITTERS = "requests", "memory", "emitters"
+SHARDS, SHARD_LATENCY = "shards", "shard_latency"
+SHARD_ROOMS = 64  # rooms A emits to in turn; their clients are on B
+SHARD_COUNTS = (0, 3)  # a standalone Redis, then a cluster of 3 masters
 CONCURRENT = 16  # emitting tasks on the sender in the "concurrent emits" cases
 REQUEST_KINDS = ("all_rooms", "fetch_sockets")
 ROOMS_PER_CLIENT = 3
@@ -40,6 +44,7 @@ CONTENDERS = {
     "requests": (ADAPTER, NODE),
     "memory": (ADAPTER, ASYNC_MANAGER, REDIS_MANAGER),
     "emitters": (EMITTER, EMITTER_UVLOOP),
+    "shards": (ADAPTER, SHARDED),
 }
 
 
@@ -58,6 +63,10 @@ def rooms_case(rooms: int) -> str:
 
 def request_case(kind: str, servers: int) -> str:
     return f"{kind} S={servers}"
+
+
+def shard_case(shards: int) -> str:
+    return f"{shards} shards" if shards else "standalone"
 
 
 def emitter_case(k: int, concurrency: int) -> str:
@@ -215,6 +224,31 @@ async def emitters(config: Config, results: Results) -> None:
                 await max_rate(cluster, config, results, key, blast)
 
 
+async def shards(config: Config, results: Results) -> None:
+    """8: classic vs sharded pub/sub, on one Redis and on a 3-master Redis Cluster.
+
+    A emits round-robin to 64 rooms whose client is on B; on the cluster A and B are
+    connected to different masters. Redis CPU is metered per node."""
+    if why := cluster_unavailable():
+        results.skipped["scaling out (8)"] = why
+        return
+    events = int(config.latency_rate * config.latency_seconds)
+    for count in SHARD_COUNTS:
+        for contender in CONTENDERS["shards"]:
+            print(f"[shards] {contender} {shard_case(count)}", flush=True)
+            async with Cluster(contender, shards=count) as cluster:
+                rooms = [f"s-{i}" for i in range(SHARD_ROOMS)]
+                receiver = await cluster.connect("s", cluster.b, 1, rooms)
+                blast = Blast(cluster.a, receiver, f"s:{SHARD_ROOMS}", 1)
+                case = shard_case(count)
+                await max_rate(cluster, config, results, (SHARDS, contender, case), blast)
+                for rep in range(config.reps):
+                    metrics = await blast_run(
+                        cluster, blast, events, rate=config.latency_rate, latency=True
+                    )
+                    results.add(SHARD_LATENCY, contender, case, rep, **metrics)
+
+
 Scenario = Callable[[Config, Results], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {
     "cross_node": cross_node,
@@ -223,4 +257,5 @@ SCENARIOS: dict[str, Scenario] = {
     "requests": requests,
     "memory": memory,
     "emitters": emitters,
+    "shards": shards,
 }

@@ -37,7 +37,6 @@ from ._protocol import messages
 from ._receiver import Receiver
 from ._requests import Requester
 from ._responders import EncodeAnswer, Responders
-from ._sharded_transport import ShardedTransport
 from ._transport import RedisTransport
 
 _Self = TypeVar("_Self", bound="AsyncRedisAdapter")
@@ -108,6 +107,7 @@ class AsyncRedisAdapter(ManagerOverrides):
     """
 
     _receiver_class: type[Receiver] = Receiver
+    _transport: RedisTransport
 
     def __init__(
         self,
@@ -242,22 +242,24 @@ class AsyncRedisAdapter(ManagerOverrides):
 
     def _new_transport(
         self, pub_client: Redis | RedisCluster | None, sub_client: Redis | RedisCluster | None
-    ) -> RedisTransport | ShardedTransport:
-        return RedisTransport(
-            url=self._options.url,
-            key=self._options.key,
-            pub_client=pub_client,
-            sub_client=sub_client,
-            redis_options=self._options.redis_options,
-            on_message=self._on_message,
-            on_change=self._connection_changed,
-            uid=lambda: self.uid,
-            timeout=self._options.requests_timeout,
-            publish_timeout=self._options.publish_timeout,
-            health_check_interval=self._options.health_check_interval,
-            max_message_size=self._options.max_message_size,
-            logger=self.logger,
-        )
+    ) -> RedisTransport:
+        options = self._transport_options()
+        return RedisTransport(pub_client=pub_client, sub_client=sub_client, **options)
+
+    def _transport_options(self) -> dict[str, Any]:
+        return {
+            "url": self._options.url,
+            "key": self._options.key,
+            "redis_options": self._options.redis_options,
+            "on_message": self._on_message,
+            "on_change": self._connection_changed,
+            "uid": lambda: self.uid,
+            "timeout": self._options.requests_timeout,
+            "publish_timeout": self._options.publish_timeout,
+            "health_check_interval": self._options.health_check_interval,
+            "max_message_size": self._options.max_message_size,
+            "logger": self.logger,
+        }
 
     def _new_plan(self) -> NamespacePlan:
         multiplexing = self._options.with_channel_multiplexing

@@ -1,8 +1,9 @@
 """``socketio-redis``: inspect and drive a live cluster from a shell.
 
 Queries (``servers``, ``rooms``, ``sockets``) are answered by the live servers through the
-request protocol; the tool listens only on the generic response channel, so it is never
-counted as a server. Errors print one line on stderr and exit non-zero: 1 for Redis
+request protocol, classic or (``--sharded``) sharded, on a standalone Redis or a Redis
+Cluster, whose nodes are all counted (see ``_cli_bus``); the tool is never counted as a
+server. Errors print one line on stderr and exit non-zero: 1 for Redis
 problems and timeouts, 2 for bad arguments.
 """
 
@@ -23,28 +24,16 @@ import anyio
 import redis
 import redis.asyncio
 
+from ._cli_bus import CliBus
 from ._clients import async_client
 from ._commands import redis_call
 from ._emitter import Emitter
-from ._errors import MalformedMessage, RedisAdapterError
+from ._errors import RedisAdapterError
 from ._operator import check_namespace
 from ._options import DEFAULT_KEY, DEFAULT_URL, check_url, redact_url
-from ._protocol import codec, messages
-from ._protocol.channels import NamespaceChannels, glob_escape
-from ._requests import PendingRequests
-
-REQUEST_NAMES = {
-    0: "SOCKETS",
-    1: "ALL_ROOMS",
-    2: "REMOTE_JOIN",
-    3: "REMOTE_LEAVE",
-    4: "REMOTE_DISCONNECT",
-    5: "REMOTE_FETCH",
-    6: "SERVER_SIDE_EMIT",
-    7: "BROADCAST",
-    8: "BROADCAST_CLIENT_COUNT",
-    9: "BROADCAST_ACK",
-}
+from ._protocol import messages, sharded
+from ._protocol.channels import glob_escape
+from ._traffic import describe, describe_sharded
 
 
 class CliError(Exception):
@@ -66,6 +55,17 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--namespace", "-n", default="/", help="namespace (default /)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
     common.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for answers")
+    common.add_argument(
+        "--sharded",
+        action="store_true",
+        help="the servers use the sharded protocol (AsyncShardedRedisAdapter, SPUBLISH)",
+    )
+    common.add_argument(
+        "--subscription-mode",
+        default="dynamic",
+        choices=sharded.MODES,
+        help="with --sharded: the servers' subscription mode (default %(default)s)",
+    )
     parser = argparse.ArgumentParser(prog="socketio-redis", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
@@ -97,7 +97,12 @@ def _cmd_emit(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CliError(f"argument {i} ({raw!r}) is not valid JSON: {exc}", 2) from None
     with Emitter(
-        args.url, key=args.key, namespace=args.namespace, publish_timeout=args.timeout
+        args.url,
+        key=args.key,
+        namespace=args.namespace,
+        publish_timeout=args.timeout,
+        sharded=args.sharded,
+        subscription_mode=args.subscription_mode,
     ) as emitter:
         receivers = emitter.to(args.to).except_(args.except_).emit(args.event, *values)
     target = f"rooms {', '.join(args.to)}" if args.to else f"namespace {emitter.namespace}"
@@ -113,25 +118,14 @@ async def _ask(
     args: argparse.Namespace, build: Callable[[str], dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], int]:
     """Publish ``build(request_id)`` and collect the answers of every server."""
-    channels = NamespaceChannels.build(args.key, args.namespace)
-    client = async_client(args.url)
-    pubsub = client.pubsub()
-    pending = PendingRequests(lambda answer, exc: None)
+    bus = _bus(args)
     try:
-        await _call(args, pubsub.subscribe(channels.response), "SUBSCRIBE")
-        expected = int((await _call(args, client.pubsub_numsub(channels.request), "NUMSUB"))[0][1])
-        request_id, entry = pending.open(expected, lambda answer: answer)
-        payload = messages.encode_request(build(request_id))
-        await _call(args, client.publish(channels.request, payload), "PUBLISH")
-        deadline = time.monotonic() + args.timeout
-        while not entry.done.done() and (left := deadline - time.monotonic()) > 0:
-            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
-            if msg is None:
-                continue
-            try:
-                pending.on_response(codec.decode_request(msg["data"]))
-            except MalformedMessage:
-                continue
+        await bus.start([bus.answers])
+        expected = await bus.count_servers()
+        request_id, entry = bus.pending.open(expected, lambda answer: answer)
+        await bus.publish_request(build(request_id))
+        if expected:
+            await asyncio.wait([entry.done], timeout=args.timeout)
         if expected and not entry.done.done():
             raise CliError(
                 f"timeout: only {len(entry.responses)} of {expected} servers answered "
@@ -139,8 +133,13 @@ async def _ask(
             )
         return list(entry.responses), expected
     finally:
-        pending.clear()
-        await _close(pubsub, client)
+        await bus.aclose()
+
+
+def _bus(args: argparse.Namespace, **options: Any) -> CliBus:
+    return CliBus(
+        args.url, args.key, args.namespace, args.timeout, sharded_mode=args.sharded, **options
+    )
 
 
 async def _call(args: argparse.Namespace, call: Any, what: str) -> Any:
@@ -156,15 +155,12 @@ async def _close(*resources: Any) -> None:
 
 
 async def _servers(args: argparse.Namespace) -> int:
-    channels = NamespaceChannels.build(args.key, args.namespace)
-    client = async_client(args.url)
+    bus = _bus(args)
     try:
-        count = int((await _call(args, client.pubsub_numsub(channels.request), "NUMSUB"))[0][1])
-        uids = channels.uids(
-            await _call(args, client.pubsub_channels(channels.uid_pattern), "PUBSUB CHANNELS")
-        )
+        await bus.start([bus.answers])
+        count, uids = await bus.count_servers(), await bus.server_uids()
     finally:
-        await _close(client)
+        await bus.aclose()
     lines = [f"{count} server(s) on namespace {args.namespace} (key {args.key})"]
     lines += [f"  {uid}" for uid in uids]
     _out(args, "\n".join(lines), {"count": count, "uids": uids})
@@ -213,62 +209,51 @@ async def _sockets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _preview(value: Any, limit: int = 80) -> str:
-    text = json.dumps(
-        value, default=lambda v: f"<{len(v)} bytes>" if isinstance(v, bytes) else str(v)
+def _show(args: argparse.Namespace, entry: dict[str, Any]) -> None:
+    """Print one monitored message."""
+    entry["time"] = (
+        time.strftime("%H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"
     )
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    fields = [entry["time"], entry["channel"], entry["kind"]]
+    fields += [
+        f"{k}={entry[k]}"
+        for k in ("uid", "type", "event", "rooms", "except_", "args", "error")
+        if entry.get(k) not in (None, [], "")
+    ]
+    _out(args, "  ".join(str(f) for f in fields), entry)
 
 
-def _scalar(value: Any) -> Any:
-    """A field shown as it is if JSON can hold it as one value, else as a short preview."""
-    if value is None or isinstance(value, (str, int, float)):
-        return value
-    return _preview(value, 40)
+async def _monitor_sharded(args: argparse.Namespace) -> int:
+    """Sharded pub/sub has no patterns: follow the namespace's main channel."""
+    seen, done = 0, asyncio.Event()
 
+    async def show(channel: bytes, payload: bytes) -> None:
+        nonlocal seen
+        if args.count and seen >= args.count:
+            return
+        seen += 1
+        _show(args, describe_sharded(channel.decode(errors="replace"), payload))
+        if args.count and seen >= args.count:
+            done.set()
 
-def describe(key: str, channel: str, payload: bytes) -> dict[str, Any]:
-    """A readable summary of one message seen on the cluster's channels.
-
-    Never raises: a message that does not decode, or that cannot be shown, is summarised
-    as ``kind="malformed"`` with the reason, so a monitor keeps going.
-    """
-    entry: dict[str, Any] = {"channel": channel}
+    bus = _bus(args, on_message=show)
     try:
-        if channel.startswith((f"{key}-request#", f"{key}-response#")):
-            msg = codec.decode_request(payload)
-            kind = "request" if channel.startswith(f"{key}-request#") else "response"
-            kind_code = msg.get("type")
-            entry.update(
-                kind=kind,
-                uid=_scalar(msg.get("uid")),
-                type=REQUEST_NAMES.get(kind_code, kind_code)
-                if isinstance(kind_code, int)
-                else _scalar(kind_code),
-                request_id=msg.get("requestId"),
-            )
-            data = msg.get("data")
-            if isinstance(data, list) and data and kind == "request":
-                entry.update(event=_scalar(data[0]), args=_preview(data[1:]))
-        else:
-            b = messages.decode_broadcast(payload)
-            entry.update(
-                kind="broadcast",
-                uid=b.uid,
-                nsp=b.nsp,
-                event=b.data[0],
-                rooms=b.rooms,
-                except_=b.except_rooms,
-                args=_preview(b.data[1:]),
-            )
-    except MalformedMessage as exc:
-        entry = {"channel": channel, "kind": "malformed", "error": str(exc)}
-    except Exception as exc:  # a monitor shows what it cannot read and keeps going
-        entry = {"channel": channel, "kind": "malformed", "error": f"{exc!r:.200}"}
-    return entry
+        await bus.start([bus.channels.request])
+        print(
+            f"monitoring {redact_url(args.url)} key {args.key}, namespace {args.namespace}'s "
+            "main channel (sharded: room channels and answers are not shown; Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
+        await done.wait()
+    finally:
+        await bus.aclose()
+    return 0
 
 
 async def _monitor(args: argparse.Namespace) -> int:
+    if args.sharded:
+        return await _monitor_sharded(args)
     client = async_client(args.url)
     pubsub = client.pubsub()
     key = glob_escape(args.key)
@@ -292,17 +277,7 @@ async def _monitor(args: argparse.Namespace) -> int:
                 continue
             seen += 1
             entry = describe(args.key, msg["channel"].decode(errors="replace"), msg["data"])
-            entry["time"] = (
-                time.strftime("%H:%M:%S", time.localtime())
-                + f".{int(time.time() * 1000) % 1000:03d}"
-            )
-            fields = [entry["time"], entry["channel"], entry["kind"]]
-            fields += [
-                f"{k}={entry[k]}"
-                for k in ("uid", "type", "event", "rooms", "except_", "args", "error")
-                if entry.get(k) not in (None, [], "")
-            ]
-            _out(args, "  ".join(str(f) for f in fields), entry)
+            _show(args, entry)
     finally:
         await _close(pubsub, client)
     return 0

@@ -54,14 +54,27 @@ class ClusterOps(ClusterAPI):
     ) -> None:
         payload = None
         if not local and not self._local.only_local_sid(nsp, rooms):
-            payload = messages.encode_broadcast(self.uid, nsp, data, rooms, except_rooms, flags)
+            payload = self._encode_broadcast(nsp, data, rooms, except_rooms, flags)
             self._transport.check_size(payload)
         recipients = self._local.recipients(nsp, rooms, except_rooms)
         await self._delivery.deliver(nsp, data, recipients, volatile=flags.get("volatile") is True)
         if payload is not None:
-            await self._publish(self._plan.channels_of(nsp).for_rooms(rooms), payload)
+            await self._publish(self._broadcast_channel(nsp, rooms), payload)
             if self._bridge is not None:
                 await self._bridge.publish(bridge.emit_message(nsp, data, rooms, except_rooms))
+
+    def _encode_broadcast(
+        self,
+        nsp: str,
+        data: list[Any],
+        rooms: list[Room],
+        except_rooms: list[Room],
+        flags: dict[str, Any],
+    ) -> bytes:
+        return messages.encode_broadcast(self.uid, nsp, data, rooms, except_rooms, flags)
+
+    def _broadcast_channel(self, nsp: str, rooms: list[Room]) -> str:
+        return self._plan.channels_of(nsp).for_rooms(rooms)
 
     async def _emit_with_callback(
         self,

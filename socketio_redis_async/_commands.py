@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import anyio
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
@@ -63,14 +63,19 @@ async def drop_connection(conn: AbstractConnection) -> None:
         await conn.disconnect(nowait=True)
 
 
-async def aclose_client(client: Redis, timeout: float) -> None:
+async def aclose_client(client: Redis | RedisCluster, timeout: float) -> None:
     """Close a client this package created: abort its pooled connections, then close it."""
-    pool: Any = client.connection_pool
-    for conn in [
-        *getattr(pool, "_available_connections", ()),
-        *getattr(pool, "_in_use_connections", ()),
-    ]:
-        _abort(conn)
+    # A RedisCluster keeps its connections in each node (``_connections``).
+    pools: list[Any] = (
+        client.get_nodes() if isinstance(client, RedisCluster) else [client.connection_pool]
+    )
+    for pool in pools:
+        for conn in [
+            *getattr(pool, "_available_connections", ()),
+            *getattr(pool, "_in_use_connections", ()),
+            *getattr(pool, "_connections", ()),
+        ]:
+            _abort(conn)
     with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
         await client.aclose()
 

@@ -6,6 +6,11 @@ operations are JSON requests without uid on ``K-request#N#``. ``Emitter`` uses t
 synchronous redis-py client (Celery tasks, Django views, cron jobs); ``AsyncEmitter``
 uses ``redis.asyncio``. Both are immutable chains, like the adapter's operators.
 
+With ``sharded=True`` they speak to servers on :class:`AsyncShardedRedisAdapter` (or Node's
+``createShardedAdapter``) instead: ClusterAdapter messages on SPUBLISH, which Node's own
+emitter cannot do (socket.io-redis-emitter#127). On a Redis Cluster (found on the first
+publish) they publish through redis-py's ``RedisCluster``, to the shard of each channel.
+
 Every publish is bounded by ``publish_timeout`` (default 5 s) and fails with
 ``PublishError`` past it. ``AsyncEmitter`` bounds each call itself; the synchronous
 ``Emitter`` can only bound its own client's sockets, so a ``redis.Redis`` passed as
@@ -23,58 +28,17 @@ import redis.asyncio
 from ._access import client_location
 from ._clients import async_client, sync_client
 from ._commands import aclose_client, redis_call
+from ._emitter_messages import (
+    Mode,
+    broadcast_message,
+    disconnect_message,
+    rooms_message,
+    server_side_message,
+)
 from ._errors import AdapterClosedError, PublishError
-from ._operator import RoomArg, Selection, check_namespace, rooms_of
+from ._operator import RoomArg, Selection, check_namespace
 from ._options import DEFAULT_URL, check_key, check_seconds, check_url, redact_url
-from ._protocol import messages
-from ._protocol.channels import NamespaceChannels
-from ._protocol.messages import check_event
-
-
-def _no_callbacks(args: tuple[Any, ...]) -> None:
-    if any(callable(arg) for arg in args):
-        raise TypeError(
-            "acknowledgements are not supported by emitters; use a server's "
-            "emit_with_ack() or server_side_emit_with_ack() instead"
-        )
-
-
-def broadcast_message(
-    key: str, sel: Selection, event: str, args: tuple[Any, ...]
-) -> tuple[str, bytes]:
-    """The channel and payload of an emitter broadcast."""
-    check_event(event)
-    _no_callbacks(args)
-    rooms = list(sel.rooms)
-    payload = messages.encode_emitter_broadcast(
-        sel.nsp, [event, *args], rooms, list(sel.except_rooms), dict(sel.flags)
-    )
-    return NamespaceChannels.build(key, sel.nsp).for_rooms(rooms), payload
-
-
-def rooms_message(key: str, sel: Selection, join: bool, rooms: RoomArg) -> tuple[str, bytes]:
-    """socketsJoin (2) / socketsLeave (3) as the emitter sends them."""
-    request = messages.rooms_request(
-        None, join, list(sel.rooms), list(sel.except_rooms), list(rooms_of(rooms))
-    )
-    return NamespaceChannels.build(key, sel.nsp).request, messages.encode_request(request)
-
-
-def disconnect_message(key: str, sel: Selection, close: bool) -> tuple[str, bytes]:
-    """disconnectSockets (4) as the emitter sends it."""
-    if not isinstance(close, bool):
-        raise TypeError("close must be True or False")
-    request = messages.disconnect_request(None, list(sel.rooms), list(sel.except_rooms), close)
-    return NamespaceChannels.build(key, sel.nsp).request, messages.encode_request(request)
-
-
-def server_side_message(key: str, nsp: str, event: str, args: tuple[Any, ...]) -> tuple[str, bytes]:
-    """serverSideEmit (6) as the emitter sends it (never with an ack)."""
-    check_event(event)
-    _no_callbacks(args)
-    request = messages.server_side_emit_request(messages.EMITTER_UID, [event, *args])
-    return NamespaceChannels.build(key, nsp).request, messages.encode_request(request)
-
+from ._protocol import sharded as _sharded
 
 _Op = TypeVar("_Op", "EmitterOperator", "AsyncEmitterOperator")
 _Self = TypeVar("_Self", bound="_EmitterBase[Any]")
@@ -93,19 +57,19 @@ class EmitterOperator(Selection):
 
     def emit(self, event: str, *args: Any) -> int:
         """Broadcast; return how many Redis subscribers (servers) received it."""
-        return self._e._publish(*broadcast_message(self._e.key, self, event, args))
+        return self._e._publish(*broadcast_message(self._e.key, self, event, args, self._e.mode))
 
     def sockets_join(self, rooms: RoomArg) -> None:
         """Make the matching sockets join ``rooms`` on every server."""
-        self._e._publish(*rooms_message(self._e.key, self, True, rooms))
+        self._e._publish(*rooms_message(self._e.key, self, True, rooms, self._e.mode))
 
     def sockets_leave(self, rooms: RoomArg) -> None:
         """Make the matching sockets leave ``rooms`` on every server."""
-        self._e._publish(*rooms_message(self._e.key, self, False, rooms))
+        self._e._publish(*rooms_message(self._e.key, self, False, rooms, self._e.mode))
 
     def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect the matching sockets; ``close`` also closes their connection."""
-        self._e._publish(*disconnect_message(self._e.key, self, close))
+        self._e._publish(*disconnect_message(self._e.key, self, close, self._e.mode))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,23 +85,32 @@ class AsyncEmitterOperator(Selection):
 
     async def emit(self, event: str, *args: Any) -> int:
         """Broadcast; return how many Redis subscribers (servers) received it."""
-        return await self._e._publish(*broadcast_message(self._e.key, self, event, args))
+        return await self._e._publish(
+            *broadcast_message(self._e.key, self, event, args, self._e.mode)
+        )
 
     async def sockets_join(self, rooms: RoomArg) -> None:
         """Make the matching sockets join ``rooms`` on every server."""
-        await self._e._publish(*rooms_message(self._e.key, self, True, rooms))
+        await self._e._publish(*rooms_message(self._e.key, self, True, rooms, self._e.mode))
 
     async def sockets_leave(self, rooms: RoomArg) -> None:
         """Make the matching sockets leave ``rooms`` on every server."""
-        await self._e._publish(*rooms_message(self._e.key, self, False, rooms))
+        await self._e._publish(*rooms_message(self._e.key, self, False, rooms, self._e.mode))
 
     async def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect the matching sockets; ``close`` also closes their connection."""
-        await self._e._publish(*disconnect_message(self._e.key, self, close))
+        await self._e._publish(*disconnect_message(self._e.key, self, close, self._e.mode))
+
+
+@dataclass(slots=True)
+class _Link:
+    """The client an emitter and the emitters ``of()`` made from it publish with."""
+
+    client: Any
+    checked: bool  # whether a sharded emitter looked for a Redis Cluster yet
 
 
 class _EmitterBase(Generic[_Op]):
-    _client: Any
     _operator: type[_Op]
 
     def __init__(
@@ -148,30 +121,37 @@ class _EmitterBase(Generic[_Op]):
         key: str,
         namespace: str,
         publish_timeout: float,
+        sharded: bool,
+        subscription_mode: str,
     ) -> None:
         if url is not None and client is not None:
             raise ValueError("pass either url or client, not both")
         if client is not None and not isinstance(client, client_type):
-            raise TypeError(
-                f"client must be a {client_type.__module__}.{client_type.__name__}, "
-                f"not {type(client).__name__}"
-            )
+            names = " or ".join(f"{t.__module__}.{t.__name__}" for t in client_type)
+            raise TypeError(f"client must be a {names}, not {type(client).__name__}")
         raw_url = check_url(url) if url is not None else DEFAULT_URL
         self.url = redact_url(raw_url)
         """The Redis URL with its password and other credentials replaced by ``***``."""
         self.key = check_key(key)
         self.namespace = check_namespace(namespace)
         self.publish_timeout = check_seconds("publish_timeout", publish_timeout)
+        self.mode: Mode = _sharded.check_mode(subscription_mode) if sharded else None
+        """None (classic protocol), or the sharded servers' subscription mode."""
+        self._raw_url = raw_url
         self._owns_client = client is None
         if client is None:
             timeout = self.publish_timeout
-            make = sync_client if client_type is redis.Redis else async_client
+            make = sync_client if client_type[0] is redis.Redis else async_client
             client = make(raw_url, socket_timeout=timeout, socket_connect_timeout=timeout)
             self._where = self.url
         else:
             self._where = client_location(client)
-        self._client = client
+        self._link = _Link(client, checked=not self._owns_client)
         self._closed = False
+
+    @property
+    def _client(self) -> Any:
+        return self._link.client
 
     def of(self: _Self, namespace: str) -> _Self:
         """The same emitter for another namespace (a missing leading ``/`` is added)."""
@@ -220,18 +200,27 @@ class Emitter(_EmitterBase["EmitterOperator"]):
     :param namespace: namespace, default ``/``.
     :param publish_timeout: seconds a publish may take before it fails with PublishError
         (default 5); applied to the emitter's own client only.
+    :param sharded: speak the sharded protocol (SPUBLISH) of servers on
+        ``AsyncShardedRedisAdapter`` / Node's ``createShardedAdapter``; ``client`` may then
+        be a ``redis.RedisCluster``.
+    :param subscription_mode: those servers' subscription mode (default ``"dynamic"``).
     """
 
     def __init__(
         self,
         url: str | None = None,
         *,
-        client: redis.Redis | None = None,
+        client: redis.Redis | redis.RedisCluster | None = None,
         key: str = "socket.io",
         namespace: str = "/",
         publish_timeout: float = 5.0,
+        sharded: bool = False,
+        subscription_mode: str = "dynamic",
     ) -> None:
-        super().__init__(url, client, redis.Redis, key, namespace, publish_timeout)
+        types = (redis.Redis, redis.RedisCluster)
+        super().__init__(
+            url, client, types, key, namespace, publish_timeout, sharded, subscription_mode
+        )
         self._operator = EmitterOperator
 
     def emit(self, event: str, *args: Any) -> int:
@@ -252,12 +241,21 @@ class Emitter(_EmitterBase["EmitterOperator"]):
 
     def server_side_emit(self, event: str, *args: Any) -> None:
         """Send an event to every server's ``adapter.on(event)`` handler (no ack)."""
-        self._publish(*server_side_message(self.key, self.namespace, event, args))
+        self._publish(*server_side_message(self.key, self.namespace, event, args, self.mode))
 
     def _publish(self, channel: str, payload: bytes) -> int:
         self._check_open()
         try:
-            return int(self._client.publish(channel, payload))
+            if self.mode is None:
+                return int(self._client.publish(channel, payload))
+            if not self._link.checked:
+                self._link.checked = True
+                if self._client.info("cluster").get("cluster_enabled"):
+                    self._client.close()
+                    self._link.client = redis.RedisCluster.from_url(
+                        self._raw_url, socket_timeout=self.publish_timeout
+                    )
+            return int(self._client.spublish(channel, payload))
         except (redis.RedisError, OSError) as exc:
             raise PublishError(
                 f"could not publish: Redis at {self._where}: {type(exc).__name__}: {exc}"
@@ -287,12 +285,17 @@ class AsyncEmitter(_EmitterBase["AsyncEmitterOperator"]):
         self,
         url: str | None = None,
         *,
-        client: redis.asyncio.Redis | None = None,
+        client: redis.asyncio.Redis | redis.asyncio.RedisCluster | None = None,
         key: str = "socket.io",
         namespace: str = "/",
         publish_timeout: float = 5.0,
+        sharded: bool = False,
+        subscription_mode: str = "dynamic",
     ) -> None:
-        super().__init__(url, client, redis.asyncio.Redis, key, namespace, publish_timeout)
+        types = (redis.asyncio.Redis, redis.asyncio.RedisCluster)
+        super().__init__(
+            url, client, types, key, namespace, publish_timeout, sharded, subscription_mode
+        )
         self._operator = AsyncEmitterOperator
 
     async def emit(self, event: str, *args: Any) -> int:
@@ -313,12 +316,27 @@ class AsyncEmitter(_EmitterBase["AsyncEmitterOperator"]):
 
     async def server_side_emit(self, event: str, *args: Any) -> None:
         """Send an event to every server's ``adapter.on(event)`` handler (no ack)."""
-        await self._publish(*server_side_message(self.key, self.namespace, event, args))
+        await self._publish(*server_side_message(self.key, self.namespace, event, args, self.mode))
 
     async def _publish(self, channel: str, payload: bytes) -> int:
         self._check_open()
+        if self.mode is not None and not self._link.checked:
+            info = await redis_call(
+                self._client.info("cluster"),
+                what="could not publish",
+                where=self._where,
+                timeout=self.publish_timeout,
+                error=PublishError,
+            )
+            self._link.checked = True
+            if info.get("cluster_enabled"):
+                await aclose_client(self._client, self.publish_timeout)
+                self._link.client = redis.asyncio.RedisCluster.from_url(
+                    self._raw_url, socket_timeout=self.publish_timeout
+                )
+        publish = self._client.publish if self.mode is None else self._client.spublish
         count = await redis_call(
-            self._client.publish(channel, payload),
+            publish(channel, payload),
             what="could not publish",
             where=self._where,
             timeout=self.publish_timeout,

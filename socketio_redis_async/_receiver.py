@@ -70,13 +70,7 @@ class Receiver:
                     await self._on_bridge(channel, payload)
                 return
             kind, channels = route
-        limit = (
-            self._options.max_answer_size
-            if kind == Kind.RESPONSE
-            else self._options.max_message_size
-        )
-        if len(payload) > limit:
-            self._drop(channel, f"{len(payload)} bytes is over the {limit} bytes allowed")
+        if self._too_large(channel, payload, kind):
             return
         try:
             if kind == Kind.BROADCAST:
@@ -115,6 +109,16 @@ class Receiver:
         except MalformedMessage as exc:
             self._drop(channel, str(exc))
 
+    def _too_large(self, channel: bytes, payload: bytes, kind: Kind) -> bool:
+        """Drop (and count) a payload over the size allowed on its kind of channel."""
+        limit = self._options.max_message_size
+        if kind == Kind.RESPONSE:
+            limit = self._options.max_answer_size
+        if len(payload) <= limit:
+            return False
+        self._drop(channel, f"{len(payload)} bytes is over the {limit} bytes allowed")
+        return True
+
     def _drop(self, channel: bytes, reason: str) -> None:
         self.dropped += 1
         now = asyncio.get_running_loop().time()
@@ -149,17 +153,9 @@ class ShardedReceiver(Receiver):
     async def on_message(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
         """One message from a shard: a broadcast, a request or an answer."""
         route = self._plan.route(channel)
-        if route is None:
+        if route is None or self._too_large(channel, payload, route[0]):
             return
-        kind, channels = route
-        limit = (
-            self._options.max_answer_size
-            if kind == Kind.RESPONSE
-            else self._options.max_message_size
-        )
-        if len(payload) > limit:
-            self._drop(channel, f"{len(payload)} bytes is over the {limit} bytes allowed")
-            return
+        channels = route[1]
         try:
             msg = sharded.decode(payload)
             if msg.uid == self._uid() or msg.nsp != channels.nsp:

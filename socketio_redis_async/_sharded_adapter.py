@@ -28,7 +28,6 @@ from ._protocol.rooms import Room, check_room
 from ._receiver import ShardedReceiver
 from ._responders import EncodeAnswer
 from ._sharded_transport import ShardedTransport
-from ._transport import RedisTransport
 
 
 class AsyncShardedRedisAdapter(AsyncRedisAdapter):
@@ -56,6 +55,7 @@ class AsyncShardedRedisAdapter(AsyncRedisAdapter):
     """
 
     _receiver_class = ShardedReceiver
+    _transport: ShardedTransport  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -110,22 +110,10 @@ class AsyncShardedRedisAdapter(AsyncRedisAdapter):
     def _new_uid(self) -> str:
         return sharded.new_uid()
 
-    def _new_transport(
+    def _new_transport(  # type: ignore[override]
         self, pub_client: Redis | RedisCluster | None, sub_client: Redis | RedisCluster | None
-    ) -> RedisTransport | ShardedTransport:
-        return ShardedTransport(
-            url=self._options.url,
-            key=self._options.key,
-            redis_options=self._options.redis_options,
-            on_message=self._on_message,
-            on_change=self._connection_changed,
-            uid=lambda: self.uid,
-            timeout=self._options.requests_timeout,
-            publish_timeout=self._options.publish_timeout,
-            health_check_interval=self._options.health_check_interval,
-            max_message_size=self._options.max_message_size,
-            logger=self.logger,
-        )
+    ) -> ShardedTransport:
+        return ShardedTransport(**self._transport_options())
 
     def _new_plan(self) -> NamespacePlan:
         return NamespacePlan(
@@ -153,24 +141,18 @@ class AsyncShardedRedisAdapter(AsyncRedisAdapter):
         payload = sharded.encode_request(self.uid, nsp, request)
         await self._publish(self._plan.channels_of(nsp).request, payload)
 
-    async def _broadcast(
+    def _encode_broadcast(
         self,
         nsp: str,
         data: list[Any],
         rooms: list[Room],
         except_rooms: list[Room],
         flags: dict[str, Any],
-        local: bool,
-    ) -> None:
-        payload = None
-        if not local and not self._local.only_local_sid(nsp, rooms):
-            payload = sharded.encode_broadcast(self.uid, nsp, data, rooms, except_rooms, flags)
-            self._transport.check_size(payload)
-        recipients = self._local.recipients(nsp, rooms, except_rooms)
-        await self._delivery.deliver(nsp, data, recipients, volatile=flags.get("volatile") is True)
-        if payload is not None:
-            channels = self._plan.channels_of(nsp)
-            await self._publish(sharded.broadcast_channel(channels, self._mode, rooms), payload)
+    ) -> bytes:
+        return sharded.encode_broadcast(self.uid, nsp, data, rooms, except_rooms, flags)
+
+    def _broadcast_channel(self, nsp: str, rooms: list[Room]) -> str:
+        return sharded.broadcast_channel(self._plan.channels_of(nsp), self._mode, rooms)
 
     async def live_servers(self, nsp: str) -> list[str]:
         """Uids of the servers listening on their own channel of ``nsp``."""

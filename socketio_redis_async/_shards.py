@@ -76,6 +76,7 @@ class NodeConnections:
         self._uid = uid
         self._timeout = timeout
         self._clients: dict[Address, Redis] = {}
+        self._may_name = True  # False once Redis refused CLIENT SETNAME (an ACL without it)
 
     def where(self, node: Address) -> str:
         return self._where if node == STANDALONE else f"{node[0]}:{node[1]}"
@@ -137,9 +138,9 @@ class NodeConnections:
 
     async def _handshake(self, conn: AbstractConnection, role: str) -> None:
         await conn.connect()  # type: ignore[no-untyped-call]
-        if role != "cmd":
+        if role != "cmd" and self._may_name:  # once refused, not asked again (ACL LOG)
             name = f"socketio-redis-async:{self._uid()}:{role}"
-            await set_client_name(conn, name, self._timeout)
+            self._may_name = await set_client_name(conn, name, self._timeout)
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}

@@ -13,6 +13,7 @@ import redis.asyncio
 from socketio_redis_async._redis_server import RedisServer
 from tests.helpers import Client, Node
 from tests.rediscluster import RedisCluster, require_cluster_tools
+from tests.sharded import MakeSharded, start_sharded
 
 
 @pytest.fixture(autouse=True)
@@ -98,3 +99,19 @@ async def make_client() -> AsyncIterator[Callable[..., Awaitable[Client]]]:
     yield make
     for client in clients:
         await client.aclose()
+
+
+@pytest.fixture
+async def make_sharded(redis_server: RedisServer, key: str) -> AsyncIterator[MakeSharded]:
+    """Start sharded servers (on the session's Redis unless ``url=``); all closed after."""
+    nodes: list[Node] = []
+
+    async def make(mode: str = "dynamic", **options: Any) -> Node:
+        url = options.pop("url", redis_server.url)
+        node = await start_sharded(url, options.pop("prefix", key), mode, **options)
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in nodes:
+        await node.aclose()

@@ -25,6 +25,7 @@ from socketio_redis_async._redis_server import (
     find_redis_server,
     free_port,
 )
+from socketio_redis_async._shards import slot_of
 
 NODE_TIMEOUT_MS = 1000
 
@@ -171,3 +172,18 @@ class RedisCluster:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def owner_of(cluster: RedisCluster, channel: str) -> tuple[str, str]:
+    """(node id, port) of the master owning ``channel``'s slot, read from CLUSTER NODES."""
+    slot = slot_of(channel)
+    text = str(cluster.command(cluster.alive[0], "CLUSTER", "NODES"))
+    for line in text.splitlines():
+        fields = line.split()
+        if "master" not in fields[2] or "fail" in fields[2]:
+            continue
+        for span in fields[8:]:
+            start, _, end = span.partition("-")
+            if start.isdigit() and int(start) <= slot <= int(end or start):
+                return fields[0], fields[1].split("@")[0].rsplit(":", 1)[1]
+    raise LookupError(f"no master owns slot {slot}")

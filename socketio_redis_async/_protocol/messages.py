@@ -88,13 +88,15 @@ def encode_broadcast(
     flags: dict[str, Any],
 ) -> bytes:
     """A server's broadcast: ``[uid, {type: 2, data, nsp}, {rooms, except, flags}]``."""
-    return codec.pack(
-        [
-            uid,
-            {"type": EVENT, "data": data, "nsp": nsp},
-            {"rooms": rooms, "except": except_rooms, "flags": flags},
-        ]
-    )
+    return codec.pack([uid, *broadcast_parts(nsp, data, rooms, except_rooms, flags)])
+
+
+def broadcast_parts(
+    nsp: str, data: list[Any], rooms: list[Room], except_rooms: list[Room], flags: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A broadcast's packet ``{type: 2, data, nsp}`` and options ``{rooms, except, flags}``."""
+    packet = {"type": EVENT, "data": data, "nsp": nsp}
+    return packet, {"rooms": rooms, "except": except_rooms, "flags": flags}
 
 
 def encode_emitter_broadcast(

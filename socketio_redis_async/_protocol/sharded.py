@@ -22,7 +22,7 @@ from typing import Any, Final, Literal
 from .._errors import MalformedMessage
 from . import codec
 from .channels import NamespaceChannels, glob_escape
-from .messages import EVENT, Broadcast, RequestType, check_opts, check_packet
+from .messages import Broadcast, RequestType, broadcast_parts, check_opts, check_packet
 from .rooms import Room
 
 Mode = Literal["static", "dynamic", "dynamic-private"]
@@ -132,11 +132,8 @@ def encode_broadcast(
     flags: dict[str, Any],
 ) -> bytes:
     """A broadcast without acks."""
-    body = {
-        "packet": {"type": EVENT, "data": data, "nsp": nsp},
-        "opts": {"rooms": rooms, "except": except_rooms, "flags": flags},
-    }
-    return encode(uid, nsp, MessageType.BROADCAST, body)
+    packet, opts = broadcast_parts(nsp, data, rooms, except_rooms, flags)
+    return encode(uid, nsp, MessageType.BROADCAST, {"packet": packet, "opts": opts})
 
 
 def encode_request(uid: str, nsp: str, request: dict[str, Any]) -> bytes:

@@ -29,10 +29,10 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisWarning
 
-from socketio_redis_async._cli import describe
 from socketio_redis_async._errors import MalformedMessage
 from socketio_redis_async._protocol.codec import MAX_DEPTH, decode_request, dump_json
 from socketio_redis_async._protocol.messages import Broadcast, decode_broadcast
+from socketio_redis_async._traffic import describe
 
 pytestmark = pytest.mark.anyio
 

@@ -271,7 +271,7 @@ async def test_emitters_and_cli_are_bounded_on_a_frozen_redis(own_redis, key):
             code, _, err = await run_cli(
                 command, "--url", own_redis.url, "--key", key, "--timeout", "0.5", timeout=15
             )
-            assert code == 1 and "did not answer within 0.5 s" in err, err
+            assert code == 1 and "within 0.5 s" in err and "Traceback" not in err, err
     finally:
         own_redis.thaw()
         await aem.aclose()
