@@ -7,8 +7,9 @@ each subscription mode on a standalone Redis 7, and in ``dynamic`` mode on a Red
 every test, so rooms and subscriptions do not leak from one test into the next.
 
 Needs Redis >= 7 (sharded pub/sub): the embedded 6.2 Redis cannot run this file.
-Not ported: Node's emitter (classic only, socket.io-redis-emitter#127), Node's allRooms
-(ClusterAdapter has none), numeric rooms (skipped for sharded in the Node suite too).
+Not ported: Node's emitter (classic only, socket.io-redis-emitter#127; the Python sharded
+emitter drives Node instead), Node's allRooms (ClusterAdapter has none), numeric rooms
+(skipped for sharded in the Node suite too).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import anyio
 import pytest
 import redis.asyncio
 
-from socketio_redis_async import CUSTOM_REQUEST_EVENT, RequestTimeoutError
+from socketio_redis_async import CUSTOM_REQUEST_EVENT, AsyncEmitter, RequestTimeoutError
 from tests.helpers import Client, Node, barrier, wait_until, wait_until_async
 from tests.node_harness import NodeClient, NodeServer
 
@@ -551,3 +552,28 @@ async def test_broadcasts_use_the_channel_node_picks(servers, pair):
     finally:
         await client.aclose()
     assert seen == {kind: [channel, channel] for kind, channel in expected.items()}
+
+
+async def test_python_sharded_emitter_drives_node_servers(servers, pair):
+    """AsyncEmitter(sharded=True) -> Node: all, room, sid, join, server-side emit, disconnect."""
+    js, cj_sid = pair.js, pair.cj.sid()
+    await js.cmd("join", sid=cj_sid, room="em-room")
+    await js.cmd("onServerSideEmit", event="em-sse")
+    options = {"key": servers.prefix, "sharded": True, "subscription_mode": servers.mode}
+    async with AsyncEmitter(servers.url, **options) as emitter:
+        await emitter.emit("em-all", 1, b"\x02")
+        await emitter.to("em-room").emit("em-room", 3)
+        await emitter.to(cj_sid).emit("em-sid", 4)
+        for client in pair.clients:
+            assert await client.wait_for("em-all") == [[1, b"\x02"]]
+        assert await pair.cj.wait_for("em-room") == [[3]]
+        assert await pair.cj.wait_for("em-sid") == [[4]]
+        await emitter.to(cj_sid).sockets_join("em-joined")
+        await wait_until_async(lambda rooms: "em-joined" in rooms, lambda: js_rooms(pair))
+        await emitter.server_side_emit("em-sse", {"n": 5})
+        event = (await js.wait_event(type="serverSideEvent", event="em-sse"))[0]
+        assert event["args"] == [{"n": 5}]
+        await emitter.to(cj_sid).disconnect_sockets()
+        await pair.cj.wait_disconnected()
+    await barrier(pair.py, [pair.cp])
+    assert pair.cp.received("em-room") == pair.cp.received("em-sid") == []
