@@ -26,7 +26,7 @@ import psutil
 
 from socketio_redis_async._redis_server import RedisServer, find_redis_server, free_port
 
-from .contenders import NODE
+from .contenders import NODE, NODE_SHARDED
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "tests" / "interop" / "node_modules"
@@ -234,14 +234,17 @@ class Processes:
         """``python -m benchmarks.worker role args`` with this interpreter."""
         return await self.spawn(name, [sys.executable, "-m", "benchmarks.worker", role, *args])
 
-    async def server(self, name: str, contender: str, redis_url: str, key: str) -> Child:
-        """A server (or emitter) process of ``contender``: Node's script or a worker."""
-        if contender == NODE:
-            return await self.spawn(
-                name, ["node", str(NODE_SCRIPT), "--redis", redis_url, "--key", key]
-            )
-        args = ("--contender", contender, "--redis", redis_url, "--key", key)
-        return await self.worker(name, "server", *args)
+    async def server(
+        self, name: str, contender: str, redis_url: str, key: str, cluster: bool = False
+    ) -> Child:
+        """A server (or emitter) process of ``contender``: Node's script or a worker;
+        ``cluster``: ``redis_url`` is a node of a Redis Cluster (Node needs to be told)."""
+        if contender in (NODE, NODE_SHARDED):
+            args = ["node", str(NODE_SCRIPT), "--redis", redis_url, "--key", key]
+            args += ["--sharded", "yes" if contender == NODE_SHARDED else "no"]
+            return await self.spawn(name, [*args, "--cluster", "yes" if cluster else "no"])
+        options = ("--contender", contender, "--redis", redis_url, "--key", key)
+        return await self.worker(name, "server", *options)
 
     async def close(self, child: Child) -> None:
         """Stop one child now (the rest stop with ``aclose``)."""

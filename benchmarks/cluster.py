@@ -110,6 +110,7 @@ class Cluster:
                     self.contender,
                     self.redis_urls[(first + i) % len(self.redis_urls)],
                     KEY,
+                    cluster=self._shards > 0,
                 )
                 for i in range(count)
             )
@@ -134,6 +135,26 @@ class Cluster:
         args = {"group": group, "port": server.port, "n": n, "rooms": rooms}
         await self._load.call("connect", bound=120, **args)
         return Receiver(self._load, group)
+
+    async def wait_shard_channels(self, channels: list[str]) -> None:
+        """Node subscribes a room's sharded channel without waiting: before a run, wait
+        until every node together counts a subscriber on each of ``channels``."""
+        clients = [Redis.from_url(url) for url in self.redis_urls]
+        try:
+            for _ in range(1000):
+                counts = [0] * len(channels)
+                for client in clients:
+                    command = client.execute_command("PUBSUB", "SHARDNUMSUB", *channels)  # type: ignore[no-untyped-call]
+                    reply = await command
+                    for i in range(len(channels)):
+                        counts[i] += int(reply[2 * i + 1])
+                if all(counts):
+                    return
+                await asyncio.sleep(0.01)
+            raise RuntimeError(f"{self.contender}: sharded channels were not subscribed")
+        finally:
+            for client in clients:
+                await client.aclose()
 
     async def _wait_subscribers(self) -> None:
         """python-socketio's AsyncRedisManager and raw redis-py subscribe in the

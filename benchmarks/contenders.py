@@ -22,6 +22,7 @@ ASYNC_MANAGER = "asyncmanager"
 RAW = "raw"
 NODE = "node"
 SHARDED = "sharded"
+NODE_SHARDED = "node-sharded"
 
 LABELS = {
     ADAPTER: "AsyncRedisAdapter",
@@ -34,6 +35,7 @@ LABELS = {
     RAW: "raw redis-py pub/sub + hiredis (no socket.io)",
     NODE: "Node @socket.io/redis-adapter 8.3",
     SHARDED: "AsyncShardedRedisAdapter (dynamic)",
+    NODE_SHARDED: "Node createShardedAdapter 8.3 (dynamic)",
 }
 
 EVENT = "m"

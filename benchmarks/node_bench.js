@@ -18,17 +18,20 @@ const { createRequire } = require("module");
 
 const interop = createRequire(path.join(__dirname, "..", "tests", "interop", "package.json"));
 const { Server } = interop("socket.io");
-const { createAdapter } = interop("@socket.io/redis-adapter");
-const { createClient } = interop("redis");
+const { createAdapter, createShardedAdapter } = interop("@socket.io/redis-adapter");
+const { createClient, createCluster } = interop("redis");
 
 const EVENT = "m";
 const TEXT = "benchmark payload 0123456789";
 
 function parseArgs(argv) {
-  const o = { redis: "redis://127.0.0.1:6379", key: "socket.io" };
+  const o = { redis: "redis://127.0.0.1:6379", key: "socket.io", sharded: "no", cluster: "no" };
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === "--redis") o.redis = argv[i + 1];
     else if (argv[i] === "--key") o.key = argv[i + 1];
+    // --sharded yes: createShardedAdapter (dynamic mode); --cluster yes: a node-redis cluster client
+    else if (argv[i] === "--sharded") o.sharded = argv[i + 1];
+    else if (argv[i] === "--cluster") o.cluster = argv[i + 1];
     else throw new Error(`unknown argument ${argv[i]}`);
   }
   return o;
@@ -75,7 +78,7 @@ async function blast(n, rooms, rate) {
     }
     io.to(rooms[seq % rooms.length]).emit(EVENT, { i: seq, t: now(), text: TEXT });
   }
-  await pub.ping();
+  if (typeof pub.ping === "function") await pub.ping(); // a cluster client has no PING
   return (performance.now() - start) / 1000;
 }
 
@@ -118,6 +121,13 @@ async function handle(line) {
 
 async function waitSubscribed(adapter, deadline = Date.now() + 15000) {
   for (;;) {
+    if (opts.sharded === "yes") {
+      // The sharded adapter has no request channel: it counts servers on its main channel.
+      if ((await adapter.serverCount()) >= 1) return;
+      if (Date.now() > deadline) throw new Error("adapter subscriptions not visible in Redis");
+      await sleep(20);
+      continue;
+    }
     const r = await pub.sendCommand(["PUBSUB", "NUMSUB", adapter.requestChannel, adapter.specificResponseChannel]);
     if (Number(r[1]) >= 1 && Number(r[3]) >= 1) return;
     if (Date.now() > deadline) throw new Error("adapter subscriptions not visible in Redis");
@@ -142,11 +152,14 @@ lines.on("line", (line) => void handle(line));
 lines.on("close", () => shutdown(0));
 
 async function main() {
-  pub = createClient({ url: opts.redis });
+  pub = opts.cluster === "yes" ? createCluster({ rootNodes: [{ url: opts.redis }] }) : createClient({ url: opts.redis });
   sub = pub.duplicate();
   await Promise.all([pub.connect(), sub.connect()]);
   const httpServer = http.createServer();
-  io = new Server(httpServer, { transports: ["websocket"], adapter: createAdapter(pub, sub, { key: opts.key }) });
+  const adapter = opts.sharded === "yes"
+    ? createShardedAdapter(pub, sub, { channelPrefix: opts.key, subscriptionMode: "dynamic" })
+    : createAdapter(pub, sub, { key: opts.key });
+  io = new Server(httpServer, { transports: ["websocket"], adapter });
   io.on("connection", (socket) => {
     const rooms = socket.handshake.auth && socket.handshake.auth.rooms;
     if (Array.isArray(rooms)) socket.join(rooms);

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from .children import Processes, cluster_unavailable, node_available
-from .cluster import Blast, Cluster, Receiver, blast_run, max_rate
+from .cluster import KEY, Blast, Cluster, Receiver, blast_run, max_rate
 from .config import Config
 from .contenders import (
     ADAPTER,
@@ -19,6 +19,7 @@ from .contenders import (
     EMITTER,
     EMITTER_UVLOOP,
     NODE,
+    NODE_SHARDED,
     RAW,
     REDIS_MANAGER,
     SHARDED,
@@ -44,7 +45,7 @@ CONTENDERS = {
     "requests": (ADAPTER, NODE),
     "memory": (ADAPTER, ASYNC_MANAGER, REDIS_MANAGER),
     "emitters": (EMITTER, EMITTER_UVLOOP),
-    "shards": (ADAPTER, SHARDED),
+    "shards": (ADAPTER, SHARDED, NODE_SHARDED),
 }
 
 
@@ -235,10 +236,15 @@ async def shards(config: Config, results: Results) -> None:
     events = int(config.latency_rate * config.latency_seconds)
     for count in SHARD_COUNTS:
         for contender in CONTENDERS["shards"]:
+            if contender == NODE_SHARDED and (why := node_available()):
+                results.skipped[NODE_SHARDED] = why
+                continue
             print(f"[shards] {contender} {shard_case(count)}", flush=True)
             async with Cluster(contender, shards=count) as cluster:
                 rooms = [f"s-{i}" for i in range(SHARD_ROOMS)]
                 receiver = await cluster.connect("s", cluster.b, 1, rooms)
+                if contender == NODE_SHARDED:
+                    await cluster.wait_shard_channels([f"{KEY}#/#{room}#" for room in rooms])
                 blast = Blast(cluster.a, receiver, f"s:{SHARD_ROOMS}", 1)
                 case = shard_case(count)
                 await max_rate(cluster, config, results, (SHARDS, contender, case), blast)

@@ -343,8 +343,8 @@ class ShardedTransport:
 
     async def _wait_ready(self, timeout: float) -> bool:
         """Wait (at most ``timeout`` s) until the topology is known."""
-        if self._ready is None:
-            return False
+        if self._ready is None or self._version:
+            return self._ready is not None
         with anyio.move_on_after(timeout):
             await self._ready.wait()
             return True

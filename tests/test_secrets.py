@@ -180,7 +180,7 @@ async def test_cli_errors_hide_the_secret(secret_url):
     """socketio-redis servers/emit fail with one line on stderr that does not show the secret."""
     for args in (("servers",), ("emit", "ev", "1")):
         code, out, err = await run_cli(*args, "--url", secret_url, "--timeout", "0.5")
-        assert code == 1 and err.startswith("socketio-redis: error: ") and "Redis at" in err
+        assert code == 1 and err.startswith("socketio-redis: error: ") and "Redis" in err
         assert SECRET not in out + err and "Traceback" not in err
 
 

@@ -14,6 +14,7 @@ requests layer serve both protocols unchanged.
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from enum import IntEnum
@@ -118,8 +119,12 @@ def has_bytes(value: Any, depth: int = 0) -> bool:
 def encode(uid: str, nsp: str, kind: MessageType, data: dict[str, Any]) -> bytes:
     """A message's bytes: msgpack if it may and does hold bytes, JSON otherwise."""
     message = {"uid": uid, "nsp": nsp, "type": int(kind), "data": data}
-    if kind in _MAY_HOLD_BYTES and has_bytes(data):
-        return codec.pack(message)
+    if kind in _MAY_HOLD_BYTES:
+        try:  # the common case first: plain JSON data (bytes make json.dumps raise)
+            return json.dumps(message, separators=(",", ":")).encode()
+        except (TypeError, ValueError):
+            if has_bytes(data):
+                return codec.pack(message)
     return codec.dump_json(message)
 
 
