@@ -19,6 +19,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from inspect import signature
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +54,13 @@ async def disconnect_all(sio: socketio.AsyncServer) -> None:
 
 
 class Node:
-    """One AsyncServer with an AsyncRedisAdapter, served by aiohttp on 127.0.0.1."""
+    """One AsyncServer with an AsyncRedisAdapter (or another adapter class of this package),
+    served by aiohttp on 127.0.0.1."""
 
     def __init__(
         self,
         sio: socketio.AsyncServer,
-        adapter: AsyncRedisAdapter,
+        adapter: Any,
         runner: web.AppRunner,
         port: int,
     ):
@@ -70,11 +72,22 @@ class Node:
         self.server_events: list[tuple[str, str, tuple[Any, ...]]] = []
 
     @classmethod
-    async def start(cls, redis_url: str, key: str, **adapter_options: Any) -> Node:
+    async def start(
+        cls,
+        redis_url: str,
+        key: str,
+        adapter_class: Callable[..., Any] = AsyncRedisAdapter,
+        **adapter_options: Any,
+    ) -> Node:
+        """``adapter_class``: AsyncRedisAdapter, or e.g. AsyncShardedRedisAdapter (whose
+        prefix option is ``channel_prefix``: ``key`` goes there)."""
         adapter_options.setdefault("requests_timeout", 2)
         namespaces = adapter_options.pop("namespaces", NAMESPACES)
         server_options = adapter_options.pop("server_options", {})
-        adapter = AsyncRedisAdapter(redis_url, key=key, **adapter_options)
+        prefix = (
+            "channel_prefix" if "channel_prefix" in signature(adapter_class).parameters else "key"
+        )
+        adapter = adapter_class(redis_url, **{prefix: key}, **adapter_options)
         sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=adapter,

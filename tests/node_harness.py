@@ -126,14 +126,23 @@ class NodeServer(_Harness):
 
     @classmethod
     async def start(
-        cls, redis_url: str, key: str, requests_timeout_ms: int = 1000, cluster: bool = False
+        cls,
+        redis_url: str,
+        key: str,
+        requests_timeout_ms: int = 1000,
+        cluster: bool = False,
+        sharded: str | None = None,
     ) -> NodeServer:
-        """``cluster``: ``redis_url`` is a Redis Cluster node; use node-redis's cluster client."""
+        """``cluster``: ``redis_url`` is a Redis Cluster node; use node-redis's cluster client.
+        ``sharded``: ``createShardedAdapter`` with this subscription mode ("static", "dynamic"
+        or "dynamic-private"), ``key`` as its channelPrefix; it ignores ``requests_timeout_ms``
+        (Node's sharded adapter always waits 5 s)."""
         proc = await _spawn(
             "server.js",
             *("--port", "0", "--redis", redis_url, "--key", key),
             *("--requests-timeout", str(requests_timeout_ms)),
             *(["--cluster"] if cluster else []),
+            *(["--sharded", sharded] if sharded else []),
         )
         assert proc.stdout is not None
         try:

@@ -1,21 +1,22 @@
 #!/usr/bin/env node
-// Node.js Socket.IO 4.8 + @socket.io/redis-adapter 8.3 (classic) harness for the
-// Python interop tests. Protocol: JSON lines. Commands on stdin, replies and
-// events on stdout, logs on stderr. See README.md in this directory.
+// Node.js Socket.IO 4.8 + @socket.io/redis-adapter 8.3 (classic, or sharded with --sharded)
+// harness for the Python interop tests. Protocol: JSON lines. Commands on stdin, replies
+// and events on stdout, logs on stderr. See README.md in this directory.
 "use strict";
 
 const http = require("http");
 const readline = require("readline");
 const { Server } = require("socket.io");
-const { createAdapter } = require("@socket.io/redis-adapter");
+const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
 const { Emitter } = require("@socket.io/redis-emitter");
 const { createClient, createCluster } = require("redis");
 
 // ---------------------------------------------------------------- options
+const SHARDED_MODES = ["static", "dynamic", "dynamic-private"];
 function parseArgs(argv) {
   const o = { port: 0, redis: "redis://127.0.0.1:6379", key: "socket.io",
     requestsTimeout: 5000, specificResponseChannel: false, namespaces: ["/", "/custom"],
-    cluster: false };
+    cluster: false, sharded: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => { if (i + 1 >= argv.length) throw new Error(`missing value for ${a}`); return argv[++i]; };
@@ -27,6 +28,11 @@ function parseArgs(argv) {
     else if (a === "--nsp") o.namespaces.push(next());
     // --redis is one node of a Redis Cluster: node-redis's cluster client (classic pub/sub).
     else if (a === "--cluster") o.cluster = true;
+    // createShardedAdapter (SPUBLISH/SSUBSCRIBE) with this subscriptionMode instead of createAdapter.
+    else if (a === "--sharded") {
+      o.sharded = next();
+      if (!SHARDED_MODES.includes(o.sharded)) throw new Error(`--sharded must be one of ${SHARDED_MODES.join(", ")}`);
+    }
     else throw new Error(`unknown argument ${a}`);
   }
   return o;
@@ -99,7 +105,7 @@ function localSocket(c) {
 async function onFound(c, act) {
   const s = await findSocket(c);
   await act(s);
-  await flush();
+  await flush(c);
   return { remote: !s.server };
 }
 
@@ -124,7 +130,11 @@ function chain(op, c) {
   return op;
 }
 const operator = (c) => chain(getNsp(c.nsp), c);
-const emitterOperator = (c) => chain(emitter.of(c.nsp || "/"), c);
+const emitterOf = (c) => {
+  notSharded("the emitter", "@socket.io/redis-emitter speaks the classic protocol only (socket.io-redis-emitter#127)");
+  return emitter.of(c.nsp || "/");
+};
+const emitterOperator = (c) => chain(emitterOf(c), c);
 
 const describeSocket = (s) => ({ id: s.id, handshake: s.handshake, rooms: [...s.rooms], data: s.data });
 const sortRooms = (rooms) => [...rooms].sort((a, b) => (String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0));
@@ -136,7 +146,8 @@ const SYNC_CHANNEL = `interop-harness-sync#${process.pid}#${Math.random().toStri
 const syncWaiters = new Map();
 let syncSeq = 0;
 const onSyncMarker = (msg) => { const w = syncWaiters.get(String(msg)); if (w) w(); };
-function flush() {
+function flush(c = {}) {
+  if (opts.sharded) return shardedFlush(c);
   const marker = String(++syncSeq);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { syncWaiters.delete(marker); reject(new Error("sync marker timed out")); }, 5000);
@@ -145,19 +156,66 @@ function flush() {
   });
 }
 
+// Sharded mode: the operation went out with SPUBLISH on the channel's shard (the main
+// channel K#N#, or a room channel K#N#<room>#). A marker SPUBLISHed afterwards on
+// `{<that channel>}<SYNC_CHANNEL>` (a hash tag: the same slot, so the same master and,
+// in node-redis, the same connection) and SSUBSCRIBEd by our sub client comes back only
+// after Redis delivered the operation. Every channel the command may have used gets one.
+const markerChannels = new Map(); // adapter channel -> Promise of the SSUBSCRIBE of its marker channel
+function markerChannel(channel) {
+  const name = `{${channel}}${SYNC_CHANNEL}`;
+  if (!markerChannels.has(channel)) markerChannels.set(channel, sub.sSubscribe(name, onSyncMarker));
+  return markerChannels.get(channel).then(() => name);
+}
+// Node's sharded adapter SSUBSCRIBEs a room channel without waiting for Redis. A SSUBSCRIBE
+// of a fresh channel in the same slot (so on the same sub connection), sent afterwards and
+// confirmed, means Redis has processed the adapter's SSUBSCRIBE too.
+async function subscribeBarrier(channel) {
+  const name = `{${channel}}${SYNC_CHANNEL}#barrier#${++syncSeq}`;
+  await sub.sSubscribe(name, () => {});
+  await sub.sUnsubscribe(name);
+}
+const roomChannel = (nsp, room) => getNsp(nsp).adapter.dynamicChannel(room);
+async function syncRooms(nsp, rooms) {
+  if (opts.sharded && opts.sharded !== "static") {
+    await Promise.all(rooms.map((room) => subscribeBarrier(roomChannel(nsp, room))));
+  }
+  return null;
+}
+
+async function shardedFlush(c) {
+  const adapter = getNsp(c.nsp).adapter;
+  const rooms = [...[].concat(c.to ?? []), ...(c.sid != null ? [c.sid] : [])];
+  const channels = [adapter.channel, ...rooms.map((r) => adapter.dynamicChannel(r))];
+  await Promise.all([...new Set(channels)].map(async (channel) => {
+    const name = await markerChannel(channel);
+    const marker = String(++syncSeq);
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { syncWaiters.delete(marker); reject(new Error("sync marker timed out")); }, 5000);
+      syncWaiters.set(marker, () => { clearTimeout(timer); syncWaiters.delete(marker); resolve(null); });
+      pub.sPublish(name, marker).catch(reject);
+    });
+  }));
+  return null;
+}
+
 const ackPromise = (start) => new Promise((resolve) => start((err, value) => resolve({ error: err ? err.message : null, value })));
 
 // --------------------------------------------------------------- namespaces
 function setupNamespace(name) {
   const nsp = io.of(name);
   nsp.on("connection", (socket) => {
-    send({ type: "connection", nsp: name, sid: socket.id });
     socket.onAny((event, ...args) => {
       const ack = popAck(args);
       send({ type: "clientEvent", nsp: name, sid: socket.id, event, args, withAck: !!ack });
       if (ack && state.clientAckEnabled) ack(state.clientAck);
     });
     socket.on("disconnect", (reason) => send({ type: "disconnect", nsp: name, sid: socket.id, reason }));
+    // Sharded (dynamic-private): the socket-id room's SSUBSCRIBE is in Redis before the line.
+    syncRooms(name, [socket.id]).then(
+      () => send({ type: "connection", nsp: name, sid: socket.id }),
+      (err) => reportError("syncRooms", err),
+    );
   });
   return nsp;
 }
@@ -166,6 +224,7 @@ function setupNamespace(name) {
 // response channels, issued after its PSUBSCRIBE on the same connection) is
 // visible in Redis: NUMSUB of the uid-specific response channel is exactly ours.
 async function waitSubscribed(nsp, deadline = Date.now() + 15000) {
+  if (opts.sharded) return waitShardSubscribed(nsp, deadline);
   const { requestChannel, specificResponseChannel } = nsp.adapter;
   if (opts.cluster) {
     // NUMSUB is per node on a cluster; a SUBSCRIBE confirmed on the same pub/sub
@@ -181,6 +240,28 @@ async function waitSubscribed(nsp, deadline = Date.now() + 15000) {
   }
 }
 
+// Sharded: ready when PUBSUB SHARDNUMSUB counts a subscriber of the main channel K#N#
+// and of our own response channel K#N#<uid>#. On a cluster it is summed over the masters,
+// as the adapter's serverCount() does (lib/util.ts PUBSUB); a master that does not own a
+// channel's slot answers 0, not MOVED.
+async function shardNumSub(channels) {
+  const nodes = opts.cluster ? await Promise.all(pub.masters.map((m) => m.client)) : [pub];
+  const replies = await Promise.all(nodes.map((n) => n.sendCommand(["PUBSUB", "SHARDNUMSUB", ...channels])));
+  return channels.map((_, i) => replies.reduce((sum, r) => sum + Number(r[2 * i + 1]), 0));
+}
+async function waitShardSubscribed(nsp, deadline) {
+  const { channel, responseChannel } = nsp.adapter;
+  for (;;) {
+    const counts = await shardNumSub([channel, responseChannel]);
+    if (counts.every((n) => n >= 1)) return;
+    if (Date.now() > deadline) throw new Error(`sharded subscriptions of ${nsp.name} not visible in Redis`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+const notSharded = (what, why) => {
+  if (opts.sharded) throw new Error(`${what} is not available with --sharded: ${why}`);
+};
+
 // ----------------------------------------------------------------- commands
 const commands = {
   ping: async () => "pong",
@@ -191,7 +272,7 @@ const commands = {
     return nsp.adapter.uid;
   },
 
-  emit: async (c) => { operator(c).emit(c.event, ...argsOf(c)); return flush(); },
+  emit: async (c) => { operator(c).emit(c.event, ...argsOf(c)); return flush(c); },
   emitWithAck: async (c) => {
     const r = await ackPromise((cb) => operator(c).timeout(c.timeout ?? 5000).emit(c.event, ...argsOf(c), cb));
     return { error: r.error, responses: r.value };
@@ -206,7 +287,10 @@ const commands = {
   socketsJoin: async (c) => { operator(c).socketsJoin(c.rooms); return flush(); },
   socketsLeave: async (c) => { operator(c).socketsLeave(c.rooms); return flush(); },
   disconnectSockets: async (c) => { operator(c).disconnectSockets(!!c.close); return flush(); },
-  fetchSockets: async (c) => (await operator(c).fetchSockets()).map(describeSocket),
+  fetchSockets: async (c) => {
+    const op = c.timeout != null ? operator(c).timeout(c.timeout) : operator(c);
+    return (await op.fetchSockets()).map(describeSocket);
+  },
 
   remoteSocketEmit: (c) => onFound(c, (s) => s.emit(c.event, ...argsOf(c))),
   remoteSocketEmitWithAck: async (c) => {
@@ -218,7 +302,10 @@ const commands = {
   remoteSocketLeave: (c) => onFound(c, (s) => s.leave(c.room)),
   remoteSocketDisconnect: (c) => onFound(c, (s) => s.disconnect(!!c.close)),
 
-  allRooms: async (c) => sortRooms(await getNsp(c.nsp).adapter.allRooms()),
+  allRooms: async (c) => {
+    notSharded("allRooms", "Node's ClusterAdapter has no allRooms()");
+    return sortRooms(await getNsp(c.nsp).adapter.allRooms());
+  },
   serverCount: async (c) => Number(await getNsp(c.nsp).adapter.serverCount()),
 
   serverSideEmit: async (c) => { getNsp(c.nsp).serverSideEmit(c.event, ...argsOf(c)); return flush(); },
@@ -263,7 +350,12 @@ const commands = {
     return null;
   },
   setData: async (c) => { localSocket(c).data = fromWire(c.data); return null; },
-  join: async (c) => { await localSocket(c).join(c.room); return null; },
+  join: async (c) => { await localSocket(c).join(c.room); return syncRooms(c.nsp, [c.room]); },
+  // Sharded: wait until the SSUBSCRIBEs of these rooms' channels, if the adapter sent any,
+  // are processed by Redis (e.g. after a remote socketsJoin put a local socket in a room).
+  syncRooms: (c) => syncRooms(c.nsp, [].concat(c.rooms)),
+  // Sharded: PUBSUB SHARDNUMSUB of each room's channel K#N#<room>#, summed over the masters.
+  roomSubscribers: async (c) => shardNumSub([].concat(c.rooms).map((room) => roomChannel(c.nsp, room))),
   leave: async (c) => { await localSocket(c).leave(c.room); return null; },
   localSockets: async (c) => [...getNsp(c.nsp).sockets.values()].map((s) => ({ id: s.id, rooms: [...s.rooms] })),
 
@@ -271,7 +363,7 @@ const commands = {
   "emitter.socketsJoin": async (c) => { emitterOperator(c).socketsJoin(c.rooms); return flush(); },
   "emitter.socketsLeave": async (c) => { emitterOperator(c).socketsLeave(c.rooms); return flush(); },
   "emitter.disconnectSockets": async (c) => { emitterOperator(c).disconnectSockets(!!c.close); return flush(); },
-  "emitter.serverSideEmit": async (c) => { emitter.of(c.nsp || "/").serverSideEmit(c.event, ...argsOf(c)); return flush(); },
+  "emitter.serverSideEmit": async (c) => { emitterOf(c).serverSideEmit(c.event, ...argsOf(c)); return flush(); },
 
   exit: async () => { setImmediate(() => shutdown(0)); return null; },
 };
@@ -327,13 +419,15 @@ async function main() {
   await sub.subscribe(SYNC_CHANNEL, onSyncMarker);
 
   const httpServer = http.createServer((req, res) => { res.writeHead(404); res.end(); });
-  io = new Server(httpServer, {
-    adapter: createAdapter(pub, sub, {
+  // The sharded adapter has no requestsTimeout option: it always waits 5 s (ClusterAdapter).
+  const adapter = opts.sharded
+    ? createShardedAdapter(pub, sub, { channelPrefix: opts.key, subscriptionMode: opts.sharded })
+    : createAdapter(pub, sub, {
       key: opts.key,
       requestsTimeout: opts.requestsTimeout,
       publishOnSpecificResponseChannel: opts.specificResponseChannel,
-    }),
-  });
+    });
+  io = new Server(httpServer, { adapter });
   const nsps = [...new Set(opts.namespaces)].map(setupNamespace);
   emitter = new Emitter(pub, { key: opts.key });
 
@@ -344,7 +438,7 @@ async function main() {
   await Promise.all(nsps.map((nsp) => waitSubscribed(nsp)));
   const port = httpServer.address().port;
   const uids = Object.fromEntries(nsps.map((n) => [n.name, n.adapter.uid]));
-  log(`ready on 127.0.0.1:${port}, redis ${opts.redis}, key ${opts.key}, uids`, uids);
+  log(`ready on 127.0.0.1:${port}, redis ${opts.redis}, key ${opts.key}, sharded ${opts.sharded}, uids`, uids);
   send({ type: "ready", port, pid: process.pid, uids });
   pending.splice(0).forEach(handleLine);
   pending = null;
