@@ -91,7 +91,7 @@ async def test_killing_the_master_of_a_room_fails_over_and_delivery_resumes(
             "s",
             "kill -9 of the master owning a room's slot (node timeout 1 s): until a broadcast "
             "to that room arrives again",
-            "node timeout + election",
+            "node timeout + election + a new owner's 1.5 s publish hold",
         )
         reliability.record(
             "sharded_failover_failed_emits",
