@@ -63,6 +63,13 @@ def node_client(cluster: RedisCluster) -> Redis:
     return Redis.from_pool(pool)
 
 
+def client_at(template: Redis, node: Address) -> Redis:
+    """A new client for ``node`` with the template's settings (TLS, credentials...)."""
+    pool = template.connection_pool
+    kwargs = {**pool.connection_kwargs, "host": node[0], "port": node[1]}
+    return Redis.from_pool(ConnectionPool(connection_class=pool.connection_class, **kwargs))
+
+
 class ClusterNodes:
     """The known nodes of the cluster the transport's connections point at, if any."""
 
@@ -172,13 +179,9 @@ class ClusterNodes:
         )
 
     def _client(self, template: Redis, node: Address) -> Redis:
-        """A client for ``node`` with the template's settings (TLS, credentials...)."""
         client = self._clients.get(node)
         if client is None:
-            pool = template.connection_pool
-            kwargs = {**pool.connection_kwargs, "host": node[0], "port": node[1]}
-            new = ConnectionPool(connection_class=pool.connection_class, **kwargs)
-            client = self._clients[node] = Redis.from_pool(new)
+            client = self._clients[node] = client_at(template, node)
         return client
 
     async def aclose(self) -> None:

@@ -42,6 +42,16 @@ class _Item(NamedTuple):
     deadline: float
 
 
+def check_size(payload: bytes, max_message_size: int, limit: int | None = None) -> None:
+    """Raise ValueError if ``payload`` is larger than ``limit`` (default max_message_size)."""
+    if len(payload) > (limit or max_message_size):
+        raise ValueError(
+            f"message of {len(payload)} bytes exceeds max_message_size={max_message_size}; "
+            "send large data another way, or raise max_message_size on every server "
+            "(Redis disconnects subscribers whose output buffer passes its pubsub limit)"
+        )
+
+
 class Publisher:
     """Coalesces PUBLISH commands on one dedicated Redis connection."""
 
@@ -85,12 +95,7 @@ class Publisher:
     def check_size(self, payload: bytes, limit: int | None = None) -> None:
         """Raise ValueError if ``payload`` is larger than ``limit`` (default: the configured
         max_message_size)."""
-        if len(payload) > (limit or self._max):
-            raise ValueError(
-                f"message of {len(payload)} bytes exceeds max_message_size={self._max}; "
-                "send large data another way, or raise max_message_size on every server "
-                "(Redis disconnects subscribers whose output buffer passes its pubsub limit)"
-            )
+        check_size(payload, self._max, limit)
 
     async def publish(self, channel: str, payload: bytes, limit: int | None = None) -> int:
         """PUBLISH ``payload`` (at most ``limit`` bytes, default max_message_size); return

@@ -30,7 +30,7 @@ from ._errors import AccessDeniedError, AdapterClosedError, PublishError, RedisC
 from ._health import AdapterHealth, health_of
 from ._histogram import LatencyHistogram
 from ._options import redact_url
-from ._publisher import Publisher
+from ._publisher import Publisher, check_size
 from ._shards import (
     STANDALONE,
     Address,
@@ -129,11 +129,7 @@ class ShardedTransport:
     unwant_pattern = want_pattern
 
     def check_size(self, payload: bytes) -> None:
-        if len(payload) > self._max:
-            raise ValueError(
-                f"message of {len(payload)} bytes exceeds max_message_size={self._max}; "
-                "send large data another way, or raise max_message_size on every server"
-            )
+        check_size(payload, self._max)
 
     def listen(self) -> None:
         """Start finding the shards and subscribing (idempotent)."""

@@ -11,11 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.crc import key_slot
 
 from ._access import set_client_name
+from ._cluster_nodes import client_at
 from ._commands import aclose_client, drop_connection, redis_call
 from ._errors import RedisCommandError
 from ._publisher import Publisher
@@ -86,15 +87,9 @@ class NodeConnections:
 
     async def call(self, node: Address, what: str, *args: str) -> Any:
         """One command on ``node``, bounded by the timeout."""
-        client = self._clients.get(node)
+        client = self._client if node == STANDALONE else self._clients.get(node)
         if client is None:
-            if node == STANDALONE:
-                client = self._client
-            else:
-                pool = self._client.connection_pool
-                kwargs = {**pool.connection_kwargs, "host": node[0], "port": node[1]}
-                new = ConnectionPool(connection_class=pool.connection_class, **kwargs)
-                client = self._clients[node] = Redis.from_pool(new)
+            client = self._clients[node] = client_at(self._client, node)
         return await redis_call(
             client.execute_command(*args),  # type: ignore[no-untyped-call]
             what=what,
