@@ -119,7 +119,7 @@ def async_client(url: str, **options: Any) -> redis.asyncio.Redis:
     their name starts with ``socket_``, as redis-py does)."""
     if is_sentinel_url(url):
         target = parse_sentinel_url(url)
-        sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = redis.asyncio.sentinel.Sentinel(
             list(target.sentinels), **target.connection_kwargs(), **options
         )
         client: redis.asyncio.Redis = sentinel.master_for(
@@ -133,11 +133,9 @@ def sync_client(url: str, **options: Any) -> redis.Redis:
     """A synchronous ``redis.Redis`` for any URL this package accepts (see async_client)."""
     if is_sentinel_url(url):
         target = parse_sentinel_url(url)
-        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = redis.sentinel.Sentinel(
             list(target.sentinels), **target.connection_kwargs(), **options
         )
-        sync: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-            target.service, redis_class=_SentinelRedis
-        )
+        sync: redis.Redis = sentinel.master_for(target.service, redis_class=_SentinelRedis)
         return sync
     return redis.Redis.from_url(plain_url(url), **options)
