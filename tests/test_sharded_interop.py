@@ -27,11 +27,12 @@ from socketio_redis_async import CUSTOM_REQUEST_EVENT, AsyncEmitter, RequestTime
 from tests.helpers import Client, Node, barrier, wait_until, wait_until_async
 from tests.node_harness import NodeClient, NodeServer
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 
 MODES = ["static", "dynamic", "dynamic-private"]
 # (subscription mode, on the Redis Cluster fixture?)
-TOPOLOGIES = [pytest.param((mode, False), id=mode) for mode in MODES]
+STANDALONE = {mode: pytest.param((mode, False), id=mode) for mode in MODES}
+TOPOLOGIES = list(STANDALONE.values())
 TOPOLOGIES.append(pytest.param(("dynamic", True), id="cluster-dynamic"))
 PY_REQUESTS_TIMEOUT = 1.0  # shorter than Node's fixed 5 s
 
@@ -445,10 +446,10 @@ async def test_server_side_emit_with_ack_both_ways(pair):
     assert event["args"] == [b"\x03"] and event["withAck"] is True
 
 
+# Node's fixed 5 s wait does not depend on the topology: one run is enough.
+@pytest.mark.parametrize("servers", [STANDALONE["dynamic"]], indirect=True)
 async def test_node_server_side_emit_times_out_without_a_python_handler(pair, servers):
     """serverSideEmit timeout: a Python server with no handler does not answer, as Node's."""
-    if servers.mode != "dynamic" or servers.cluster:
-        pytest.skip("Node's fixed 5 s wait does not depend on the topology: one run is enough")
     result = await pair.js.cmd("serverSideEmitWithAck", event="sse-nobody", args=[])
     assert result == {
         "error": "timeout reached: only 0 responses received out of 1",
@@ -495,10 +496,10 @@ async def test_python_broadcast_with_acks_from_node_client(pair):
     assert pair.py.adapter.stats["pending_acks"] == 0
 
 
+# The channel choice depends on the mode, not on the topology: standalone Redis only.
+@pytest.mark.parametrize("servers", list(STANDALONE.values()), indirect=True)
 async def test_broadcasts_use_the_channel_node_picks(servers, pair):
     """computeChannel: each kind of broadcast goes where Node's sharded adapter sends it."""
-    if servers.cluster:
-        pytest.skip("the channel choice does not depend on the topology")
     main = f"{servers.prefix}#/#"
     room = lambda name: f"{main}{name}#"  # noqa: E731
     cp_sid, cj_sid = pair.cp.sid(), pair.cj.sid()
