@@ -3,17 +3,58 @@
 from __future__ import annotations
 
 import gc
+import socket
+import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 import pytest
 import redis.asyncio
 
 from socketio_redis_async._redis_server import RedisServer
+from tests import node_harness
 from tests.helpers import Client, Node
 from tests.rediscluster import RedisCluster, require_cluster_tools
 from tests.sharded import MakeSharded, start_sharded
+
+
+def _refuse_io(*args: Any, **kwargs: Any) -> NoReturn:
+    raise AssertionError(
+        "a test marked unit opened a connection or started a process: "
+        "the unit tier runs with no Redis and no subprocess, so drop the mark"
+    )
+
+
+@contextmanager
+def _tier_rules(item: pytest.Item) -> Iterator[None]:
+    """Hold a test to its tier: ``unit`` tests may not connect a socket or start a process,
+    and only ``interop`` tests may start Node (``node_harness.require_node`` checks)."""
+    node_harness.running_test = item
+    try:
+        if item.get_closest_marker("unit") is None:
+            yield
+            return
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(socket.socket, "connect", _refuse_io)
+            patch.setattr(socket.socket, "connect_ex", _refuse_io)
+            patch.setattr(subprocess.Popen, "__init__", _refuse_io)
+            yield
+    finally:
+        node_harness.running_test = None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    with _tier_rules(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    with _tier_rules(item):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -19,8 +19,14 @@ from tests.helpers import stop_process
 INTEROP = Path(__file__).parent / "interop"
 
 
+running_test: pytest.Item | None = None
+"""The test being set up or run (tests/conftest.py sets it): only ``interop`` ones start Node."""
+
+
 def require_node() -> str:
     """Path of node; skip (locally) or fail (in CI) when Node or the npm packages are missing."""
+    if running_test is not None and running_test.get_closest_marker("interop") is None:
+        pytest.fail(f"{running_test.nodeid} starts Node: mark it @pytest.mark.interop")
     node = shutil.which("node")
     missing = None
     if node is None:

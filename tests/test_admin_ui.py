@@ -90,12 +90,14 @@ async def test_admin_join_and_leave_reach_a_socket_on_another_server(redis_serve
             await admin.disconnect()
 
 
+@pytest.mark.unit
 def test_instrument_needs_this_adapter():
     """ClusterInstrumentedAsyncServer on a server without AsyncRedisAdapter is a TypeError."""
     with pytest.raises(TypeError, match="AsyncRedisAdapter"):
         ClusterInstrumentedAsyncServer(socketio.AsyncServer(), auth=False)
 
 
+@pytest.mark.unit
 def test_instrument_refuses_a_second_server_in_one_process():
     """A second instrumented server in one process is refused (python-socketio's patches clash)."""
     first = instrument(socketio.AsyncServer(client_manager=AsyncRedisAdapter()), auth=False)
@@ -107,6 +109,7 @@ def test_instrument_refuses_a_second_server_in_one_process():
     instrument(socketio.AsyncServer(client_manager=AsyncRedisAdapter()), auth=False).uninstrument()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("mode", ["development", "production"])
 def test_uninstrument_restores_the_adapter(mode):
     """uninstrument() leaves the adapter's emit as it found it, in either mode."""
@@ -151,6 +154,7 @@ async def static_ui() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+@pytest.mark.interop
 async def test_admin_ui_dashboard_shows_the_whole_cluster(redis_server, key, tmp_path):
     """The real admin UI, logged in to one server, lists both servers and every socket."""
     node, chromium = require_browser()

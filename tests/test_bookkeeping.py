@@ -16,7 +16,7 @@ from socketio_redis_async._namespaces import Kind, NamespacePlan
 from socketio_redis_async._protocol import answers, codec
 from socketio_redis_async._requests import AckRequests, PendingRequests, Requester
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.unit]  # unit: no Redis, no subprocess
 
 
 class Subs:

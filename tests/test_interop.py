@@ -15,7 +15,7 @@ from socketio_redis_async import CUSTOM_REQUEST_EVENT, AsyncEmitter, RequestTime
 from tests.helpers import Client, barrier, wait_until, wait_until_async
 from tests.node_harness import NodeServer
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 
 
 @pytest.fixture

@@ -6,7 +6,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import socketio_redis_async
+
+pytestmark = pytest.mark.unit  # no Redis, no subprocess: tests/conftest.py checks
 
 PACKAGE = Path(socketio_redis_async.__file__).parent
 PURE = ("_protocol", "_namespaces", "_requests", "_responders", "_errors")

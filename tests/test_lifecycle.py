@@ -79,6 +79,7 @@ async def test_start_fails_clearly_without_redis(key):
     await adapter.aclose()
 
 
+@pytest.mark.unit
 async def test_start_needs_a_server():
     """start() on an adapter not given to an AsyncServer says what to do."""
     with pytest.raises(RuntimeError, match="client_manager"):

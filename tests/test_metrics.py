@@ -47,6 +47,7 @@ async def scrape(url: str) -> str:
         return await resp.text()
 
 
+@pytest.mark.unit
 def test_every_stat_is_a_metric():
     """Each key of adapter.stats has a metric, so a new counter cannot go unexported."""
     adapter = AsyncRedisAdapter()

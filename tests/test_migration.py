@@ -280,6 +280,7 @@ async def test_malformed_bridge_messages_are_dropped_and_counted(fleet: Fleet) -
     assert new.adapter.stats["dropped_messages"] == len(bad)
 
 
+@pytest.mark.unit
 def test_decode_pure() -> None:
     """decode() rebuilds binary args, drops bridged messages and rejects bad callbacks."""
     msg = decode(
@@ -308,6 +309,7 @@ def test_decode_pure() -> None:
         )
 
 
+@pytest.mark.unit
 def test_bridge_channel_is_validated() -> None:
     """A bridge_channel that is not a plain channel name is refused with a hint."""
     for bad in ("", "a*", 3):

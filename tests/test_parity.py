@@ -38,6 +38,7 @@ async def make_js_client() -> AsyncIterator[Callable[..., Awaitable[NodeClient]]
         await client.aclose()
 
 
+@pytest.mark.interop
 @pytest.mark.parametrize("entry", ["remote_disconnect", "disconnect_sockets", "emitter"])
 async def test_close_true_closes_a_node_client_at_once(
     entry, make_node, make_js_client, redis_server, key
@@ -146,6 +147,7 @@ async def js_server(redis_server, key) -> AsyncIterator[NodeServer]:
     assert server.errors == [], f"the Node server reported errors: {server.errors}"
 
 
+@pytest.mark.interop
 async def test_node_fetch_sockets_sees_auth_of_python_held_sockets(
     make_node, make_client, make_js_client, js_server
 ):
@@ -181,6 +183,7 @@ async def test_local_must_be_a_bool(two_servers):
         await a.adapter.disconnect_sockets(local=None)
 
 
+@pytest.mark.interop
 async def test_node_volatile_broadcast_skips_backed_up_python_socket(
     make_node, make_client, js_server
 ):

@@ -11,6 +11,8 @@ from socketio_redis_async._protocol.channels import NamespaceChannels
 from socketio_redis_async._protocol.messages import RequestType, parse_request
 from socketio_redis_async._protocol.rooms import check_room, is_room, wire_room, wire_rooms
 
+pytestmark = pytest.mark.unit  # no Redis, no subprocess: tests/conftest.py checks
+
 R = messages
 
 

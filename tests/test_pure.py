@@ -16,6 +16,8 @@ from socketio_redis_async._protocol.codec import MAX_DEPTH, decode_request, dump
 from socketio_redis_async._protocol.messages import Broadcast, decode_broadcast, encode_broadcast
 from socketio_redis_async._protocol.rooms import int_room
 
+pytestmark = pytest.mark.unit  # no Redis, no subprocess: tests/conftest.py checks
+
 
 def test_channel_names_match_node():
     """Channel names are exactly the Node adapter's."""

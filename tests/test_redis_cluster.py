@@ -77,6 +77,7 @@ async def test_a_standalone_redis_is_not_taken_for_a_cluster(make_node, make_cli
     assert not a.adapter._transport._cluster.enabled
 
 
+@pytest.mark.interop
 async def test_python_and_node_classic_adapters_interoperate_on_the_cluster(
     redis_cluster: RedisCluster, key, make_client
 ):
@@ -118,6 +119,7 @@ async def test_a_redis_cluster_client_is_accepted(redis_cluster: RedisCluster, k
         await client.aclose()
 
 
+@pytest.mark.unit
 def test_cluster_nodes_reply_is_parsed_masters_first_without_failed_nodes():
     """CLUSTER NODES: masters before replicas, failed/handshake nodes left out, ':port' is here."""
     reply = (

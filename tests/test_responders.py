@@ -19,7 +19,7 @@ from socketio_redis_async._protocol.messages import parse_request
 from socketio_redis_async._protocol.rooms import Room
 from socketio_redis_async._responders import Recipients, Responders
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.unit]  # unit: no Redis, no subprocess
 
 ROOMS = {
     "/": {

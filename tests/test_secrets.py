@@ -92,6 +92,7 @@ def test_redact_url_hides_every_credential(secret_url):
     assert check_url(secret_url) == secret_url  # every form is a valid URL
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "url",
     [
@@ -259,6 +260,7 @@ async def test_redacted_names_are_configurable(redis_server, key, make_node):
         await client.aclose()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [

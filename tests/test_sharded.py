@@ -186,6 +186,7 @@ async def test_other_namespaces_and_own_messages_are_ignored(make_sharded, make_
     assert there.received("custom") == [] and there.received("root", "/custom") == []
 
 
+@pytest.mark.unit
 def test_invalid_options_say_what_to_do():
     """A wrong subscription mode or type is refused with the list of valid ones."""
     with pytest.raises(ValueError, match="static, dynamic, dynamic-private"):

@@ -14,6 +14,8 @@ from socketio_redis_async._protocol.messages import RequestType
 from socketio_redis_async._shards import SLOTS, parse_slots, slot_of
 from socketio_redis_async._subscriptions import Subscriptions
 
+pytestmark = pytest.mark.unit  # no Redis, no subprocess: tests/conftest.py checks
+
 SID = "a" * 20
 
 

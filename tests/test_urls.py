@@ -8,6 +8,8 @@ from socketio_redis_async import AsyncRedisAdapter, Emitter
 from socketio_redis_async._clients import parse_sentinel_url, plain_url
 from socketio_redis_async._options import redact_url
 
+pytestmark = pytest.mark.unit  # no Redis, no subprocess: tests/conftest.py checks
+
 
 def test_sentinel_url_is_parsed_like_python_socketio():
     """Hosts, db, service and credentials come out as python-socketio reads them."""

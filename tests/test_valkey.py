@@ -58,6 +58,7 @@ async def test_a_cluster_on_a_valkey_url(valkey, key, make_client):
         await b.aclose()
 
 
+@pytest.mark.unit
 def test_valkeys_url_means_tls():
     """valkeys:// gets a TLS connection, as rediss:// does."""
     adapter = AsyncRedisAdapter("valkeys://127.0.0.1:6380/0")

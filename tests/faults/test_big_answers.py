@@ -147,6 +147,7 @@ async def browser_bytes_per_socket(node: Node) -> int:
     return len(codec.dump_json(node.adapter._local.describe("/custom", recipients))) // 100
 
 
+@pytest.mark.unit
 def test_compressed_answers_are_bounded_when_expanded():
     """A compressed answer expands to what was sent; one that would expand past the bound,
     or is not zlib, is malformed (dropped and counted), never a memory blow-up."""

@@ -134,6 +134,7 @@ async def test_a_burst_from_one_task_is_not_a_slow_consumer(make_node, make_clie
     assert not client.disconnected.is_set()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "10"])
 def test_max_socket_backlog_is_validated(bad):
     """max_socket_backlog takes a positive int or None, and says so."""
