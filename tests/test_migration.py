@@ -364,7 +364,11 @@ async def test_rollover_loses_no_broadcast(fleet: Fleet) -> None:
             senders.remove(node)
             last = sent
         await got_all([client], 0, last)  # everything sent so far reached it
-        assert sorted(ticks(client)) == list(range(last)), "lost or duplicated"
+        # Ticks sent after ``last`` by the other servers may reach it too (its server is
+        # still up): those are not lost, but none may come twice.
+        received = ticks(client)
+        assert sorted(t for t in received if t < last) == list(range(last)), "lost or duplicated"
+        assert len(received) == len(set(received)), "duplicated"
         await fleet.remove(node)
 
     async with anyio.create_task_group() as tg:
