@@ -334,9 +334,11 @@ class AsyncEmitter(_EmitterBase["AsyncEmitterOperator"]):
                 self._link.client = redis.asyncio.RedisCluster.from_url(
                     self._raw_url, socket_timeout=self.publish_timeout
                 )
-        publish = self._client.publish if self.mode is None else self._client.spublish
+        # As a command, not .spublish(): redis.asyncio.RedisCluster has that method only from
+        # redis-py 8.0, and the cluster client routes SPUBLISH by its channel's slot anyway.
+        command = "PUBLISH" if self.mode is None else "SPUBLISH"
         count = await redis_call(
-            publish(channel, payload),
+            self._client.execute_command(command, channel, payload),
             what="could not publish",
             where=self._where,
             timeout=self.publish_timeout,
