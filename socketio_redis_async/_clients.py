@@ -13,12 +13,14 @@ Parsing is pure; only ``async_client`` / ``sync_client`` build (unconnected) cli
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.connection
 import redis.asyncio.sentinel
 import redis.sentinel
 
@@ -113,10 +115,29 @@ class _SentinelRedis(redis.Redis):
             client.close()
 
 
+# redis-py passes URL query arguments on to the connection class; its asyncio SSLConnection
+# takes ssl_password only from 7.2, and before that fails at the first command, deep inside
+# its pool, with an error that names neither the URL nor the fix.
+_ASYNC_SSL_PASSWORD = (
+    "ssl_password" in inspect.signature(redis.asyncio.connection.SSLConnection).parameters
+)
+
+
+def check_async_url(url: str) -> str:
+    """``url``, if redis-py's asyncio client can take everything in it; else ValueError."""
+    if not _ASYNC_SSL_PASSWORD and "ssl_password" in parse_qs(urlsplit(url).query):
+        raise ValueError(
+            "?ssl_password= needs redis-py 7.2 or newer for asyncio clients (installed: "
+            f"{redis.__version__}): upgrade redis-py, or use a key file without a password"
+        )
+    return url
+
+
 def async_client(url: str, **options: Any) -> redis.asyncio.Redis:
     """A ``redis.asyncio.Redis`` for any URL this package accepts, with extra client
     ``options`` (``socket_timeout``...; for Sentinel they also reach the sentinels when
     their name starts with ``socket_``, as redis-py does)."""
+    check_async_url(url)
     if is_sentinel_url(url):
         target = parse_sentinel_url(url)
         sentinel = redis.asyncio.sentinel.Sentinel(

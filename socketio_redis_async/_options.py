@@ -11,7 +11,7 @@ from urllib.parse import SplitResult, unquote_plus, urlsplit
 from redis.connection import parse_url
 
 from ._backlog import check_backlog
-from ._clients import SENTINEL_SCHEMES, parse_sentinel_url, plain_url
+from ._clients import SENTINEL_SCHEMES, check_async_url, parse_sentinel_url, plain_url
 from ._sockets import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY
 
 DEFAULT_URL = "redis://localhost:6379/0"
@@ -87,7 +87,7 @@ def resolve_url(url: str | None, host: str | None, port: int | None) -> str:
     if url is not None and (host is not None or port is not None):
         raise ValueError("pass either url or host/port, not both")
     if url is not None:
-        return check_url(url)
+        return check_async_url(check_url(url))  # the adapters' clients are asyncio ones
     if host is None and port is None:
         return DEFAULT_URL
     if host is not None and (not isinstance(host, str) or not host):
