@@ -426,3 +426,19 @@ class SlowConsumer:
 def queue_of(node: Node, eio_sid: str) -> Any:
     """python-engineio's send queue of one socket of ``node``."""
     return node.sio.eio.sockets[eio_sid].queue
+
+
+def acl_log_entries(reply: list[Any]) -> list[dict[str, Any]]:
+    """ACL LOG entries as {field: value}, str for text: redis-py 8 turns each entry into a
+    map, older releases leave a flat list of field, value, field, value..."""
+    entries = []
+    for entry in reply:
+        pairs = (
+            entry.items() if isinstance(entry, dict) else zip(entry[::2], entry[1::2], strict=True)
+        )
+        entries.append({_text(k): _text(v) for k, v in pairs})
+    return entries
+
+
+def _text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value

@@ -15,7 +15,7 @@ import socketio
 
 from socketio_redis_async import AccessDeniedError, AsyncEmitter, AsyncRedisAdapter, Emitter
 from socketio_redis_async._redis_server import RedisServer
-from tests.helpers import Node, cli_process, run_cli, wait_numsub, wait_until
+from tests.helpers import Node, acl_log_entries, cli_process, run_cli, wait_numsub, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -57,12 +57,12 @@ async def refused(admin: redis.asyncio.Redis, user: str) -> dict[str, int]:
     Best-effort CLIENT calls are left out: redis-py sends some of its own (CLIENT SETINFO...)
     on every connection and ignores their refusal, as the adapter does for CLIENT SETNAME.
     """
-    entries = await admin.execute_command("ACL", "LOG")
+    entries = acl_log_entries(await admin.execute_command("ACL", "LOG"))
     found: dict[str, int] = {}
     for entry in entries:
-        name = entry[b"object"].decode()
-        if entry[b"username"] == user.encode() and not name.startswith("client"):
-            found[name] = found.get(name, 0) + int(entry[b"count"])
+        name = entry["object"]
+        if entry["username"] == user and not name.startswith("client"):
+            found[name] = found.get(name, 0) + int(entry["count"])
     return found
 
 
