@@ -22,7 +22,6 @@ from socketio_redis_async import (
     prometheus_text,
 )
 from socketio_redis_async._metrics import STATS
-from socketio_redis_async._redis_server import free_port
 from tests.helpers import Node, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -91,11 +90,12 @@ async def test_asgi_app_next_to_socketio_under_uvicorn(redis_server, key):
     adapter = AsyncRedisAdapter(redis_server.url, key=key)
     sio = socketio.AsyncServer(async_mode="asgi", client_manager=adapter)
     app = socketio.ASGIApp(sio, other_asgi_app=metrics_app(adapter))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    # Port 0: uvicorn binds a free one, so no port picked here can be taken meanwhile.
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
     task = asyncio.get_running_loop().create_task(server.serve())
     try:
         await wait_until(lambda: server.started, timeout=10)
+        port = server.servers[0].sockets[0].getsockname()[1]
         await adapter.start()
         await adapter.of("/").emit("x")
         found = parse(await scrape(f"http://127.0.0.1:{port}/metrics"))

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
 
 import anyio
 import pytest
 
-from socketio_redis_async._redis_server import free_port
 from tests.helpers import Client
 
 pytestmark = pytest.mark.anyio
@@ -19,7 +19,6 @@ pytestmark = pytest.mark.anyio
 
 async def test_broadcast_crosses_uvicorn_workers(redis_server, tmp_path):
     """With two uvicorn workers, a broadcast relayed by one reaches clients of the other."""
-    port = free_port()
     env = dict(os.environ, SOCKETIO_REDIS_URL=redis_server.url, DEMO_SERVER_NAME="workers")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -30,7 +29,7 @@ async def test_broadcast_crosses_uvicorn_workers(redis_server, tmp_path):
         "--host",
         "127.0.0.1",
         "--port",
-        str(port),
+        "0",  # uvicorn binds a free port and logs it: no port picked here that could be taken
         "--workers",
         "2",
         "--log-level",
@@ -44,13 +43,14 @@ async def test_broadcast_crosses_uvicorn_workers(redis_server, tmp_path):
     assert proc.stderr is not None
     clients: list[Client] = []
     try:
+        log: list[bytes] = []
         with anyio.fail_after(30):
-            started = 0
-            while started < 2:
-                line = await proc.stderr.readline()
-                assert line, "uvicorn exited early"
-                started += b"Application startup complete" in line
-        url = f"http://127.0.0.1:{port}"
+            while sum(b"Application startup complete" in line for line in log) < 2:
+                log.append(await proc.stderr.readline())
+                assert log[-1], f"uvicorn exited early: {b''.join(log).decode()}"
+        running = re.search(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)", b"".join(log))
+        assert running, b"".join(log).decode()
+        url = f"http://127.0.0.1:{int(running[1])}"
         pids: dict[int, Client] = {}
         with anyio.fail_after(30):
             while len(pids) < 2 and len(clients) < 40:
