@@ -136,7 +136,6 @@ async def test_wire_format_matches_node_emitter(emitter, redis_client, key):
     await pubsub.aclose()
 
 
-@pytest.mark.unit
 async def test_bad_input_is_rejected(emitter):
     """Reserved events, ack callbacks, bad rooms and unencodable data raise clear errors."""
     with pytest.raises(ValueError, match="reserved"):

@@ -497,7 +497,6 @@ async def test_a_burst_of_deep_timestamps_costs_little(
     )
 
 
-@pytest.mark.unit
 def test_monitor_describes_every_payload(pool):
     """The CLI monitor's describe() summarises every generated payload as one JSON line."""
     kinds = set()
@@ -510,7 +509,6 @@ def test_monitor_describes_every_payload(pool):
     assert kinds == {"broadcast", "request", "response", "malformed"}
 
 
-@pytest.mark.unit
 def test_whatever_decodes_can_be_delivered(pool):
     """Every payload either raises MalformedMessage or decodes to data that can be sent on."""
     from socketio import packet
