@@ -56,7 +56,7 @@ def tests(session: nox.Session) -> None:
     ``[tool.coverage.*]``, and the CLI and server processes the tests start are measured
     too. Locally coverage is off, because its tracer costs a CPU-bound suite about a fifth
     of its time; ``nox -s tests -- --cov`` turns it on. Arguments pick a part of the suite:
-    ``-- -m unit``, ``-- -m interop``, ``-- tests/faults``, ``-- tests/test_cli.py``.
+    ``-- -m unit -n 0``, ``-- -m interop``, ``-- tests/faults``, ``-- tests/test_cli.py``.
     """
     groups = nox.project.dependency_groups(PYPROJECT, "tests", "coverage")
     session.install(".", *groups)

@@ -57,6 +57,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         yield
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Put everything alive after collection (modules, classes, test items) out of the
+    collector's sight, so that each test's gc.collect() below scans only what tests make.
+    Without it every collection walked the whole heap: about 0.1-0.2 s after every test."""
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _collect_garbage() -> Iterator[None]:
     """Collect after every test, so a leaked socket or pipe fails the test that leaked it
