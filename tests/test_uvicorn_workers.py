@@ -12,9 +12,20 @@ import sys
 import anyio
 import pytest
 
-from tests.helpers import Client
+from tests.helpers import Client, wait_until_async
 
 pytestmark = pytest.mark.anyio
+
+
+async def accepting(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
 
 
 async def test_broadcast_crosses_uvicorn_workers(redis_server, tmp_path):
@@ -50,16 +61,25 @@ async def test_broadcast_crosses_uvicorn_workers(redis_server, tmp_path):
                 assert log[-1], f"uvicorn exited early: {b''.join(log).decode()}"
         running = re.search(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)", b"".join(log))
         assert running, b"".join(log).decode()
-        url = f"http://127.0.0.1:{int(running[1])}"
+        port = int(running[1])
+        # Workers log "startup complete" before they listen on the socket the parent bound:
+        # until one does, a connection is refused.
+        await wait_until_async(bool, lambda: accepting(port), timeout=30)
+        url = f"http://127.0.0.1:{port}"
         pids: dict[int, Client] = {}
+        # The second worker may start listening later than the first: connect until a client
+        # lands on each (a client on a worker already seen is closed again).
         with anyio.fail_after(30):
-            while len(pids) < 2 and len(clients) < 40:
+            while len(pids) < 2:
                 client = Client(f"c{len(clients)}")
                 clients.append(client)
                 await client.sio.connect(url, transports=["websocket"], wait_timeout=5)
                 welcome = (await client.wait_for("welcome"))[0][0]
-                pids.setdefault(welcome["pid"], client)
-        assert len(pids) == 2, "all connections landed on one worker"
+                if welcome["pid"] in pids:
+                    clients.remove(client)
+                    await client.aclose()
+                else:
+                    pids[welcome["pid"]] = client
         first, second = pids.values()
         await first.sio.emit("shout", "across workers")
         for client in clients:
