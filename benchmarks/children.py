@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from socketio_redis_async._redis_server import RedisServer, find_redis_server, free_port
+from socketio_redis_async._cli.redis_server import RedisServer, find_redis_server, free_port
 
 from .contenders import NODE, NODE_SHARDED
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from socketio_redis_async._redis_server import find_redis_server
+from socketio_redis_async._cli.redis_server import find_redis_server
 
 from .children import NODE_MODULES, node_available
 

@@ -23,21 +23,21 @@ from typing import Any, TypeVar
 import anyio
 from redis.asyncio import Redis, RedisCluster
 
-from ._backlog import DEFAULT_MAX_SOCKET_BACKLOG
-from ._bridge import Bridge
-from ._bridge import check_channel as check_bridge_channel
-from ._delivery import Delivery
+from ._cluster.bridge import Bridge
+from ._cluster.bridge import check_channel as check_bridge_channel
+from ._cluster.plan import NamespacePlan
+from ._cluster.receiver import Receiver
+from ._cluster.requests import Requester
+from ._cluster.responders import EncodeAnswer, Responders
 from ._health import AdapterHealth, ConnectionCallback, notify, stats_of
-from ._histogram import LatencyHistogram
-from ._local import LocalSockets
+from ._local.backlog import DEFAULT_MAX_SOCKET_BACKLOG
+from ._local.delivery import Delivery
+from ._local.sockets import LocalSockets
 from ._manager import ManagerOverrides
-from ._namespaces import NamespacePlan
 from ._options import DEFAULT_KEY, build_options
 from ._protocol import messages
-from ._receiver import Receiver
-from ._requests import Requester
-from ._responders import EncodeAnswer, Responders
-from ._transport import RedisTransport
+from ._transport.histogram import LatencyHistogram
+from ._transport.pubsub import RedisTransport
 
 _Self = TypeVar("_Self", bound="AsyncRedisAdapter")
 

@@ -25,13 +25,13 @@ from ._protocol.rooms import Room
 from ._sockets import RemoteSocket
 
 if TYPE_CHECKING:  # the layers the host glue wires; no module here imports this one back
-    from ._bridge import Bridge
-    from ._delivery import Delivery
-    from ._local import LocalSockets
-    from ._namespaces import NamespacePlan
-    from ._requests import Requester
-    from ._sharded_transport import ShardedTransport
-    from ._transport import RedisTransport
+    from ._cluster.bridge import Bridge
+    from ._cluster.plan import NamespacePlan
+    from ._cluster.requests import Requester
+    from ._local.delivery import Delivery
+    from ._local.sockets import LocalSockets
+    from ._transport.pubsub import RedisTransport
+    from ._transport.sharded import ShardedTransport
 
 
 class ClusterAPI(socketio.AsyncManager):  # type: ignore[misc]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _bridge as bridge
+from ._cluster import bridge
 from ._cluster_api import ClusterAPI
 from ._operator import BroadcastOperator, RoomArg, check_namespace, rooms_of
 from ._options import check_bool, check_seconds
@@ -19,7 +19,7 @@ from ._protocol.messages import check_event
 from ._protocol.rooms import Room, check_room
 
 if TYPE_CHECKING:
-    from ._requests import AckCollector
+    from ._cluster.requests import AckCollector
 
 
 class ClusterOps(ClusterAPI):

@@ -25,9 +25,6 @@ from typing import Any, Generic, TypeVar
 import redis
 import redis.asyncio
 
-from ._access import client_location
-from ._clients import async_client, sync_client
-from ._commands import aclose_client, redis_call
 from ._emitter_messages import (
     Mode,
     broadcast_message,
@@ -39,6 +36,9 @@ from ._errors import AdapterClosedError, PublishError
 from ._operator import RoomArg, Selection, check_namespace
 from ._options import DEFAULT_URL, check_key, check_seconds, check_url, redact_url
 from ._protocol import sharded as _sharded
+from ._transport.access import client_location
+from ._transport.clients import async_client, sync_client
+from ._transport.commands import aclose_client, redis_call
 
 _Op = TypeVar("_Op", "EmitterOperator", "AsyncEmitterOperator")
 _Self = TypeVar("_Self", bound="_EmitterBase[Any]")

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._delivery import Delivery
-    from ._publisher import Publisher
-    from ._receiver import Receiver
-    from ._requests import Requester
-    from ._shards import Publishers, Subscribers
-    from ._subscriber import Subscriber
+    from ._cluster.receiver import Receiver
+    from ._cluster.requests import Requester
+    from ._local.delivery import Delivery
+    from ._transport.publisher import Publisher
+    from ._transport.shards import Publishers, Subscribers
+    from ._transport.subscriber import Subscriber
 
 ConnectionCallback = Callable[[bool], Awaitable[object] | object]
 """``on_connection_change(subscribed)``: sync or async; see :class:`AdapterHealth`."""

@@ -10,9 +10,9 @@ from urllib.parse import SplitResult, unquote_plus, urlsplit
 
 from redis.connection import parse_url
 
-from ._backlog import check_backlog
-from ._clients import SENTINEL_SCHEMES, check_async_url, parse_sentinel_url, plain_url
+from ._local.backlog import check_backlog
 from ._sockets import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY
+from ._transport.clients import SENTINEL_SCHEMES, check_async_url, parse_sentinel_url, plain_url
 
 DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_KEY = "socket.io"

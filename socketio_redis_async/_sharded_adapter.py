@@ -17,17 +17,17 @@ from typing import Any
 from redis.asyncio import Redis, RedisCluster
 
 from ._adapter import AsyncRedisAdapter
-from ._backlog import DEFAULT_MAX_SOCKET_BACKLOG
+from ._cluster.plan import NamespacePlan
+from ._cluster.receiver import ShardedReceiver
+from ._cluster.responders import EncodeAnswer
 from ._errors import RequestTimeoutError
 from ._health import ConnectionCallback
-from ._namespaces import NamespacePlan
+from ._local.backlog import DEFAULT_MAX_SOCKET_BACKLOG
 from ._operator import RoomArg
 from ._protocol import sharded
 from ._protocol.messages import Request
 from ._protocol.rooms import Room, check_room
-from ._receiver import ShardedReceiver
-from ._responders import EncodeAnswer
-from ._sharded_transport import ShardedTransport
+from ._transport.sharded import ShardedTransport
 
 
 class AsyncShardedRedisAdapter(AsyncRedisAdapter):

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import pytest
 import redis.asyncio
 
-from socketio_redis_async._redis_server import RedisServer
+from socketio_redis_async._cli.redis_server import RedisServer
 from tests import node_harness
 from tests.helpers import Client, Node
 from tests.rediscluster import RedisCluster, require_cluster_tools

@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 import redis
 
-from socketio_redis_async._redis_server import (
+from socketio_redis_async._cli.redis_server import (
     PORT_ATTEMPTS,
     PortTaken,
     RedisServer,
     find_redis_server,
     free_port,
 )
-from socketio_redis_async._shards import slot_of
+from socketio_redis_async._transport.shards import slot_of
 
 NODE_TIMEOUT_MS = 1000
 

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import redis.asyncio
 
-from socketio_redis_async._redis_server import (
+from socketio_redis_async._cli.redis_server import (
     RedisServer,
     find_redis_server,
     free_port,

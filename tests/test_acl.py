@@ -14,7 +14,7 @@ import redis.asyncio
 import socketio
 
 from socketio_redis_async import AccessDeniedError, AsyncEmitter, AsyncRedisAdapter, Emitter
-from socketio_redis_async._redis_server import RedisServer
+from socketio_redis_async._cli.redis_server import RedisServer
 from tests.helpers import Node, acl_log_entries, cli_process, run_cli, wait_numsub, wait_until
 
 pytestmark = pytest.mark.anyio

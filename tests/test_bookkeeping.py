@@ -12,9 +12,9 @@ import anyio
 import pytest
 
 from socketio_redis_async import RequestTimeoutError
-from socketio_redis_async._namespaces import Kind, NamespacePlan
+from socketio_redis_async._cluster.plan import Kind, NamespacePlan
+from socketio_redis_async._cluster.requests import AckRequests, PendingRequests, Requester
 from socketio_redis_async._protocol import answers, codec
-from socketio_redis_async._requests import AckRequests, PendingRequests, Requester
 
 pytestmark = [pytest.mark.anyio, pytest.mark.unit]  # unit: no Redis, no subprocess
 

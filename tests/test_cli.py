@@ -7,7 +7,7 @@ import json
 import anyio
 import pytest
 
-from socketio_redis_async._redis_server import free_port
+from socketio_redis_async._cli.redis_server import free_port
 from tests.helpers import cli_process, run_cli
 
 pytestmark = pytest.mark.anyio

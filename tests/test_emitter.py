@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from socketio_redis_async import AdapterClosedError, AsyncEmitter, Emitter, PublishError
-from socketio_redis_async._redis_server import free_port
+from socketio_redis_async._cli.redis_server import free_port
 from tests.helpers import barrier, wait_until
 
 pytestmark = pytest.mark.anyio

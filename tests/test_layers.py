@@ -13,7 +13,7 @@ import socketio_redis_async
 pytestmark = pytest.mark.unit  # no Redis, no subprocess: tests/conftest.py checks
 
 PACKAGE = Path(socketio_redis_async.__file__).parent
-PURE = ("_protocol", "_namespaces", "_requests", "_responders", "_errors")
+PURE = ("_protocol", "_cluster.plan", "_cluster.requests", "_cluster.responders", "_errors")
 """Modules that must not import Redis, python-socketio or engine.io (requests and
 responders may use asyncio: they wait on futures, but never on a socket)."""
 IO_MODULES = ("redis", "socketio", "engineio", "aiohttp", "anyio")

@@ -11,7 +11,7 @@ import redis.asyncio
 import socketio
 
 from socketio_redis_async import AdapterClosedError, AsyncRedisAdapter, RedisAdapterError
-from socketio_redis_async._redis_server import RedisServer, free_port
+from socketio_redis_async._cli.redis_server import RedisServer, free_port
 from tests.helpers import Client, Node, wait_numsub, wait_until
 
 pytestmark = pytest.mark.anyio

@@ -16,7 +16,7 @@ import socketio
 from aiohttp import web
 
 from socketio_redis_async import AsyncRedisAdapter
-from socketio_redis_async._bridge import decode
+from socketio_redis_async._cluster.bridge import decode
 from socketio_redis_async._errors import MalformedMessage
 from tests.helpers import NAMESPACES, Client, Node, disconnect_all, serve, wait_until
 

@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from socketio_redis_async import AsyncEmitter
-from socketio_redis_async._backlog import VOLATILE_BACKLOG
+from socketio_redis_async._local.backlog import VOLATILE_BACKLOG
 from tests.helpers import PAYLOAD, QUIET_PINGS, Client, SlowConsumer, queue_of, wait_until
 from tests.node_harness import NodeClient, NodeServer
 

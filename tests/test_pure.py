@@ -275,7 +275,7 @@ def test_fast_event_encoding_matches_python_socketio(nsp, data):
     """The adapter's text fast path produces exactly python-socketio's EVENT encoding."""
     from socketio import packet
 
-    from socketio_redis_async._delivery import encode_event_text
+    from socketio_redis_async._local.delivery import encode_event_text
 
     expected = packet.Packet(packet.EVENT, data=data, namespace=nsp).encode()
     assert encode_event_text(packet.Packet.json, nsp, data) == expected

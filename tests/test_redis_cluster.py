@@ -12,7 +12,7 @@ import anyio
 import pytest
 import redis.asyncio
 
-from socketio_redis_async._cluster_nodes import parse_nodes
+from socketio_redis_async._transport.cluster_nodes import parse_nodes
 from tests.helpers import Node, acl_log_entries, wait_until
 from tests.node_harness import NodeServer
 from tests.rediscluster import RedisCluster

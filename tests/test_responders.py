@@ -11,13 +11,13 @@ from typing import Any
 import anyio
 import pytest
 
-from socketio_redis_async._delivery import Delivery
-from socketio_redis_async._local import LocalSockets
+from socketio_redis_async._cluster.responders import Recipients, Responders
+from socketio_redis_async._local.delivery import Delivery
+from socketio_redis_async._local.sockets import LocalSockets
 from socketio_redis_async._protocol import codec
 from socketio_redis_async._protocol.channels import NamespaceChannels
 from socketio_redis_async._protocol.messages import parse_request
 from socketio_redis_async._protocol.rooms import Room
-from socketio_redis_async._responders import Recipients, Responders
 
 pytestmark = [pytest.mark.anyio, pytest.mark.unit]  # unit: no Redis, no subprocess
 

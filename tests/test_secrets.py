@@ -31,9 +31,9 @@ from socketio_redis_async import (
     PublishError,
     RedisAdapterError,
 )
-from socketio_redis_async._clients import _ASYNC_SSL_PASSWORD
+from socketio_redis_async._cli.redis_server import RedisServer, free_port
 from socketio_redis_async._options import check_url, redact_url
-from socketio_redis_async._redis_server import RedisServer, free_port
+from socketio_redis_async._transport.clients import _ASYNC_SSL_PASSWORD
 from tests.helpers import Client, run_cli
 
 pytestmark = pytest.mark.anyio

@@ -11,8 +11,8 @@ import pytest
 from socketio_redis_async._errors import MalformedMessage
 from socketio_redis_async._protocol import messages, sharded
 from socketio_redis_async._protocol.messages import RequestType
-from socketio_redis_async._shards import SLOTS, parse_slots, slot_of
-from socketio_redis_async._subscriptions import Subscriptions
+from socketio_redis_async._transport.shards import SLOTS, parse_slots, slot_of
+from socketio_redis_async._transport.subscriptions import Subscriptions
 
 pytestmark = pytest.mark.unit  # no Redis, no subprocess: tests/conftest.py checks
 

@@ -7,7 +7,7 @@ import os
 import pytest
 import trustme
 
-from socketio_redis_async._redis_server import RedisServer
+from socketio_redis_async._cli.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from socketio_redis_async import AsyncRedisAdapter, Emitter
-from socketio_redis_async._clients import parse_sentinel_url, plain_url
 from socketio_redis_async._options import redact_url
+from socketio_redis_async._transport.clients import parse_sentinel_url, plain_url
 
 pytestmark = pytest.mark.unit  # no Redis, no subprocess: tests/conftest.py checks
 

@@ -36,7 +36,7 @@ async def test_broadcast_crosses_uvicorn_workers(redis_server, tmp_path):
         "-m",
         "uvicorn",
         "--factory",
-        "socketio_redis_async._demo:create_app",
+        "socketio_redis_async._cli.demo:create_app",
         "--host",
         "127.0.0.1",
         "--port",

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio
 
 from socketio_redis_async import AsyncEmitter, AsyncRedisAdapter
-from socketio_redis_async._redis_server import RedisServer
+from socketio_redis_async._cli.redis_server import RedisServer
 from tests.helpers import Node
 
 pytestmark = pytest.mark.anyio

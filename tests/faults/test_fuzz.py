@@ -29,10 +29,10 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisWarning
 
+from socketio_redis_async._cli.traffic import describe
 from socketio_redis_async._errors import MalformedMessage
 from socketio_redis_async._protocol.codec import MAX_DEPTH, decode_request, dump_json
 from socketio_redis_async._protocol.messages import Broadcast, decode_broadcast
-from socketio_redis_async._traffic import describe
 
 pytestmark = pytest.mark.anyio
 
@@ -513,7 +513,7 @@ def test_whatever_decodes_can_be_delivered(pool):
     """Every payload either raises MalformedMessage or decodes to data that can be sent on."""
     from socketio import packet
 
-    from socketio_redis_async._delivery import encode_event_text
+    from socketio_redis_async._local.delivery import encode_event_text
 
     decoded = 0
     for payload in pool:

@@ -9,7 +9,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from socketio_redis_async._redis_server import PortTaken, RedisServer
+from socketio_redis_async._cli.redis_server import PortTaken, RedisServer
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ import pytest
 import trustme
 
 from socketio_redis_async import PublishError
-from socketio_redis_async._shards import slot_of
+from socketio_redis_async._transport.shards import slot_of
 from tests.helpers import Node, wait_until
 from tests.rediscluster import RedisCluster, owner_of, require_cluster_tools
 from tests.sharded import start_sharded

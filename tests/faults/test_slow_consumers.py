@@ -15,7 +15,7 @@ import os
 import anyio
 import pytest
 
-from socketio_redis_async._backlog import CHECK_EVERY, VOLATILE_BACKLOG
+from socketio_redis_async._local.backlog import CHECK_EVERY, VOLATILE_BACKLOG
 from tests.helpers import PAYLOAD, QUIET_PINGS, SlowConsumer, queue_of, wait_until
 
 pytestmark = pytest.mark.anyio

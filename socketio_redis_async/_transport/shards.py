@@ -15,12 +15,12 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.crc import key_slot
 
-from ._access import set_client_name
-from ._cluster_nodes import client_at
-from ._commands import aclose_client, drop_connection, redis_call
-from ._errors import RedisCommandError
-from ._publisher import Publisher
-from ._subscriber import Subscriber
+from .._errors import RedisCommandError
+from .access import set_client_name
+from .cluster_nodes import client_at
+from .commands import aclose_client, drop_connection, redis_call
+from .publisher import Publisher
+from .subscriber import Subscriber
 
 Address = tuple[str, int]
 STANDALONE: Address = ("", 0)

@@ -18,7 +18,7 @@ from typing import Any
 import socketio
 from engineio import packet as eio_packet
 
-from ._backlog import CHECK_EVERY, VOLATILE_BACKLOG, abort_connection, backlog
+from .backlog import CHECK_EVERY, VOLATILE_BACKLOG, abort_connection, backlog
 
 Recipients = list[tuple[str, str]]
 EVENT_TYPE = 2  # socket.io EVENT packet type

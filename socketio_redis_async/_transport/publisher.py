@@ -30,9 +30,9 @@ try:
 except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
     hiredis = None  # type: ignore[assignment]
 
-from ._commands import drop_connection
-from ._errors import AdapterClosedError, PublishError, RedisCommandError
-from ._histogram import LatencyHistogram
+from .._errors import AdapterClosedError, PublishError, RedisCommandError
+from .commands import drop_connection
+from .histogram import LatencyHistogram
 
 
 class _Item(NamedTuple):

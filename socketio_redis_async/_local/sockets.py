@@ -13,9 +13,9 @@ from typing import Any
 
 import anyio
 
-from ._delivery import Delivery, Recipients
-from ._protocol.rooms import Room, int_room
-from ._sockets import build_handshake
+from .._protocol.rooms import Room, int_room
+from .._sockets import build_handshake
+from .delivery import Delivery, Recipients
 
 
 class LocalSockets:

@@ -24,8 +24,8 @@ from redis.asyncio import ConnectionPool, Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
-from ._commands import aclose_client, redis_call
-from ._errors import RedisCommandError
+from .._errors import RedisCommandError
+from .commands import aclose_client, redis_call
 
 Address = tuple[str, int]
 _DOWN = {"fail", "fail?", "noaddr", "handshake"}

@@ -16,8 +16,8 @@ from typing import Any
 
 import socketio
 
-from ._adapter import AsyncRedisAdapter
-from ._redis_server import RedisServer, free_port
+from .._adapter import AsyncRedisAdapter
+from .redis_server import RedisServer, free_port
 
 _START = time.monotonic()
 

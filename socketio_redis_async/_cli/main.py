@@ -24,16 +24,16 @@ import anyio
 import redis
 import redis.asyncio
 
-from ._cli_bus import CliBus
-from ._clients import async_client
-from ._commands import redis_call
-from ._emitter import Emitter
-from ._errors import RedisAdapterError
-from ._operator import check_namespace
-from ._options import DEFAULT_KEY, DEFAULT_URL, check_url, redact_url
-from ._protocol import messages, sharded
-from ._protocol.channels import glob_escape
-from ._traffic import describe, describe_sharded
+from .._emitter import Emitter
+from .._errors import RedisAdapterError
+from .._operator import check_namespace
+from .._options import DEFAULT_KEY, DEFAULT_URL, check_url, redact_url
+from .._protocol import messages, sharded
+from .._protocol.channels import glob_escape
+from .._transport.clients import async_client
+from .._transport.commands import redis_call
+from .bus import CliBus
+from .traffic import describe, describe_sharded
 
 
 class CliError(Exception):
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        from ._demo import run_demo
+        from .demo import run_demo
 
         return run_demo()
     try:

@@ -28,10 +28,10 @@ import anyio
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
-from ._commands import describe, drop_connection
-from ._errors import AccessDeniedError
-from ._subscriptions import Subscriptions
-from ._watchdog import watch
+from .._errors import AccessDeniedError
+from .commands import describe, drop_connection
+from .subscriptions import Subscriptions
+from .watchdog import watch
 
 try:
     import hiredis

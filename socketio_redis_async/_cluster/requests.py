@@ -16,9 +16,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ._errors import AnswerTooLargeError, MalformedMessage, RequestTimeoutError
-from ._protocol import answers
-from ._protocol.messages import RequestType, new_request_id
+from .._errors import AnswerTooLargeError, MalformedMessage, RequestTimeoutError
+from .._protocol import answers
+from .._protocol.messages import RequestType, new_request_id
 
 Extract = Callable[[dict[str, Any]], Any]
 """Turns one answer into the value to collect; raises KeyError/TypeError if unusable."""

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import Protocol
 
-from ._protocol.channels import NamespaceChannels
-from ._protocol.rooms import Room
+from .._protocol.channels import NamespaceChannels
+from .._protocol.rooms import Room
 
 
 class Kind(IntEnum):

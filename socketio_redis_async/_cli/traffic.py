@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._errors import MalformedMessage
-from ._protocol import codec, messages, sharded
+from .._errors import MalformedMessage
+from .._protocol import codec, messages, sharded
 
 REQUEST_NAMES = {
     0: "SOCKETS",

@@ -20,16 +20,16 @@ from typing import Any, Protocol
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
-from ._access import access_error, acl_user, client_location, set_client_name
-from ._clients import async_client
-from ._cluster_nodes import ClusterNodes, node_client
-from ._commands import aclose_client, drop_connection, redis_call
-from ._errors import AccessDeniedError, AdapterClosedError, RedisCommandError
-from ._health import AdapterHealth, health_of
-from ._histogram import LatencyHistogram
-from ._options import redact_url
-from ._publisher import Publisher
-from ._subscriber import Subscriber
+from .._errors import AccessDeniedError, AdapterClosedError, RedisCommandError
+from .._health import AdapterHealth, health_of
+from .._options import redact_url
+from .access import access_error, acl_user, client_location, set_client_name
+from .clients import async_client
+from .cluster_nodes import ClusterNodes, node_client
+from .commands import aclose_client, drop_connection, redis_call
+from .histogram import LatencyHistogram
+from .publisher import Publisher
+from .subscriber import Subscriber
 
 OnMessage = Callable[[bytes, bytes, "bytes | None"], Awaitable[None]]
 """``(channel, payload, pattern)`` for each message received."""

@@ -11,12 +11,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._errors import MalformedMessage
-from ._protocol import codec, messages, sharded
-from ._protocol.channels import NamespaceChannels
-from ._requests import PendingRequests
-from ._sharded_transport import ShardedTransport
-from ._transport import RedisTransport
+from .._cluster.requests import PendingRequests
+from .._errors import MalformedMessage
+from .._protocol import codec, messages, sharded
+from .._protocol.channels import NamespaceChannels
+from .._transport.pubsub import RedisTransport
+from .._transport.sharded import ShardedTransport
 
 _LOGGER = logging.getLogger("socketio_redis_async.cli")
 _LOGGER.addHandler(logging.NullHandler())

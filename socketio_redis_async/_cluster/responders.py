@@ -13,10 +13,10 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
-from ._protocol import answers
-from ._protocol.channels import NamespaceChannels
-from ._protocol.messages import Request, RequestType
-from ._protocol.rooms import Room
+from .._protocol import answers
+from .._protocol.channels import NamespaceChannels
+from .._protocol.messages import Request, RequestType
+from .._protocol.rooms import Room
 
 Recipients = list[tuple[str, str]]
 """``(sid, eio_sid)`` pairs of local sockets."""

@@ -23,15 +23,15 @@ from typing import Any
 import anyio
 from redis.asyncio import Redis
 
-from ._access import access_error, acl_user
-from ._clients import async_client
-from ._commands import aclose_client, describe
-from ._errors import AccessDeniedError, AdapterClosedError, PublishError, RedisCommandError
-from ._health import AdapterHealth, health_of
-from ._histogram import LatencyHistogram
-from ._options import redact_url
-from ._publisher import Publisher, check_size
-from ._shards import (
+from .._errors import AccessDeniedError, AdapterClosedError, PublishError, RedisCommandError
+from .._health import AdapterHealth, health_of
+from .._options import redact_url
+from .access import access_error, acl_user
+from .clients import async_client
+from .commands import aclose_client, describe
+from .histogram import LatencyHistogram
+from .publisher import Publisher, check_size
+from .shards import (
     STANDALONE,
     Address,
     Link,
@@ -43,7 +43,7 @@ from ._shards import (
     settled,
     slot_of,
 )
-from ._subscriber import MessageHandler, Subscriber
+from .subscriber import MessageHandler, Subscriber
 
 _MOVED = ("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN", "could not publish", "cannot open")
 

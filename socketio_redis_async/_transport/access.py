@@ -16,7 +16,7 @@ import anyio
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import AuthenticationError, NoPermissionError
 
-from ._errors import AccessDeniedError, RedisCommandError
+from .._errors import AccessDeniedError, RedisCommandError
 
 _COMMAND = re.compile(r"run the '([^']+)' command")
 

@@ -12,15 +12,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ._bridge import Bridge
-from ._delivery import Delivery
-from ._errors import MalformedMessage
-from ._local import LocalSockets
-from ._namespaces import Kind, NamespacePlan
-from ._options import Options
-from ._protocol import codec, messages, sharded
-from ._requests import Requester
-from ._responders import Responders
+from .._errors import MalformedMessage
+from .._local.delivery import Delivery
+from .._local.sockets import LocalSockets
+from .._options import Options
+from .._protocol import codec, messages, sharded
+from .bridge import Bridge
+from .plan import Kind, NamespacePlan
+from .requests import Requester
+from .responders import Responders
 
 
 class Receiver:

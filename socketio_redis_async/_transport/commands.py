@@ -17,7 +17,7 @@ from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
-from ._errors import RedisCommandError
+from .._errors import RedisCommandError
 
 T = TypeVar("T")
 

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from socketio.packet import Packet
 
-from ._errors import MalformedMessage
-from ._protocol import codec
-from ._protocol.rooms import Room, wire_room
+from .._errors import MalformedMessage
+from .._protocol import codec
+from .._protocol.rooms import Room, wire_room
 
 if TYPE_CHECKING:
-    from ._local import LocalSockets
+    from .._local.sockets import LocalSockets
 
 BRIDGED = "socketio_redis_async"
 """Field marking a message published by a bridged adapter (its value: the sender's uid)."""
