@@ -74,9 +74,9 @@ def build_manager(contender: str, redis_url: str, key: str) -> socketio.AsyncMan
 
 async def start_manager(sio: socketio.AsyncServer, manager: socketio.AsyncManager) -> None:
     """Start listening before the first client connects (python-socketio does it lazily)."""
-    from socketio_redis_async import AsyncRedisAdapter
+    from socketio_redis_async import AsyncRedisAdapter, AsyncShardedRedisAdapter
 
-    if isinstance(manager, AsyncRedisAdapter):
+    if isinstance(manager, (AsyncRedisAdapter, AsyncShardedRedisAdapter)):
         await manager.start()
         return
     sio.manager_initialized = True
@@ -85,7 +85,7 @@ async def start_manager(sio: socketio.AsyncServer, manager: socketio.AsyncManage
 
 async def stop_manager(manager: socketio.AsyncManager) -> None:
     """Close what the manager opened (only the adapter has something to close)."""
-    from socketio_redis_async import AsyncRedisAdapter
+    from socketio_redis_async import AsyncRedisAdapter, AsyncShardedRedisAdapter
 
-    if isinstance(manager, AsyncRedisAdapter):
+    if isinstance(manager, (AsyncRedisAdapter, AsyncShardedRedisAdapter)):
         await manager.aclose()

@@ -28,7 +28,7 @@ import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
-from socketio_redis_async import AsyncEmitter, AsyncRedisAdapter
+from socketio_redis_async import AsyncEmitter, AsyncRedisAdapter, AsyncShardedRedisAdapter
 
 from .contenders import EVENT, build_manager, payload, start_manager, stop_manager
 from .loadclients import Counters
@@ -114,7 +114,7 @@ class SocketIOServer(Sender):
         return {"rooms": len(self.manager.rooms.get("/", {}))}
 
     async def requests(self, kind: str, n: int) -> Any:
-        if not isinstance(self.manager, AsyncRedisAdapter):
+        if not isinstance(self.manager, (AsyncRedisAdapter, AsyncShardedRedisAdapter)):
             raise ValueError("only the adapter answers cluster-wide requests")
         if kind not in ("all_rooms", "fetch_sockets"):
             raise ValueError(f"unknown request kind {kind!r}")

@@ -23,8 +23,8 @@ from engineio.async_socket import AsyncSocket
 from redis.exceptions import RedisError
 from socketio.async_admin import InstrumentedAsyncServer
 
-from ._adapter import AsyncRedisAdapter
 from ._errors import RedisAdapterError, RequestTimeoutError
+from ._manager import ClusterManager
 
 ADMIN_SOCKETS_EVENT = "__socketio_redis_admin_sockets__"
 """The server-side event that asks every server for its sockets, serialized for the UI."""
@@ -49,7 +49,7 @@ class ClusterInstrumentedAsyncServer(InstrumentedAsyncServer):  # type: ignore[m
 
     def __init__(self, sio: socketio.AsyncServer, **options: Any) -> None:
         manager = getattr(sio, "manager", None)
-        if not isinstance(manager, AsyncRedisAdapter):
+        if not isinstance(manager, ClusterManager):
             raise TypeError(
                 "instrument() needs a socketio.AsyncServer whose client_manager is an "
                 "AsyncRedisAdapter; use sio.instrument() for other managers"

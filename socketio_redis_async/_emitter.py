@@ -19,87 +19,25 @@ Every publish is bounded by ``publish_timeout`` (default 5 s) and fails with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import redis
 import redis.asyncio
 
-from ._emitter_messages import (
-    Mode,
-    broadcast_message,
-    disconnect_message,
-    rooms_message,
-    server_side_message,
-)
+from ._emitter_messages import AsyncEmitterOperator, EmitterOperator, server_side_message
 from ._errors import AdapterClosedError, PublishError
-from ._operator import RoomArg, Selection, check_namespace
+from ._operator import RoomArg, check_namespace
 from ._options import DEFAULT_URL, check_key, check_seconds, check_url, redact_url
-from ._protocol import sharded as _sharded
+from ._protocol.sharded import Mode, check_mode
+from ._protocol.wire import ClassicWire, ShardedWire, WireFormat
 from ._transport.access import client_location
 from ._transport.clients import async_client, sync_client
 from ._transport.commands import aclose_client, redis_call
 
-_Op = TypeVar("_Op", "EmitterOperator", "AsyncEmitterOperator")
+__all__ = ["AsyncEmitter", "AsyncEmitterOperator", "Emitter", "EmitterOperator"]
+_Op = TypeVar("_Op", EmitterOperator, AsyncEmitterOperator)
 _Self = TypeVar("_Self", bound="_EmitterBase[Any]")
-
-
-@dataclass(frozen=True, slots=True)
-class EmitterOperator(Selection):
-    """A chain on a synchronous :class:`Emitter`."""
-
-    _emitter: Emitter | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def _e(self) -> Emitter:
-        assert self._emitter is not None, "create operators with emitter.to() / emitter.of()"
-        return self._emitter
-
-    def emit(self, event: str, *args: Any) -> int:
-        """Broadcast; return how many Redis subscribers (servers) received it."""
-        return self._e._publish(*broadcast_message(self._e.key, self, event, args, self._e.mode))
-
-    def sockets_join(self, rooms: RoomArg) -> None:
-        """Make the matching sockets join ``rooms`` on every server."""
-        self._e._publish(*rooms_message(self._e.key, self, True, rooms, self._e.mode))
-
-    def sockets_leave(self, rooms: RoomArg) -> None:
-        """Make the matching sockets leave ``rooms`` on every server."""
-        self._e._publish(*rooms_message(self._e.key, self, False, rooms, self._e.mode))
-
-    def disconnect_sockets(self, close: bool = False) -> None:
-        """Disconnect the matching sockets; ``close`` also closes their connection."""
-        self._e._publish(*disconnect_message(self._e.key, self, close, self._e.mode))
-
-
-@dataclass(frozen=True, slots=True)
-class AsyncEmitterOperator(Selection):
-    """A chain on an :class:`AsyncEmitter`."""
-
-    _emitter: AsyncEmitter | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def _e(self) -> AsyncEmitter:
-        assert self._emitter is not None, "create operators with emitter.to() / emitter.of()"
-        return self._emitter
-
-    async def emit(self, event: str, *args: Any) -> int:
-        """Broadcast; return how many Redis subscribers (servers) received it."""
-        return await self._e._publish(
-            *broadcast_message(self._e.key, self, event, args, self._e.mode)
-        )
-
-    async def sockets_join(self, rooms: RoomArg) -> None:
-        """Make the matching sockets join ``rooms`` on every server."""
-        await self._e._publish(*rooms_message(self._e.key, self, True, rooms, self._e.mode))
-
-    async def sockets_leave(self, rooms: RoomArg) -> None:
-        """Make the matching sockets leave ``rooms`` on every server."""
-        await self._e._publish(*rooms_message(self._e.key, self, False, rooms, self._e.mode))
-
-    async def disconnect_sockets(self, close: bool = False) -> None:
-        """Disconnect the matching sockets; ``close`` also closes their connection."""
-        await self._e._publish(*disconnect_message(self._e.key, self, close, self._e.mode))
 
 
 @dataclass(slots=True)
@@ -107,7 +45,7 @@ class _Link:
     """The client an emitter and the emitters ``of()`` made from it publish with."""
 
     client: Any
-    checked: bool  # whether a sharded emitter looked for a Redis Cluster yet
+    checked: bool  # False until an SPUBLISH emitter's own client looked for a Redis Cluster
 
 
 class _EmitterBase(Generic[_Op]):
@@ -135,8 +73,10 @@ class _EmitterBase(Generic[_Op]):
         self.key = check_key(key)
         self.namespace = check_namespace(namespace)
         self.publish_timeout = check_seconds("publish_timeout", publish_timeout)
-        self.mode: Mode = _sharded.check_mode(subscription_mode) if sharded else None
+        self.mode: Mode | None = check_mode(subscription_mode) if sharded else None
         """None (classic protocol), or the sharded servers' subscription mode."""
+        self._wire: WireFormat = ClassicWire() if self.mode is None else ShardedWire(self.mode)
+        """The servers' protocol (chosen here only: every message is the wire's business)."""
         self._raw_url = raw_url
         self._owns_client = client is None
         if client is None:
@@ -146,7 +86,9 @@ class _EmitterBase(Generic[_Op]):
             self._where = self.url
         else:
             self._where = client_location(client)
-        self._link = _Link(client, checked=not self._owns_client)
+        # SPUBLISH must reach the shard owning its channel (PUBLISH reaches all from any node)
+        spublish = self._wire.publish_command == "SPUBLISH"
+        self._link = _Link(client, checked=not (self._owns_client and spublish))
         self._closed = False
 
     @property
@@ -241,13 +183,11 @@ class Emitter(_EmitterBase["EmitterOperator"]):
 
     def server_side_emit(self, event: str, *args: Any) -> None:
         """Send an event to every server's ``adapter.on(event)`` handler (no ack)."""
-        self._publish(*server_side_message(self.key, self.namespace, event, args, self.mode))
+        self._publish(*server_side_message(self._wire, self.key, self.namespace, event, args))
 
     def _publish(self, channel: str, payload: bytes) -> int:
         self._check_open()
         try:
-            if self.mode is None:
-                return int(self._client.publish(channel, payload))
             if not self._link.checked:
                 self._link.checked = True
                 if self._client.info("cluster").get("cluster_enabled"):
@@ -255,7 +195,8 @@ class Emitter(_EmitterBase["EmitterOperator"]):
                     self._link.client = redis.RedisCluster.from_url(
                         self._raw_url, socket_timeout=self.publish_timeout
                     )
-            return int(self._client.spublish(channel, payload))
+            command = self._wire.publish_command
+            return int(self._client.execute_command(command, channel, payload))
         except (redis.RedisError, OSError) as exc:
             raise PublishError(
                 f"could not publish: Redis at {self._where}: {type(exc).__name__}: {exc}"
@@ -316,11 +257,11 @@ class AsyncEmitter(_EmitterBase["AsyncEmitterOperator"]):
 
     async def server_side_emit(self, event: str, *args: Any) -> None:
         """Send an event to every server's ``adapter.on(event)`` handler (no ack)."""
-        await self._publish(*server_side_message(self.key, self.namespace, event, args, self.mode))
+        await self._publish(*server_side_message(self._wire, self.key, self.namespace, event, args))
 
     async def _publish(self, channel: str, payload: bytes) -> int:
         self._check_open()
-        if self.mode is not None and not self._link.checked:
+        if not self._link.checked:
             info = await redis_call(
                 self._client.info("cluster"),
                 what="could not publish",
@@ -336,9 +277,8 @@ class AsyncEmitter(_EmitterBase["AsyncEmitterOperator"]):
                 )
         # As a command, not .spublish(): redis.asyncio.RedisCluster has that method only from
         # redis-py 8.0, and the cluster client routes SPUBLISH by its channel's slot anyway.
-        command = "PUBLISH" if self.mode is None else "SPUBLISH"
         count = await redis_call(
-            self._client.execute_command(command, channel, payload),
+            self._client.execute_command(self._wire.publish_command, channel, payload),
             what="could not publish",
             where=self._where,
             timeout=self.publish_timeout,

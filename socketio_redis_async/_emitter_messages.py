@@ -1,18 +1,20 @@
-"""What an emitter publishes: each message's channel and payload, classic or sharded.
+"""What an emitter publishes, and the chains that say it: each message's channel and
+payload, encoded and routed by the wire format of the servers it speaks to.
 
-Pure: no I/O. ``mode`` is None for the classic protocol, else the subscription mode of the
-sharded servers (it decides which broadcasts go to a room's own channel).
+Pure: no I/O. ``wire`` is the servers' protocol (classic, or sharded with their
+subscription mode). An operator (``emitter.to(...)``) is an immutable selection of
+sockets: it builds each message here and hands it to its emitter, which publishes it.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ._operator import RoomArg, Selection, rooms_of
 from ._protocol import messages
-from ._protocol import sharded as _sharded
-from ._protocol.channels import NamespaceChannels
 from ._protocol.messages import check_event
+from ._protocol.wire import WireFormat
 
 
 def _no_callbacks(args: tuple[Any, ...]) -> None:
@@ -23,57 +25,130 @@ def _no_callbacks(args: tuple[Any, ...]) -> None:
         )
 
 
-Mode: TypeAlias = "_sharded.Mode | None"
-
-
 def broadcast_message(
-    key: str, sel: Selection, event: str, args: tuple[Any, ...], mode: Mode = None
+    wire: WireFormat, key: str, sel: Selection, event: str, args: tuple[Any, ...]
 ) -> tuple[str, bytes]:
     """The channel and payload of an emitter broadcast."""
     check_event(event)
     _no_callbacks(args)
     rooms, except_rooms, data = list(sel.rooms), list(sel.except_rooms), [event, *args]
-    if mode is not None:
-        uid = messages.EMITTER_UID
-        flags = dict(sel.flags)
-        payload = _sharded.encode_broadcast(uid, sel.nsp, data, rooms, except_rooms, flags)
-        return _sharded.broadcast_channel(_sharded.channels(key, sel.nsp), mode, rooms), payload
-    payload = messages.encode_emitter_broadcast(sel.nsp, data, rooms, except_rooms, dict(sel.flags))
-    return NamespaceChannels.build(key, sel.nsp).for_rooms(rooms), payload
+    payload = wire.encode_emitter_broadcast(sel.nsp, data, rooms, except_rooms, dict(sel.flags))
+    return wire.broadcast_channel(wire.channels(key, sel.nsp), rooms), payload
 
 
-def _request(key: str, nsp: str, request: dict[str, Any], mode: Mode) -> tuple[str, bytes]:
-    if mode is not None:
-        payload = _sharded.encode_request(messages.EMITTER_UID, nsp, request)
-        return _sharded.channels(key, nsp).request, payload
-    return NamespaceChannels.build(key, nsp).request, messages.encode_request(request)
+def _request(wire: WireFormat, key: str, nsp: str, request: dict[str, Any]) -> tuple[str, bytes]:
+    """A request on the namespace's request channel, signed ``emitter`` where it is signed."""
+    payload = wire.encode_request(messages.EMITTER_UID, nsp, request)
+    return wire.channels(key, nsp).request, payload
 
 
 def rooms_message(
-    key: str, sel: Selection, join: bool, rooms: RoomArg, mode: Mode = None
+    wire: WireFormat, key: str, sel: Selection, join: bool, rooms: RoomArg
 ) -> tuple[str, bytes]:
     """socketsJoin (2) / socketsLeave (3) as the emitter sends them."""
     request = messages.rooms_request(
         None, join, list(sel.rooms), list(sel.except_rooms), list(rooms_of(rooms))
     )
-    return _request(key, sel.nsp, request, mode)
+    return _request(wire, key, sel.nsp, request)
 
 
 def disconnect_message(
-    key: str, sel: Selection, close: bool, mode: Mode = None
+    wire: WireFormat, key: str, sel: Selection, close: bool
 ) -> tuple[str, bytes]:
     """disconnectSockets (4) as the emitter sends it."""
     if not isinstance(close, bool):
         raise TypeError("close must be True or False")
     request = messages.disconnect_request(None, list(sel.rooms), list(sel.except_rooms), close)
-    return _request(key, sel.nsp, request, mode)
+    return _request(wire, key, sel.nsp, request)
 
 
 def server_side_message(
-    key: str, nsp: str, event: str, args: tuple[Any, ...], mode: Mode = None
+    wire: WireFormat, key: str, nsp: str, event: str, args: tuple[Any, ...]
 ) -> tuple[str, bytes]:
     """serverSideEmit (6) as the emitter sends it (never with an ack)."""
     check_event(event)
     _no_callbacks(args)
     request = messages.server_side_emit_request(messages.EMITTER_UID, [event, *args])
-    return _request(key, nsp, request, mode)
+    return _request(wire, key, nsp, request)
+
+
+# -- the chains ----------------------------------------------------------------------------
+
+
+class Publisher(Protocol):
+    """What an :class:`EmitterOperator` hands its messages to: its ``Emitter``."""
+
+    key: str
+    _wire: WireFormat
+
+    def _publish(self, channel: str, payload: bytes) -> int: ...
+
+
+class AsyncPublisher(Protocol):
+    """What an :class:`AsyncEmitterOperator` hands its messages to: its ``AsyncEmitter``."""
+
+    key: str
+    _wire: WireFormat
+
+    async def _publish(self, channel: str, payload: bytes) -> int: ...
+
+
+_NO_EMITTER = "create operators with emitter.to() / emitter.of()"
+
+
+@dataclass(frozen=True, slots=True)
+class EmitterOperator(Selection):
+    """A chain on a synchronous :class:`Emitter`."""
+
+    _emitter: Publisher | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def _e(self) -> Publisher:
+        assert self._emitter is not None, _NO_EMITTER
+        return self._emitter
+
+    def emit(self, event: str, *args: Any) -> int:
+        """Broadcast; return how many Redis subscribers (servers) received it."""
+        return self._e._publish(*broadcast_message(self._e._wire, self._e.key, self, event, args))
+
+    def sockets_join(self, rooms: RoomArg) -> None:
+        """Make the matching sockets join ``rooms`` on every server."""
+        self._e._publish(*rooms_message(self._e._wire, self._e.key, self, True, rooms))
+
+    def sockets_leave(self, rooms: RoomArg) -> None:
+        """Make the matching sockets leave ``rooms`` on every server."""
+        self._e._publish(*rooms_message(self._e._wire, self._e.key, self, False, rooms))
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect the matching sockets; ``close`` also closes their connection."""
+        self._e._publish(*disconnect_message(self._e._wire, self._e.key, self, close))
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncEmitterOperator(Selection):
+    """A chain on an :class:`AsyncEmitter`."""
+
+    _emitter: AsyncPublisher | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def _e(self) -> AsyncPublisher:
+        assert self._emitter is not None, _NO_EMITTER
+        return self._emitter
+
+    async def emit(self, event: str, *args: Any) -> int:
+        """Broadcast; return how many Redis subscribers (servers) received it."""
+        return await self._e._publish(
+            *broadcast_message(self._e._wire, self._e.key, self, event, args)
+        )
+
+    async def sockets_join(self, rooms: RoomArg) -> None:
+        """Make the matching sockets join ``rooms`` on every server."""
+        await self._e._publish(*rooms_message(self._e._wire, self._e.key, self, True, rooms))
+
+    async def sockets_leave(self, rooms: RoomArg) -> None:
+        """Make the matching sockets leave ``rooms`` on every server."""
+        await self._e._publish(*rooms_message(self._e._wire, self._e.key, self, False, rooms))
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect the matching sockets; ``close`` also closes their connection."""
+        await self._e._publish(*disconnect_message(self._e._wire, self._e.key, self, close))

@@ -11,9 +11,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._cluster.receiver import Receiver
-    from ._cluster.requests import Requester
-    from ._local.delivery import Delivery
     from ._transport.publisher import Publisher
     from ._transport.shards import Publishers, Subscribers
     from ._transport.subscriber import Subscriber
@@ -73,26 +70,16 @@ def health_of(subscriber: Subscriber, publisher: Publisher, interval: float) -> 
     )
 
 
-def stats_of(
-    receiver: Receiver,
-    subscriber: Subscriber | Subscribers,
-    publisher: Publisher | Publishers,
-    requests: Requester,
-    delivery: Delivery,
+def transport_stats(
+    subscriber: Subscriber | Subscribers, publisher: Publisher | Publishers
 ) -> dict[str, int]:
-    """An adapter's counters (``adapter.stats``)."""
+    """A Redis transport's counters (``Transport.stats()``)."""
     return {
-        "dropped_messages": receiver.dropped,
         "handler_errors": subscriber.handler_errors,
         "reconnects": subscriber.reconnects,
         "subscribed_channels": len(subscriber.channels),
-        "pending_acks": len(requests.acks),
-        "pending_requests": len(requests.pending),
-        "unusable_answers": requests.pending.unusable,
         "published": publisher.published,
         "publish_batches": publisher.batches,
-        "slow_consumers_disconnected": delivery.slow_consumers,
-        "volatile_skipped": delivery.volatile_skipped,
         "publish_failures": publisher.failures,
         "publish_backlog_bytes": publisher.backlog_bytes,
     }

@@ -1,36 +1,141 @@
-"""python-socketio's manager contract, on top of the cluster API.
+"""``ClusterManager``: the python-socketio facade over the cluster engine.
 
-python-socketio calls these (``emit``, ``pre_connect``, ``enter_room``...); each acts on
-the local sockets first and publishes for the other servers only when it must.
-``set_server`` also watches CONNECT packets, so that ``fetch_sockets`` can report each
-socket's ``handshake.auth`` as Node does.
+python-socketio calls the manager contract here (``emit``, ``pre_connect``,
+``enter_room``...); each acts on local sockets and lets the engine (``_cluster.engine``)
+tell the other servers. Node's cluster API (``fetch_sockets``...) is ``_api.ClusterAPI``,
+built on this class; the public adapters only choose a wire format and a transport.
 """
 
 from __future__ import annotations
 
-import inspect
+import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from ._cluster_ops import ClusterOps
+import socketio
+
+from ._cluster.engine import ClusterEngine
+from ._health import AdapterHealth, ConnectionCallback
+from ._local.connects import Connects, watch_connects
 from ._operator import rooms_of
-from ._protocol import messages
+from ._options import Options
 from ._protocol.rooms import check_room
+from ._protocol.wire import WireFormat
+from ._transport.base import TransportFactory
+from ._transport.histogram import LatencyHistogram
+
+_Self = TypeVar("_Self", bound="ClusterManager")
 
 
-class ManagerOverrides(ClusterOps):
-    """The ``socketio.AsyncManager`` methods this adapter overrides."""
+class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
+    """A ``socketio.AsyncManager`` whose rooms and events span every server of a cluster."""
 
-    _connect_auth: dict[str, tuple[str, Any]]
+    def __init__(
+        self,
+        *,
+        options: Options,
+        wire: WireFormat,
+        transport: TransportFactory,
+        logger: logging.Logger | None = None,
+        on_connection_change: ConnectionCallback | None = None,
+        bridge_channel: str | None = None,
+    ) -> None:
+        super().__init__()
+        if logger is not None and not isinstance(logger, logging.Logger):
+            raise TypeError("logger must be a logging.Logger")
+        if on_connection_change is not None and not callable(on_connection_change):
+            raise TypeError("on_connection_change must be a function taking one bool")
+        self.logger = logger or logging.getLogger("socketio_redis_async")
+        self._options = options
+        self._connects: Connects = {}
+        self._engine = ClusterEngine(
+            host=self,
+            options=options,
+            wire=wire,
+            transport=transport,
+            served=self._server_namespaces,
+            logger=self.logger,
+            on_connection_change=on_connection_change,
+            bridge_channel=bridge_channel,
+        )
 
-    def _keeps(self, nsp: str) -> bool:
-        """True while this server serves ``nsp``: it has local sockets there, handlers for
-        it (server, namespace or ``adapter.on()``), or declares it."""
-        if nsp in self.rooms:
-            return True
-        if any(name == nsp for name, _ in self._server_handlers):
-            return True
-        return nsp in self._server_namespaces()
+    # -- what it is ---------------------------------------------------------------------
+
+    @property
+    def uid(self) -> str:
+        """This server's id on the wire; a new one is made in a forked child process."""
+        return self._engine.uid
+
+    @property
+    def host_id(self) -> str:
+        """The same as :attr:`uid`; python-socketio's admin UI reads it."""
+        return self._engine.uid
+
+    @property
+    def prefix(self) -> str:
+        """The channel prefix (``key``, or the sharded adapter's ``channel_prefix``)."""
+        return self._options.key
+
+    @property
+    def requests_timeout(self) -> float:
+        """Seconds to wait for answers from other servers."""
+        return self._options.requests_timeout
+
+    @property
+    def custom_hook(self) -> Callable[[Any], Any] | None:
+        """Answers ``custom_request(data)`` on this server; sync or async."""
+        return self._engine.custom_hook
+
+    @custom_hook.setter
+    def custom_hook(self, hook: Callable[[Any], Any] | None) -> None:
+        self._engine.custom_hook = hook
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters for monitoring: dropped messages, reconnects, subscriptions, pending acks."""
+        return self._engine.stats()
+
+    @property
+    def publish_latency(self) -> LatencyHistogram:
+        """Seconds from queueing each publish to Redis answering it (a live histogram)."""
+        return self._engine.transport.latency
+
+    def health(self) -> AdapterHealth:
+        """A snapshot of the adapter's link to Redis, for health checks and dashboards."""
+        return self._engine.transport.health()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def initialize(self) -> None:
+        """Start the listener (python-socketio calls this on the first connection)."""
+        self._engine.initialize()
+
+    async def start(self) -> None:
+        """Start listening and return once Redis has confirmed the subscriptions.
+
+        Call it from the ASGI lifespan / aiohttp ``on_startup``, so the server receives
+        cross-server traffic before its first client connects. Raises
+        :class:`AccessDeniedError` as soon as Redis refuses the credentials or an ACL
+        permission, :class:`RedisCommandError` if Redis does not answer within
+        ``requests_timeout``; either way the listener keeps retrying in the background.
+        """
+        if self.server is None:
+            raise RuntimeError(
+                "pass the adapter to socketio.AsyncServer(client_manager=...) before start()"
+            )
+        self.server.manager_initialized = True
+        await self._engine.start()
+
+    async def aclose(self) -> None:
+        """Stop listening, drop pending acks and close the Redis clients this adapter owns."""
+        await self._engine.aclose()
+
+    async def __aenter__(self: _Self) -> _Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def _server_namespaces(self) -> set[str]:
         names = {"/"}
@@ -42,38 +147,12 @@ class ManagerOverrides(ClusterOps):
                 names.update(server.namespaces)
         return {name for name in names if isinstance(name, str) and name != "*"}
 
+    # -- python-socketio's manager contract ---------------------------------------------
+
     def set_server(self, server: Any) -> None:
-        """Attach to the server; also watch CONNECT packets for ``handshake.auth``.
-
-        python-socketio hands the CONNECT payload (the client's ``auth``) only to the
-        app's ``connect`` handler. The adapter registers its own Engine.IO ``message``
-        handler, which notes the payload of a CONNECT and calls python-socketio's
-        handler, so ``pre_connect`` can keep it for ``fetch_sockets``.
-        """
+        """Attach to the server; also watch CONNECT packets for ``handshake.auth``."""
         super().set_server(server)
-        eio = getattr(server, "eio", None)
-        handlers = getattr(eio, "handlers", None)
-        original = handlers.get("message") if isinstance(handlers, dict) else None
-        if eio is None or original is None or not inspect.iscoroutinefunction(original):
-            self.logger.warning(
-                "cannot see this server's CONNECT packets; handshake.auth will be {}"
-            )
-            return
-
-        async def on_message(eio_sid: str, data: Any) -> Any:
-            if not (isinstance(data, str) and data[:1] == "0"):
-                return await original(eio_sid, data)
-            try:
-                pkt = server.packet_class(encoded_packet=data)
-            except Exception:  # malformed: python-socketio's handler deals with it
-                return await original(eio_sid, data)
-            self._connect_auth[eio_sid] = (pkt.namespace or "/", pkt.data)
-            try:
-                return await original(eio_sid, data)
-            finally:
-                self._connect_auth.pop(eio_sid, None)
-
-        eio.on("message", on_message)
+        watch_connects(server, self._connects, self.logger)
 
     async def emit(
         self,
@@ -94,32 +173,29 @@ class ManagerOverrides(ClusterOps):
         """
         rooms = list(rooms_of(to if to is not None else room))
         except_rooms = list(rooms_of(skip_sid))
-        if isinstance(data, tuple):
-            args = list(data)
-        elif data is None:
-            args = []
-        else:
-            args = [data]
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         local = bool(kwargs.get("ignore_queue"))
+        broadcasts = self._engine.broadcasts
         if callback is None:
-            await self._broadcast(namespace, [event, *args], rooms, except_rooms, {}, local)
-            return
-        await self._emit_with_callback(
-            namespace, [event, *args], rooms, except_rooms, callback, local
-        )
+            await broadcasts.broadcast(namespace, [event, *args], rooms, except_rooms, {}, local)
+        else:
+            packet = [event, *args]
+            await broadcasts.with_callback(namespace, packet, rooms, except_rooms, callback, local)
 
     async def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
         """Register a new socket; return once its own room's channel is subscribed."""
-        connect = self._connect_auth.get(eio_sid)
+        connect = self._connects.get(eio_sid)
         auth = connect[1] if connect is not None and connect[0] == namespace else None
-        channels = self._plan.ensure(namespace)
+        engine = self._engine
+        channels = engine.plan.ensure(namespace)
         sid: str | None = await super().pre_connect(eio_sid, namespace)
         if sid is None:
-            self._plan.release_if_idle(namespace)
+            engine.release_if_idle(namespace)
             return None
-        self._local.connected(namespace, sid, auth)
-        if self._options.with_channel_multiplexing:
-            await self._transport.confirm([channels.broadcast, channels.room(sid)])
+        engine.local.connected(namespace, sid, auth)
+        if engine.wire.multiplexing:
+            own = engine.plan.room_channels(namespace, [sid])
+            await engine.transport.confirm([channels.broadcast, *own])
         return sid
 
     async def enter_room(
@@ -127,66 +203,48 @@ class ManagerOverrides(ClusterOps):
     ) -> None:
         """Add a socket to a room; for a socket on another server, ask that server."""
         room = check_room(room)
-        if eio_sid is not None or self._local.is_local(sid, namespace):
+        engine = self._engine
+        if eio_sid is not None or engine.local.is_local(sid, namespace):
             self.basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
-            await self._transport.confirm(self._plan.room_channels(namespace, [room]))
-            return
-        await self._publish_request(
-            namespace, messages.rooms_request(self.uid, True, [sid], [], [room])
-        )
-        await self._bridged("enter_room", namespace, sid=sid, room=room)
+            await engine.transport.confirm(engine.plan.room_channels(namespace, [room]))
+        else:
+            await engine.sockets.enter_room(namespace, sid, room)
 
     async def leave_room(self, sid: str, namespace: str, room: Any) -> None:
         """Remove a socket from a room, on whichever server holds it; never its own sid room."""
         if room == sid:
             return
-        if self._local.is_local(sid, namespace):
+        if self._engine.local.is_local(sid, namespace):
             self.basic_leave_room(sid, namespace, room)
-            return
-        request = messages.rooms_request(self.uid, False, [sid], [], [check_room(room)])
-        await self._publish_request(namespace, request)
-        await self._bridged("leave_room", namespace, sid=sid, room=room)
+        else:
+            await self._engine.sockets.leave_room(namespace, sid, check_room(room))
 
     async def close_room(self, room: Any, namespace: str) -> None:
         """Make every socket of the cluster leave ``room``."""
         room = check_room(room)
         self.basic_close_room(room, namespace)
-        await self._publish_request(
-            namespace, messages.rooms_request(self.uid, False, [room], [], [room])
-        )
-        await self._bridged("close_room", namespace, room=room)
+        await self._engine.sockets.close_room(namespace, room)
 
     async def can_disconnect(self, sid: str, namespace: str) -> bool:
         """True for a local socket; for a remote one, ask its server and return False."""
-        if self._local.is_local(sid, namespace):
+        if self._engine.local.is_local(sid, namespace):
             return bool(self.is_connected(sid, namespace))
-        await self._remote_disconnect_one(sid, namespace)
+        await self._engine.sockets.disconnect_one(namespace, sid)
         return False
 
     async def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         """Forget a local socket, or ask the server that holds it to disconnect it."""
-        if not kwargs.get("ignore_queue") and not self._local.is_local(sid, namespace):
-            await self._remote_disconnect_one(sid, namespace)
+        if not kwargs.get("ignore_queue") and not self._engine.local.is_local(sid, namespace):
+            await self._engine.sockets.disconnect_one(namespace, sid)
             return
         self.basic_disconnect(sid, namespace, **kwargs)
-
-    async def _remote_disconnect_one(self, sid: str, namespace: str) -> None:
-        """Ask the server that holds ``sid`` to disconnect it (bridged servers too)."""
-        request = messages.disconnect_request(self.uid, [sid], [], False)
-        await self._publish_request(namespace, request)
-        await self._bridged("disconnect", namespace, sid=sid)
-
-    async def _bridged(self, method: str, namespace: str, **fields: Any) -> None:
-        """Tell AsyncRedisManager servers too, in bridge mode."""
-        if self._bridge is not None:
-            await self._bridge.publish({"method": method, "namespace": namespace, **fields})
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         """Forget a local socket, its rooms and its ``data``; a namespace's last socket
         releases the namespace's channels unless something else keeps it."""
         super().basic_disconnect(sid, namespace, **kwargs)
-        self._local.forget(namespace, sid)
-        self._release_if_idle(namespace)
+        self._engine.local.forget(namespace, sid)
+        self._engine.release_if_idle(namespace)
 
     def basic_enter_room(
         self, sid: str, namespace: str, room: Any, eio_sid: str | None = None
@@ -198,7 +256,7 @@ class ManagerOverrides(ClusterOps):
         created = room is not None and (ns is None or room not in ns)
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
         if created:
-            self._plan.room_created(namespace, room)
+            self._engine.plan.room_created(namespace, room)
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
         """Leave a room locally; a room's last member unsubscribes its channel."""
@@ -207,4 +265,4 @@ class ManagerOverrides(ClusterOps):
         super().basic_leave_room(sid, namespace, room)
         ns = self.rooms.get(namespace)
         if existed and room is not None and (ns is None or room not in ns):
-            self._plan.room_emptied(namespace, room)
+            self._engine.plan.room_emptied(namespace, room)

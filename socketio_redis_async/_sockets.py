@@ -130,6 +130,19 @@ class RemoteSocket:
     rooms: frozenset[Room] = field(compare=False)
     data: Any = field(compare=False)
 
+    @classmethod
+    def found(cls, adapter: SocketOwner, namespace: str, socket: dict[str, Any]) -> RemoteSocket:
+        """A socket as a server described it (``{id, handshake, rooms, data}``)."""
+        handshake = socket.get("handshake")
+        return cls(
+            adapter,
+            namespace,
+            socket["id"],
+            handshake if isinstance(handshake, dict) else {},
+            frozenset(r for r in socket.get("rooms") or () if isinstance(r, (str, int))),
+            socket.get("data"),
+        )
+
     async def emit(self, event: str, *args: Any) -> None:
         """Send ``event`` to this socket."""
         await self.adapter.emit(check_event(event), tuple(args), self.namespace, to=self.id)

@@ -15,7 +15,7 @@ import redis.asyncio
 
 from socketio_redis_async._cli.redis_server import RedisServer
 from tests import node_harness
-from tests.helpers import Client, Node
+from tests.helpers import Client, FaultyRedis, Node
 from tests.rediscluster import RedisCluster, require_cluster_tools
 from tests.sharded import MakeSharded, start_sharded
 
@@ -84,9 +84,10 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
+def own_redis() -> Iterator[FaultyRedis]:
     """A redis-server for this test alone, which the test may kill, freeze or restart."""
-    with RedisServer() as server:
+    server = FaultyRedis()
+    with server:
         yield server
 
 

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,6 +30,7 @@ import socketio
 from aiohttp import web
 
 from socketio_redis_async import AsyncRedisAdapter
+from socketio_redis_async._cli.redis_server import RedisServer
 
 NAMESPACES = ["/", "/custom"]
 AUTH = {"username": "admin", "password": "admin-secret"}  # the admin UI's, for server processes
@@ -442,3 +444,21 @@ def acl_log_entries(reply: list[Any]) -> list[dict[str, Any]]:
 
 def _text(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def plan_sizes(plan: Any) -> dict[str, int]:
+    """The size of each map a NamespacePlan keeps (they must not grow without bound)."""
+    names = ("_namespaces", "_routes", "_pattern_routes", "_room_refs", "_leases")
+    return {name.lstrip("_"): len(getattr(plan, name)) for name in names}
+
+
+class FaultyRedis(RedisServer):
+    """A redis-server that a test may also freeze (SIGSTOP) and thaw (SIGCONT)."""
+
+    def freeze(self) -> None:
+        """SIGSTOP the server: connections stay open and nothing answers."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT a frozen server."""
+        os.kill(self.pid, signal.SIGCONT)

@@ -27,6 +27,7 @@ from socketio_redis_async._cli.redis_server import (
     free_port,
 )
 from socketio_redis_async._transport.shards import slot_of
+from tests.helpers import FaultyRedis
 
 NODE_TIMEOUT_MS = 1000
 
@@ -80,15 +81,15 @@ class RedisCluster:
         self.cli = cli
         self.tls = tls
         self.nodes = [self._new_node() for _ in range(size)]
-        self.frozen: list[RedisServer] = []  # SIGSTOPped: not asked anything (it would block)
+        self.frozen: list[FaultyRedis] = []  # SIGSTOPped: not asked anything (it would block)
 
-    def _new_node(self) -> RedisServer:
+    def _new_node(self) -> FaultyRedis:
         args: tuple[str, ...] = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
         args += ("--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--cluster-port", str(free_port()))
         args += ("--repl-diskless-sync-delay", "0")  # replicas sync at once, not after 5 s
         if self.tls:
             args += ("--tls-cluster", "yes", "--tls-replication", "yes")
-        return RedisServer(port=free_port(), extra_args=args, tls=self.tls)
+        return FaultyRedis(port=free_port(), extra_args=args, tls=self.tls)
 
     def url(self, index: int = 0) -> str:
         """A node's URL (with ``ssl_ca_certs`` on a TLS cluster)."""
@@ -99,7 +100,7 @@ class RedisCluster:
         return ["--tls", "--cacert", self.tls[2]] if self.tls else []
 
     @property
-    def alive(self) -> list[RedisServer]:
+    def alive(self) -> list[FaultyRedis]:
         return [node for node in self.nodes if node._proc is not None and node not in self.frozen]
 
     def start(self) -> RedisCluster:
@@ -163,7 +164,7 @@ class RedisCluster:
         lines = str(self.command(node, "CLUSTER", "NODES")).strip().splitlines()
         return "cluster_state:ok" in info and len(lines) >= known
 
-    def node_of(self, client_name: str) -> RedisServer:
+    def node_of(self, client_name: str) -> FaultyRedis:
         """The node a connection named ``client_name`` (CLIENT SETNAME) is connected to."""
         for node in self.alive:
             if f"name={client_name} " in str(self.command(node, "CLIENT", "LIST")):
@@ -174,7 +175,7 @@ class RedisCluster:
         """``kill -9`` one node, as a crash would."""
         node.kill()
 
-    def freeze(self, node: RedisServer) -> None:
+    def freeze(self, node: FaultyRedis) -> None:
         """SIGSTOP one node: its connections stay open and it answers nothing."""
         node.freeze()
         self.frozen.append(node)

@@ -174,8 +174,7 @@ async def test_user_without_subscribe_gets_a_precise_error_and_one_log_line(
         channel = f"{key}-request#/#"
         await wait_until(
             lambda: (
-                adapter._transport.subscriber.connected
-                and adapter._transport.subscriber.denied is None
+                adapter._redis.subscriber.connected and adapter._redis.subscriber.denied is None
             ),
             timeout=15,
         )
@@ -218,8 +217,8 @@ async def test_refused_pattern_is_reported_once_and_recovers(
             while sum((await refused(redis_client, user)).values()) < 3:
                 await anyio.sleep(0.05)
         await redis_client.execute_command("ACL", "SETUSER", user, f"&{key}#/#*")
-        await wait_until(lambda: adapter._transport.subscriber.denied is None, timeout=15)
-        assert await adapter._transport.subscriber.wait([], 5, [f"{key}#/#*"])
+        await wait_until(lambda: adapter._redis.subscriber.denied is None, timeout=15)
+        assert await adapter._redis.subscriber.wait([], 5, [f"{key}#/#*"])
         first, last = (r.getMessage() for r in adapter_records(caplog))
         assert "lacks permission for one of the channels" in first
         assert "accepts the subscriptions again" in last

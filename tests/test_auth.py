@@ -23,7 +23,7 @@ async def test_acl_user_runs_a_cluster(redis_server, redis_client, key, make_cli
         client = await make_client(b)
         await a.sio.emit("authed", 1)
         assert await client.wait_for("authed") == [[1]]
-        assert "s3cret" not in repr(a.adapter._where)
+        assert "s3cret" not in repr(a.adapter._engine.transport.where)
     finally:
         await a.aclose()
         await b.aclose()

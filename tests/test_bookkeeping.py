@@ -15,6 +15,8 @@ from socketio_redis_async import RequestTimeoutError
 from socketio_redis_async._cluster.plan import Kind, NamespacePlan
 from socketio_redis_async._cluster.requests import AckRequests, PendingRequests, Requester
 from socketio_redis_async._protocol import answers, codec
+from socketio_redis_async._protocol.wire import ClassicWire
+from tests.helpers import plan_sizes
 
 pytestmark = [pytest.mark.anyio, pytest.mark.unit]  # unit: no Redis, no subprocess
 
@@ -45,7 +47,8 @@ class Subs:
 def plan(multiplexing: bool = True, kept: set[str] | None = None) -> tuple[NamespacePlan, Subs]:
     subs = Subs()
     keeps = kept if kept is not None else set()
-    return NamespacePlan("k", lambda: "me", multiplexing, subs, keeps.__contains__), subs
+    wire = ClassicWire(multiplexing)
+    return NamespacePlan("k", lambda: "me", wire, subs, keeps.__contains__), subs
 
 
 def test_a_served_namespace_subscribes_its_channels_and_routes_them():
@@ -98,7 +101,7 @@ def test_a_lease_keeps_a_namespace_until_released():
     assert not p.unhold("/q")
     assert p.unhold("/q")
     assert subs.channels == set()
-    assert set(p.sizes().values()) == {0}
+    assert set(plan_sizes(p).values()) == {0}
 
 
 def test_a_kept_namespace_is_not_released():

@@ -117,6 +117,9 @@ def test_parse_request_validates_each_type():
         {"type": 4, "opts": {"rooms": [True]}},
         {"type": 5, "opts": {"rooms": [1.5]}},
         {"type": 5, "opts": "x"},
+        {"type": 5, "requestId": "r"},
+        {"type": 7, "requestId": "r", "packet": {"data": ["ev"]}},
+        {"type": 2, "opts": [], "rooms": ["a"]},
         {"type": 6, "data": []},
         {"type": 6, "data": [1]},
         {"type": 7, "requestId": "r", "packet": {"data": "x"}},
@@ -140,6 +143,7 @@ def test_parse_request_rejects_malformed_fields(raw):
         {"type": True},
         {"type": 7, "packet": {"data": ["ev"]}},
         {"type": 4, "sid": 12},
+        {"type": 4, "opts": None, "close": True},
     ],
 )
 def test_parse_request_ignores_what_no_server_answers(raw):

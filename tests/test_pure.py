@@ -90,6 +90,8 @@ def test_notepack_bytes_decode():
         msgpack.packb(["u", {"type": 2, "data": [1]}, {}]),
         msgpack.packb(["u", {"type": 2, "data": ["e"], "nsp": 5}, {}]),
         msgpack.packb(["u", {"type": 2, "data": ["e"]}, []]),
+        msgpack.packb(["u", {"type": 2, "data": ["e"]}]),
+        msgpack.packb(["u", {"type": 2, "data": ["e"]}, None]),
         msgpack.packb(["u", {"type": 2, "data": ["e"]}, {"flags": []}]),
         msgpack.packb(["u", {"type": 2, "data": ["e"]}, {"except": [True]}]),
         msgpack.packb(["u", {"type": 2, "data": ["e", msgpack.ExtType(5, b"x")]}, {}]),

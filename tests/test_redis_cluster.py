@@ -74,7 +74,7 @@ async def test_a_standalone_redis_is_not_taken_for_a_cluster(make_node, make_cli
     await b.sio.emit("hi", 1)
     assert await ca.wait_for("hi") == [[1]]
     assert await a.adapter.server_count() == 2
-    assert not a.adapter._transport._cluster.enabled
+    assert not a.adapter._engine.transport._cluster.enabled
 
 
 @pytest.mark.interop

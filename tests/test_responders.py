@@ -6,18 +6,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
 
 from socketio_redis_async._cluster.responders import Recipients, Responders
 from socketio_redis_async._local.delivery import Delivery
+from socketio_redis_async._local.host import Host
 from socketio_redis_async._local.sockets import LocalSockets
 from socketio_redis_async._protocol import codec
 from socketio_redis_async._protocol.channels import NamespaceChannels
 from socketio_redis_async._protocol.messages import parse_request
 from socketio_redis_async._protocol.rooms import Room
+from socketio_redis_async._protocol.wire import ClassicWire
 
 pytestmark = [pytest.mark.anyio, pytest.mark.unit]  # unit: no Redis, no subprocess
 
@@ -33,13 +35,17 @@ ROOMS = {
 }
 
 
+HOST = cast(Host, SimpleNamespace(rooms=ROOMS, server=None))
+WIRE = ClassicWire()
+
+
 class FakeView:
     """A LocalView over fixed rooms that records what the responders ask it to do."""
 
     def __init__(self) -> None:
         self.local = LocalSockets(
-            SimpleNamespace(rooms=ROOMS, server=None),
-            Delivery(None, None, lambda coro: coro.close(), logging.getLogger("t")),
+            HOST,
+            Delivery(HOST, None, lambda coro: coro.close(), logging.getLogger("t")),
             redact_headers=frozenset(),
             redact_query=frozenset(),
             close_timeout=1,
@@ -89,13 +95,15 @@ class Harness:
             lambda: "me",
             self.view,
             self.publish,
-            lambda nsp: NamespaceChannels.build("k", nsp),
             self.spawned.append,
             max_answer_size=10**6,
             is_own=lambda request_id: request_id == "mine",
             handler_of=lambda nsp, event: (handlers or {}).get(event),
             ack_timeout=60,
             logger=logging.getLogger("t"),
+            encode_answer=lambda nsp, request, value, limit: WIRE.encode_answer(
+                "me", NamespaceChannels.build("k", nsp), request, value, limit
+            ),
         )
 
     async def publish(self, channel: str, payload: bytes, limit: int) -> int:

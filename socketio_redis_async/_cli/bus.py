@@ -1,26 +1,39 @@
 """The CLI's link to a cluster: the adapters' own transports, so that it counts servers
-over every node of a Redis Cluster and speaks either protocol (``--sharded``).
+over every node of a Redis Cluster, and a wire format, so that it speaks either protocol
+(``--sharded``) without knowing which.
 
-The CLI never counts as a server: with the classic protocol it listens only on the
-generic response channel, with the sharded one only on a channel of its own uid.
+The CLI never counts as a server: it listens for answers only on the wire format's answer
+channel for its uid (with the classic protocol the generic response channel, with the
+sharded one a channel of its own uid).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from .._cluster.requests import PendingRequests
 from .._errors import MalformedMessage
-from .._protocol import codec, messages, sharded
-from .._protocol.channels import NamespaceChannels
+from .._protocol.channels import Kind
+from .._protocol.wire import ClassicWire, ShardedWire, WireFormat
 from .._transport.pubsub import RedisTransport
 from .._transport.sharded import ShardedTransport
 
 _LOGGER = logging.getLogger("socketio_redis_async.cli")
 _LOGGER.addHandler(logging.NullHandler())
 _LOGGER.propagate = False  # a one-shot command reports its own errors, in one line
+
+CliTransport = RedisTransport | ShardedTransport
+MakeTransport = Callable[..., CliTransport]
+
+
+def protocol(sharded: bool, subscription_mode: str) -> tuple[WireFormat, MakeTransport]:
+    """The one place the CLI picks a protocol: its wire format and the transport under it."""
+    if sharded:
+        return ShardedWire(subscription_mode), ShardedTransport
+    return ClassicWire(), functools.partial(RedisTransport, pub_client=None, sub_client=None)
 
 
 class CliBus:
@@ -33,59 +46,55 @@ class CliBus:
         nsp: str,
         timeout: float,
         *,
-        sharded_mode: bool,
+        wire: WireFormat,
+        transport: MakeTransport,
         on_message: Callable[[bytes, bytes], Awaitable[None]] | None = None,
     ) -> None:
-        self.sharded = sharded_mode
-        self.uid = sharded.new_uid() if sharded_mode else messages.new_uid()
+        self.wire = wire
+        self.uid = wire.new_uid()
+        self.key = key
         self.nsp = nsp
-        self.channels = (sharded.channels if sharded_mode else NamespaceChannels.build)(key, nsp)
+        self.channels = wire.channels(key, nsp)
         self.pending = PendingRequests(lambda answer, exc: None)
         self._on_message = on_message
-        options: dict[str, Any] = {
-            "url": url,
-            "key": key,
-            "redis_options": {},
-            "on_message": self._received,
-            "on_change": lambda subscribed: None,
-            "uid": lambda: self.uid,
-            "timeout": timeout,
-            "publish_timeout": timeout,
-            "health_check_interval": 2.0,
-            "max_message_size": 512 * 1024 * 1024,
-            "logger": _LOGGER,
-        }
-        self.transport: RedisTransport | ShardedTransport = (
-            ShardedTransport(**options)
-            if sharded_mode
-            else RedisTransport(pub_client=None, sub_client=None, **options)
+        self.transport = transport(
+            url=url,
+            key=key,
+            redis_options={},
+            on_message=self._received,
+            on_change=lambda subscribed: None,
+            uid=lambda: self.uid,
+            timeout=timeout,
+            publish_timeout=timeout,
+            health_check_interval=2.0,
+            max_message_size=512 * 1024 * 1024,
+            logger=_LOGGER,
         )
 
     @property
     def answers(self) -> str:
         """Where answers to this tool arrive."""
-        return self.channels.response_for(self.uid) if self.sharded else self.channels.response
+        return self.wire.answer_channel(self.channels, self.uid)
 
-    async def start(self, channels: list[str]) -> None:
-        """Subscribe ``channels`` and return once Redis confirmed them."""
+    async def start(self, channels: Iterable[str], patterns: Iterable[str] = ()) -> None:
+        """Subscribe ``channels`` and ``patterns``; return once Redis confirmed them."""
         for channel in channels:
             self.transport.want(channel)
+        for pattern in patterns:
+            self.transport.want_pattern(pattern)
         await self.transport.start()
 
     async def count_servers(self) -> int:
         return await self.transport.count_subscribers(self.channels.request)
 
     async def server_uids(self) -> list[str]:
+        """The uids of the servers listening on a channel of their own (never this tool's,
+        nor, with the sharded protocol, a room channel the pattern matches too)."""
         uids = self.channels.uids(await self.transport.channels(self.channels.uid_pattern))
-        if self.sharded:  # this tool's own channel is one of them
-            return [uid for uid in uids if sharded.is_uid(uid) and uid != self.uid]
-        return uids
+        return [uid for uid in uids if self.wire.is_server_uid(uid) and uid != self.uid]
 
     async def publish_request(self, request: dict[str, Any]) -> None:
-        if self.sharded:
-            payload = sharded.encode_request(self.uid, self.nsp, request)
-        else:
-            payload = messages.encode_request(request)
+        payload = self.wire.encode_request(self.uid, self.nsp, request)
         await self.transport.publish(self.channels.request, payload)
 
     async def _received(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
@@ -93,14 +102,11 @@ class CliBus:
             await self._on_message(channel, payload)
             return
         try:
-            if self.sharded:
-                answer = sharded.as_answer(sharded.decode(payload))
-                if answer is not None:
-                    self.pending.on_response(answer)
-            else:
-                self.pending.on_response(codec.decode_request(payload))
+            answer = self.wire.decode(Kind.RESPONSE, self.nsp, payload, self.uid)
         except MalformedMessage:
             return
+        if isinstance(answer, dict):  # not a broadcast or request where answers arrive
+            self.pending.on_response(answer)
 
     async def aclose(self) -> None:
         self.pending.clear()

@@ -2,7 +2,7 @@
 
 Queries (``servers``, ``rooms``, ``sockets``) are answered by the live servers through the
 request protocol, classic or (``--sharded``) sharded, on a standalone Redis or a Redis
-Cluster, whose nodes are all counted (see ``_cli_bus``); the tool is never counted as a
+Cluster, whose nodes are all counted (see ``bus``); the tool is never counted as a
 server. Errors print one line on stderr and exit non-zero: 1 for Redis
 problems and timeouts, 2 for bad arguments.
 """
@@ -20,20 +20,14 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 import redis
-import redis.asyncio
 
 from .._emitter import Emitter
 from .._errors import RedisAdapterError
 from .._operator import check_namespace
 from .._options import DEFAULT_KEY, DEFAULT_URL, check_url, redact_url
 from .._protocol import messages, sharded
-from .._protocol.channels import glob_escape
-from .._transport.clients import async_client
-from .._transport.commands import redis_call
-from .bus import CliBus
-from .traffic import describe, describe_sharded
+from .bus import CliBus, protocol
 
 
 class CliError(Exception):
@@ -137,21 +131,16 @@ async def _ask(
 
 
 def _bus(args: argparse.Namespace, **options: Any) -> CliBus:
+    wire, transport = protocol(args.sharded, args.subscription_mode)
     return CliBus(
-        args.url, args.key, args.namespace, args.timeout, sharded_mode=args.sharded, **options
+        args.url,
+        args.key,
+        args.namespace,
+        args.timeout,
+        wire=wire,
+        transport=transport,
+        **options,
     )
-
-
-async def _call(args: argparse.Namespace, call: Any, what: str) -> Any:
-    """One Redis command, bounded by ``--timeout``; failures become RedisCommandError."""
-    where = redact_url(args.url)
-    return await redis_call(call, what=f"{what} failed", where=where, timeout=args.timeout)
-
-
-async def _close(*resources: Any) -> None:
-    with anyio.move_on_after(2):
-        for resource in resources:
-            await resource.aclose()
 
 
 async def _servers(args: argparse.Namespace) -> int:
@@ -223,63 +212,34 @@ def _show(args: argparse.Namespace, entry: dict[str, Any]) -> None:
     _out(args, "  ".join(str(f) for f in fields), entry)
 
 
-async def _monitor_sharded(args: argparse.Namespace) -> int:
-    """Sharded pub/sub has no patterns: follow the namespace's main channel."""
+async def _monitor(args: argparse.Namespace) -> int:
+    """Print each message on the channels the wire format names, until ``--count``."""
     seen, done = 0, asyncio.Event()
+    if isinstance(sys.stdout, io.TextIOWrapper):  # show lone surrogates, never fail on them
+        sys.stdout.reconfigure(errors="backslashreplace")
 
     async def show(channel: bytes, payload: bytes) -> None:
         nonlocal seen
         if args.count and seen >= args.count:
             return
         seen += 1
-        _show(args, describe_sharded(channel.decode(errors="replace"), payload))
+        _show(args, bus.wire.describe(args.key, channel.decode(errors="replace"), payload))
         if args.count and seen >= args.count:
             done.set()
 
     bus = _bus(args, on_message=show)
     try:
-        await bus.start([bus.channels.request])
+        channels, patterns = bus.wire.monitor_subscriptions(args.key, args.namespace)
+        await bus.start(channels, patterns)
         print(
-            f"monitoring {redact_url(args.url)} key {args.key}, namespace {args.namespace}'s "
-            "main channel (sharded: room channels and answers are not shown; Ctrl-C to stop)",
+            f"monitoring {redact_url(args.url)} key {args.key}: {', '.join(channels + patterns)}"
+            " (Ctrl-C to stop)",
             file=sys.stderr,
             flush=True,
         )
         await done.wait()
     finally:
         await bus.aclose()
-    return 0
-
-
-async def _monitor(args: argparse.Namespace) -> int:
-    if args.sharded:
-        return await _monitor_sharded(args)
-    client = async_client(args.url)
-    pubsub = client.pubsub()
-    key = glob_escape(args.key)
-    seen = 0
-    if isinstance(sys.stdout, io.TextIOWrapper):  # show lone surrogates, never fail on them
-        sys.stdout.reconfigure(errors="backslashreplace")
-    try:
-        await _call(
-            args,
-            pubsub.psubscribe(f"{key}#*", f"{key}-request#*", f"{key}-response#*"),
-            "PSUBSCRIBE",
-        )
-        print(
-            f"monitoring {redact_url(args.url)} key {args.key} (Ctrl-C to stop)",
-            file=sys.stderr,
-            flush=True,
-        )
-        while not args.count or seen < args.count:
-            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if msg is None:
-                continue
-            seen += 1
-            entry = describe(args.key, msg["channel"].decode(errors="replace"), msg["data"])
-            _show(args, entry)
-    finally:
-        await _close(pubsub, client)
     return 0
 
 

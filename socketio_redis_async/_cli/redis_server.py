@@ -188,14 +188,6 @@ class RedisServer:
             self._proc.kill()
             self.stop()
 
-    def freeze(self) -> None:
-        """SIGSTOP the server: connections stay open and nothing answers."""
-        os.kill(self.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        """SIGCONT a frozen server."""
-        os.kill(self.pid, signal.SIGCONT)
-
     def restart(self) -> None:
         """Stop and start again on the same port; every client connection is cut."""
         self.stop()

@@ -26,6 +26,7 @@ from .._protocol import codec
 from .._protocol.rooms import Room, wire_room
 
 if TYPE_CHECKING:
+    from .._local.host import Host
     from .._local.sockets import LocalSockets
 
 BRIDGED = "socketio_redis_async"
@@ -168,7 +169,7 @@ class Bridge:
 
     def __init__(
         self,
-        manager: Any,
+        manager: Host,
         local: LocalSockets,
         publish: Callable[[str, bytes], Awaitable[int]],
         uid: Callable[[], str],
@@ -177,7 +178,7 @@ class Bridge:
         channel: str,
         logger: logging.Logger,
     ) -> None:
-        self._manager = manager  # the socketio.AsyncManager
+        self._manager = manager
         self._local = local
         self._publish = publish
         self._uid = uid

@@ -10,19 +10,13 @@ members has its own channel, subscribed by its first member and dropped with its
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import IntEnum
 from typing import Protocol
 
-from .._protocol.channels import NamespaceChannels
+from .._protocol.channels import Kind, NamespaceChannels
 from .._protocol.rooms import Room
+from .._protocol.wire import WireFormat
 
-
-class Kind(IntEnum):
-    """What arrives on a channel."""
-
-    BROADCAST = 0
-    REQUEST = 1
-    RESPONSE = 2
+__all__ = ["Kind", "NamespacePlan", "Subscriptions"]
 
 
 class Subscriptions(Protocol):
@@ -41,20 +35,17 @@ class NamespacePlan:
         self,
         key: str,
         uid: Callable[[], str],
-        multiplexing: bool,
+        wire: WireFormat,
         subscriptions: Subscriptions,
         keeps: Callable[[str], bool],
-        *,
-        build: Callable[[str, str], NamespaceChannels] = NamespaceChannels.build,
-        has_channel: Callable[[Room], bool] = lambda room: True,
     ) -> None:
-        """``build(key, nsp)`` names a namespace's channels; with multiplexing, a room
-        has a channel of its own if ``has_channel(room)``."""
-        self._build = build
-        self._has_channel = has_channel
+        """The wire format names a namespace's channels, and says whether rooms have
+        channels of their own (multiplexing) and which rooms do."""
+        self._build = wire.channels
+        self._has_channel = wire.room_has_channel
         self._key = key
         self._uid = uid
-        self._multiplexing = multiplexing
+        self._multiplexing = wire.multiplexing
         self._subs = subscriptions
         self._keeps = keeps
         self._namespaces: dict[str, NamespaceChannels] = {}
@@ -68,16 +59,6 @@ class NamespacePlan:
 
     def __len__(self) -> int:
         return len(self._namespaces)
-
-    def sizes(self) -> dict[str, int]:
-        """The size of each map this plan keeps (they must not grow without bound)."""
-        return {
-            "namespaces": len(self._namespaces),
-            "routes": len(self._routes),
-            "pattern_routes": len(self._pattern_routes),
-            "room_refs": len(self._room_refs),
-            "leases": len(self._leases),
-        }
 
     def channels_of(self, nsp: str) -> NamespaceChannels:
         """The channel names of ``nsp``, without subscribing anything."""

@@ -1,4 +1,5 @@
-"""Messages received from Redis: routed by channel, decoded, and handed to their layer.
+"""Messages received from the transport: routed by channel, decoded by the wire format,
+and handed to their layer.
 
 Broadcasts go to local delivery, requests to the responders, answers to the requests
 layer, and bridge messages to the bridge. Whatever does not decode is dropped and
@@ -16,9 +17,11 @@ from .._errors import MalformedMessage
 from .._local.delivery import Delivery
 from .._local.sockets import LocalSockets
 from .._options import Options
-from .._protocol import codec, messages, sharded
+from .._protocol.channels import Kind
+from .._protocol.messages import Broadcast, Request
+from .._protocol.wire import WireFormat
 from .bridge import Bridge
-from .plan import Kind, NamespacePlan
+from .plan import NamespacePlan
 from .requests import Requester
 from .responders import Responders
 
@@ -30,6 +33,7 @@ class Receiver:
         self,
         *,
         uid: Callable[[], str],
+        wire: WireFormat,
         options: Options,
         plan: NamespacePlan,
         local: LocalSockets,
@@ -40,6 +44,7 @@ class Receiver:
         logger: logging.Logger,
     ) -> None:
         self._uid = uid
+        self._wire = wire
         self._options = options
         self._plan = plan
         self._local = local
@@ -51,7 +56,6 @@ class Receiver:
         self.dropped = 0
         self._last_drop_log = -1e9
         self._last_unusable_log = -1e9
-        self._echo = ("", b"")
 
     async def on_message(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
         """One message from the transport (``pattern`` set for a PSUBSCRIBE match)."""
@@ -72,30 +76,19 @@ class Receiver:
             kind, channels = route
         if self._too_large(channel, payload, kind):
             return
+        nsp = channels.nsp
         try:
-            if kind == Kind.BROADCAST:
-                await self._on_broadcast(channels.nsp, payload)
-            elif kind == Kind.REQUEST:
-                request = messages.parse_request(codec.decode_request(payload))
-                if request is not None:
-                    await self._responders.respond(channels.nsp, request)
-            else:
-                self._requests.on_response(codec.decode_request(payload))
+            msg = self._wire.decode(kind, nsp, payload, self._uid())
+            if isinstance(msg, Broadcast):
+                recipients = self._local.recipients(nsp, msg.rooms, msg.except_rooms)
+                volatile = msg.flags.get("volatile") is True
+                await self._delivery.deliver(nsp, msg.data, recipients, msg.binary, volatile)
+            elif isinstance(msg, Request):
+                await self._responders.respond(nsp, msg)
+            elif msg is not None:
+                self._requests.on_response(msg)
         except MalformedMessage as exc:
             self._drop(channel, str(exc))
-
-    async def _on_broadcast(self, nsp: str, payload: bytes) -> None:
-        uid = self._uid()
-        if self._echo[0] != uid:
-            self._echo = (uid, codec.pack(uid))
-        if payload.startswith(self._echo[1], 1):
-            return  # our own broadcast coming back ([uid, ...]): dropped before decoding
-        msg = messages.decode_broadcast(payload)
-        if msg.uid == uid or msg.nsp != nsp:
-            return
-        recipients = self._local.recipients(nsp, msg.rooms, msg.except_rooms)
-        volatile = msg.flags.get("volatile") is True
-        await self._delivery.deliver(nsp, msg.data, recipients, msg.binary, volatile)
 
     async def _on_bridge(self, channel: bytes, payload: bytes) -> None:
         """A message on python-socketio's AsyncRedisManager channel (bridge mode)."""
@@ -145,39 +138,3 @@ class Receiver:
                 str(exc)[:100],
                 self._requests.pending.unusable,
             )
-
-
-class ShardedReceiver(Receiver):
-    """Routes the messages of Node's sharded protocol (ClusterAdapter messages)."""
-
-    async def on_message(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
-        """One message from a shard: a broadcast, a request or an answer."""
-        route = self._plan.route(channel)
-        if route is None or self._too_large(channel, payload, route[0]):
-            return
-        channels = route[1]
-        try:
-            msg = sharded.decode(payload)
-            if msg.uid == self._uid() or msg.nsp != channels.nsp:
-                return  # our own, or another namespace's (Node drops these too)
-            if msg.kind in sharded.ANSWERS:
-                answer = sharded.as_answer(msg)
-                assert answer is not None
-                self._requests.on_response(answer)
-                return
-            broadcast = sharded.as_broadcast(msg)
-            if broadcast is not None:
-                nsp = channels.nsp
-                recipients = self._local.recipients(nsp, broadcast.rooms, broadcast.except_rooms)
-                volatile = broadcast.flags.get("volatile") is True
-                await self._delivery.deliver(
-                    nsp, broadcast.data, recipients, broadcast.binary, volatile
-                )
-                return
-            raw = sharded.as_request(msg)
-            request = None if raw is None else messages.parse_request(raw)
-            if request is None:
-                raise MalformedMessage(f"unknown sharded message type {msg.kind}")
-            await self._responders.respond(channels.nsp, request)
-        except MalformedMessage as exc:
-            self._drop(channel, str(exc))

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
 from .._protocol import answers
-from .._protocol.channels import NamespaceChannels
 from .._protocol.messages import Request, RequestType
 from .._protocol.rooms import Room
 
@@ -76,7 +75,6 @@ class Responders:
         uid: Callable[[], str],
         local: LocalView,
         publish: Publish,
-        channels_of: Callable[[str], NamespaceChannels],
         spawn: Spawn,
         *,
         max_answer_size: int,
@@ -84,14 +82,13 @@ class Responders:
         handler_of: Callable[[str, str], Callable[..., Any] | None],
         ack_timeout: float,
         logger: logging.Logger,
-        encode_answer: EncodeAnswer | None = None,
+        encode_answer: EncodeAnswer,
     ) -> None:
-        """``encode_answer`` puts answers on the wire (default: the classic protocol)."""
-        self._encode_answer = encode_answer or self._classic_answer
+        """``encode_answer`` puts answers on the wire (the wire format's encoding)."""
+        self._encode_answer = encode_answer
         self._uid = uid
         self._local = local
         self._publish = publish
-        self._channels_of = channels_of
         self._max_answer_size = max_answer_size
         self._spawn = spawn
         self._is_own = is_own
@@ -124,14 +121,6 @@ class Responders:
                 error,
             )
         await self._publish(channel, payload, limit)
-
-    def _classic_answer(
-        self, nsp: str, request: Request, value: dict[str, Any], limit: int
-    ) -> tuple[str, bytes, str | None]:
-        payload, error = answers.encode_answer(
-            value, accepts_zlib=request.accepts_zlib, limit=limit
-        )
-        return answers.channel_for(self._channels_of(nsp), request.uid, value), payload, error
 
     def _foreign(self, request: Request) -> bool:
         """True unless this server sent the request itself."""

@@ -19,6 +19,7 @@ import socketio
 from engineio import packet as eio_packet
 
 from .backlog import CHECK_EVERY, VOLATILE_BACKLOG, abort_connection, backlog
+from .host import Host
 
 Recipients = list[tuple[str, str]]
 EVENT_TYPE = 2  # socket.io EVENT packet type
@@ -40,12 +41,12 @@ class Delivery:
 
     def __init__(
         self,
-        manager: Any,
+        manager: Host,
         max_socket_backlog: int | None,
         spawn: Callable[[Coroutine[Any, Any, Any]], None],
         logger: logging.Logger,
     ) -> None:
-        self._manager = manager  # the socketio.AsyncManager: its server, ack callbacks
+        self._manager = manager
         self._limit = max_socket_backlog
         self._spawn = spawn
         self._logger = logger

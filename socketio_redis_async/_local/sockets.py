@@ -16,6 +16,7 @@ import anyio
 from .._protocol.rooms import Room, int_room
 from .._sockets import build_handshake
 from .delivery import Delivery, Recipients
+from .host import Host
 
 
 class LocalSockets:
@@ -23,14 +24,14 @@ class LocalSockets:
 
     def __init__(
         self,
-        manager: Any,
+        manager: Host,
         delivery: Delivery,
         *,
         redact_headers: frozenset[str],
         redact_query: frozenset[str],
         close_timeout: float,
     ) -> None:
-        self._manager = manager  # the socketio.AsyncManager
+        self._manager = manager
         self.delivery = delivery
         self._redact_headers = redact_headers
         self._redact_query = redact_query
@@ -45,8 +46,8 @@ class LocalSockets:
             return []
         rooms = list(rooms)
         if not excluded and len(rooms) <= 1:
-            room = ns.get(rooms[0] if rooms else None)
-            return list(room.items()) if room else []
+            only = ns.get(rooms[0] if rooms else None)
+            return list(only.items()) if only else []
         if not rooms:
             members: dict[str, str] = dict(ns.get(None, {}))
         elif len(rooms) == 1:

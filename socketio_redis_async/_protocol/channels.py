@@ -14,8 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import IntEnum
 
 from .rooms import Room, room_to_str
+
+
+class Kind(IntEnum):
+    """What arrives on a channel."""
+
+    BROADCAST = 0
+    REQUEST = 1
+    RESPONSE = 2
 
 
 def glob_escape(text: str) -> str:

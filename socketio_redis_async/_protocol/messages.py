@@ -1,9 +1,8 @@
 """The messages of Node's classic Redis adapter protocol: their types, builders and checks.
 
-Pure: no I/O, no Redis, no python-socketio. Every message that a server, an emitter or
-the CLI publishes is built here, and every message received is validated here, so each
-field has one rule. Broadcasts are msgpack ``[uid, packet, opts]``; requests are JSON
-maps, except BROADCAST (7), which is msgpack.
+Pure: no I/O. Every message published is built here and every field received is checked
+by one rule here, for both protocols. Broadcasts are msgpack ``[uid, packet, opts]``;
+requests are JSON maps, except BROADCAST (7), which is msgpack.
 """
 
 from __future__ import annotations
@@ -103,36 +102,28 @@ def encode_emitter_broadcast(
     nsp: str, data: list[Any], rooms: list[Room], except_rooms: list[Room], flags: dict[str, Any]
 ) -> bytes:
     """An emitter's broadcast, in @socket.io/redis-emitter's field order."""
-    return codec.pack(
-        [
-            EMITTER_UID,
-            {"type": EVENT, "data": data, "nsp": nsp},
-            {"rooms": rooms, "flags": flags, "except": except_rooms},
-        ]
-    )
+    opts = {"rooms": rooms, "flags": flags, "except": except_rooms}
+    return codec.pack([EMITTER_UID, {"type": EVENT, "data": data, "nsp": nsp}, opts])
 
 
 def decode_broadcast(payload: bytes) -> Broadcast:
     """Decode and validate a broadcast, or raise MalformedMessage."""
     msg, extended = codec.unpack_marked(payload)
-    if not isinstance(msg, list) or len(msg) < 2 or not isinstance(msg[0], str):
+    if not isinstance(msg, list) or len(msg) < 3 or not isinstance(msg[0], str):
         raise MalformedMessage("a broadcast must be [uid, packet, opts]")
     nsp, data = check_packet(msg[1])
-    rooms, except_rooms, flags = check_opts(msg[2] if len(msg) > 2 else None)
-    binary = None if extended else False
-    return Broadcast(msg[0], nsp, data, rooms, except_rooms, flags, binary)
+    rooms, except_rooms, flags = check_opts(msg[2])
+    return Broadcast(msg[0], nsp, data, rooms, except_rooms, flags, None if extended else False)
 
 
 def check_opts(opts: Any) -> tuple[list[Room], list[Room], dict[str, Any]]:
-    """Validate broadcast options ``{rooms, except, flags}`` (all optional)."""
-    if opts is None:
-        return [], [], {}
+    """Validate the ``opts`` of any message of either protocol: a map (missing or not a
+    map is malformed: Node cannot process it either) of ``{rooms, except, flags}``, each
+    optional (``{}`` selects every socket, as Node's ``new Set(opts.rooms)`` does)."""
     if not isinstance(opts, dict):
         raise MalformedMessage("opts must be a map")
-    flags = opts.get("flags")
-    if flags is None:
-        flags = {}
-    elif not isinstance(flags, dict):
+    flags = {} if opts.get("flags") is None else opts["flags"]
+    if not isinstance(flags, dict):
         raise MalformedMessage("flags must be a map")
     return wire_rooms(opts.get("rooms")), wire_rooms(opts.get("except"), "except"), flags
 
@@ -143,15 +134,18 @@ def check_packet(packet: Any) -> tuple[str, list[Any]]:
         raise MalformedMessage("packet must be a map")
     if packet.get("type", EVENT) not in (EVENT, BINARY_EVENT):
         raise MalformedMessage(f"unsupported packet type {packet.get('type')!r:.20}")
-    data = packet.get("data")
-    if not isinstance(data, list) or not data or not isinstance(data[0], str):
-        raise MalformedMessage("packet data must be [event, ...args]")
-    nsp = packet.get("nsp")
-    if nsp is None:
-        nsp = "/"
-    elif not isinstance(nsp, str):
+    data = check_event_data(packet.get("data"), "packet data")
+    nsp = "/" if packet.get("nsp") is None else packet["nsp"]
+    if not isinstance(nsp, str):
         raise MalformedMessage("packet nsp must be a string")
     return nsp, data
+
+
+def check_event_data(data: Any, what: str) -> list[Any]:
+    """``[event, *args]`` as received (``what`` names it in the error), or MalformedMessage."""
+    if not isinstance(data, list) or not data or not isinstance(data[0], str):
+        raise MalformedMessage(f"{what} must be [event, ...args]")
+    return data
 
 
 # -- requests: one builder per type ---------------------------------------------------------
@@ -164,11 +158,8 @@ def _opts(selector: list[Room], excluded: list[Room]) -> dict[str, Any]:
 
 
 def _signed(uid: str | None, request_id: str | None, kind: RequestType) -> dict[str, Any]:
-    head: dict[str, Any] = {} if uid is None else {"uid": uid}
-    if request_id is not None:
-        head["requestId"] = request_id
-    head["type"] = int(kind)
-    return head
+    head = {"uid": uid, "requestId": request_id, "type": int(kind)}  # in Node's order
+    return {key: value for key, value in head.items() if value is not None}
 
 
 def sockets_request(uid: str, request_id: str, rooms: list[Room]) -> dict[str, Any]:
@@ -234,11 +225,8 @@ def broadcast_request(
     flags: dict[str, Any],
 ) -> dict[str, Any]:
     """BROADCAST (7): a broadcast whose receivers report counts and acks (msgpack)."""
-    return {
-        **_signed(uid, request_id, RequestType.BROADCAST),
-        "packet": {"type": EVENT, "data": data, "nsp": nsp},
-        "opts": {"rooms": rooms, "except": except_rooms, "flags": flags},
-    }
+    packet, opts = broadcast_parts(nsp, data, rooms, except_rooms, flags)
+    return {**_signed(uid, request_id, RequestType.BROADCAST), "packet": packet, "opts": opts}
 
 
 def encode_request(request: dict[str, Any]) -> bytes:
@@ -253,14 +241,11 @@ def encode_request(request: dict[str, Any]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A validated request from another server or an emitter.
-
-    ``selector``/``excluded`` are the ``opts`` rooms; ``sid`` is set (and ``selector``
-    None) for the 6.x/7.x single-socket form of types 2-4.
-    """
+    """A validated request from another server or an emitter: ``selector``/``excluded``
+    are the ``opts`` rooms; ``sid`` is set (``selector`` None) in the 6.x/7.x single-socket
+    form of types 2-4."""
 
     kind: RequestType
-    raw: dict[str, Any]
     uid: str | None
     request_id: Any
     selector: list[Room] | None = None
@@ -271,56 +256,41 @@ class Request:
     data: list[Any] | None = None
     nsp: str | None = None
     flags: dict[str, Any] | None = None
-
-    @property
-    def accepts_zlib(self) -> bool:
-        """Whether the requester (a Python server) accepts compressed answers."""
-        return self.raw.get("zlib") is True
+    accepts_zlib: bool = False
+    """Whether the requester (a Python server, classic protocol) takes compressed answers."""
 
 
 def parse_request(raw: dict[str, Any]) -> Request | None:
-    """Validate a decoded request; None for a type no server answers (responses, unknown).
-
-    Raises MalformedMessage for a known type with invalid fields.
-    """
+    """Validate a decoded request; None for a type no server answers (responses, unknown),
+    MalformedMessage for a known type with invalid fields."""
     kind = raw.get("type")
     if type(kind) is not int or not 0 <= kind <= RequestType.BROADCAST:
         return None
     kind = RequestType(kind)
     uid = raw.get("uid") if isinstance(raw.get("uid"), str) else None
-    head: dict[str, Any] = {
-        "kind": kind,
-        "raw": raw,
-        "uid": uid,
-        "request_id": raw.get("requestId"),
-    }
+    head: dict[str, Any] = {"kind": kind, "uid": uid, "request_id": raw.get("requestId")}
+    head["accepts_zlib"] = raw.get("zlib") is True
     if kind == RequestType.SOCKETS:
         return Request(**head, rooms=wire_rooms(raw.get("rooms")))
     if kind == RequestType.ALL_ROOMS:
         return Request(**head)
     if kind in (RequestType.REMOTE_JOIN, RequestType.REMOTE_LEAVE, RequestType.REMOTE_DISCONNECT):
         close = raw.get("close") is True
-        if "opts" not in raw:
+        if raw.get("opts") is None:  # Node's ``if (request.opts)``: the single-socket form
             sid = raw.get("sid")
             if not isinstance(sid, str):
                 return None  # no socket to look for
             room = None if kind == RequestType.REMOTE_DISCONNECT else [wire_room(raw.get("room"))]
             return Request(**head, sid=sid, rooms=room, close=close)
-        selector, excluded, _ = check_opts(raw.get("opts"))
-        rooms = None
-        if kind != RequestType.REMOTE_DISCONNECT:
-            if not isinstance(raw.get("rooms"), list):
-                raise MalformedMessage("rooms must be a list")
-            rooms = wire_rooms(raw["rooms"])
+        selector, excluded, _ = check_opts(raw["opts"])
+        disconnect = kind == RequestType.REMOTE_DISCONNECT
+        rooms = None if disconnect else wire_rooms(raw.get("rooms"), required=True)
         return Request(**head, selector=selector, excluded=excluded, rooms=rooms, close=close)
     if kind == RequestType.REMOTE_FETCH:
         selector, excluded, _ = check_opts(raw.get("opts"))
         return Request(**head, selector=selector, excluded=excluded)
     if kind == RequestType.SERVER_SIDE_EMIT:
-        data = raw.get("data")
-        if not isinstance(data, list) or not data or not isinstance(data[0], str):
-            raise MalformedMessage("server-side emit data must be [event, ...args]")
-        return Request(**head, data=data)
+        return Request(**head, data=check_event_data(raw.get("data"), "server-side emit data"))
     if not isinstance(raw.get("requestId"), str):
         return None  # BROADCAST (7) without a request id: nothing to answer
     nsp, data = check_packet(raw.get("packet"))

@@ -44,9 +44,10 @@ def wire_room(room: Any) -> Room:
     return room  # type: ignore[no-any-return]
 
 
-def wire_rooms(value: Any, field: str = "rooms") -> list[Room]:
-    """A list of rooms received from Redis (None is empty), or MalformedMessage."""
-    if value is None:
+def wire_rooms(value: Any, field: str = "rooms", required: bool = False) -> list[Room]:
+    """A list of rooms received from Redis (None is empty unless ``required``), or
+    MalformedMessage."""
+    if value is None and not required:
         return []
     if not isinstance(value, list):
         raise MalformedMessage(f"{field} must be a list")

@@ -7,9 +7,9 @@ JSON, or msgpack when a type that may carry bytes does carry them. Channels::
     K#N#U#      answers to server U (16 hex characters)
     K#N#<room># broadcasts to exactly one room, in the ``dynamic`` subscription modes
 
-Requests and answers are translated to and from the classic protocol's shapes
-(``messages.Request``, the answer maps of ``answers``), so that the responders and the
-requests layer serve both protocols unchanged.
+A request decodes straight into ``messages.Request`` and an answer into the answer map
+of ``answers``, each field checked by the classic protocol's validators, so that the
+responders and the requests layer serve both protocols unchanged.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from enum import IntEnum
 from typing import Any, Final, Literal
 
 from .._errors import MalformedMessage
-from . import codec
+from . import codec, messages
 from .channels import NamespaceChannels, glob_escape
-from .messages import Broadcast, RequestType, broadcast_parts, check_opts, check_packet
-from .rooms import Room
+from .messages import Broadcast, Request, RequestType, broadcast_parts
+from .rooms import Room, wire_rooms
 
 Mode = Literal["static", "dynamic", "dynamic-private"]
 MODES: Final = ("static", "dynamic", "dynamic-private")
@@ -82,15 +82,8 @@ def room_has_channel(mode: Mode, room: Room) -> bool:
 def channels(key: str, nsp: str) -> NamespaceChannels:
     """The channels of ``nsp``, in the classic channel set's terms: requests, broadcasts
     and answers share ``K#N#``, and ``room()``/``response_for()`` append ``<name>#``."""
-    main = f"{key}#{nsp}#"
-    return NamespaceChannels(
-        key=key,
-        nsp=nsp,
-        broadcast=main,
-        pattern=glob_escape(main) + "*",
-        request=main,
-        response=main,
-    )
+    main = f"{key}#{nsp}#"  # the broadcast channel and its pattern, then requests and answers
+    return NamespaceChannels(key, nsp, main, glob_escape(main) + "*", request=main, response=main)
 
 
 def broadcast_channel(chans: NamespaceChannels, mode: Mode, rooms: list[Room]) -> str:
@@ -147,9 +140,7 @@ def encode_request(uid: str, nsp: str, request: dict[str, Any]) -> bytes:
     SOCKETS (0), ALL_ROOMS (1) and the single-socket forms have no sharded equivalent:
     ValueError (the sharded adapter builds those on FETCH_SOCKETS and selectors instead).
     """
-    kind = request.get("type")
-    request_id = request.get("requestId")
-    opts = request.get("opts")
+    kind, request_id, opts = request.get("type"), request.get("requestId"), request.get("opts")
     if isinstance(opts, dict):
         opts = {"rooms": opts.get("rooms", []), "except": opts.get("except", []), "flags": {}}
     if kind in (RequestType.REMOTE_JOIN, RequestType.REMOTE_LEAVE) and opts is not None:
@@ -252,8 +243,8 @@ def as_broadcast(msg: Message) -> Broadcast | None:
     """A BROADCAST (3) without acks as the broadcast to deliver; None for any other."""
     if msg.kind != MessageType.BROADCAST or "requestId" in msg.data:
         return None
-    nsp, data = check_packet(msg.data.get("packet"))
-    rooms, except_rooms, flags = check_opts(msg.data.get("opts"))
+    nsp, data = messages.check_packet(msg.data.get("packet"))
+    rooms, except_rooms, flags = messages.check_opts(msg.data.get("opts"))
     return Broadcast(msg.uid, nsp, data, rooms, except_rooms, flags, None if msg.binary else False)
 
 
@@ -274,32 +265,35 @@ def as_answer(msg: Message) -> dict[str, Any] | None:
     return None
 
 
-def as_request(msg: Message) -> dict[str, Any] | None:
-    """A request (3 with acks, 4-7, 9) as the classic request map that does the same."""
-    data = msg.data
-    head: dict[str, Any] = {"uid": msg.uid}
-    if "requestId" in data:
-        head["requestId"] = data["requestId"]
-    kind = msg.kind
-    if kind in (MessageType.SOCKETS_JOIN, MessageType.SOCKETS_LEAVE):
-        join = kind == MessageType.SOCKETS_JOIN
-        classic = RequestType.REMOTE_JOIN if join else RequestType.REMOTE_LEAVE
-        return {**head, "type": int(classic), "opts": _opts(data), "rooms": data.get("rooms")}
-    if kind == MessageType.DISCONNECT_SOCKETS:
-        kind_ = int(RequestType.REMOTE_DISCONNECT)
-        return {**head, "type": kind_, "opts": _opts(data), "close": data.get("close")}
-    if kind == MessageType.FETCH_SOCKETS:
-        return {**head, "type": int(RequestType.REMOTE_FETCH), "opts": _opts(data)}
-    if kind == MessageType.SERVER_SIDE_EMIT:
-        return {**head, "type": int(RequestType.SERVER_SIDE_EMIT), "data": data.get("packet")}
-    if kind == MessageType.BROADCAST and "requestId" in data:
-        body = {"packet": data.get("packet"), "opts": data.get("opts")}
-        return {**head, "type": int(RequestType.BROADCAST), **body}
-    return None
+_REQUESTS: Final[dict[int, RequestType]] = {
+    MessageType.BROADCAST: RequestType.BROADCAST,  # with acks (a requestId)
+    MessageType.SOCKETS_JOIN: RequestType.REMOTE_JOIN,
+    MessageType.SOCKETS_LEAVE: RequestType.REMOTE_LEAVE,
+    MessageType.DISCONNECT_SOCKETS: RequestType.REMOTE_DISCONNECT,
+    MessageType.FETCH_SOCKETS: RequestType.REMOTE_FETCH,
+    MessageType.SERVER_SIDE_EMIT: RequestType.SERVER_SIDE_EMIT,
+}
 
 
-def _opts(data: dict[str, Any]) -> Any:
-    opts = data.get("opts")
-    if not isinstance(opts, dict):
-        raise MalformedMessage("opts must be a map")
-    return opts
+def as_request(msg: Message) -> Request | None:
+    """A request (3 with acks, 4-7, 9) as the ``messages.Request`` that does the same (never
+    ``accepts_zlib``), each field checked once by the shared validators; None for others."""
+    data, kind = msg.data, _REQUESTS.get(msg.kind)
+    if kind is None or (kind == RequestType.BROADCAST and "requestId" not in data):
+        return None
+    head: dict[str, Any] = {"uid": msg.uid, "request_id": data.get("requestId")}
+    if kind == RequestType.SERVER_SIDE_EMIT:
+        emitted = messages.check_event_data(data.get("packet"), "server-side emit data")
+        return Request(kind, **head, data=emitted)
+    selector, excluded, flags = messages.check_opts(data.get("opts"))
+    head.update(selector=selector, excluded=excluded)
+    if kind in (RequestType.REMOTE_JOIN, RequestType.REMOTE_LEAVE):
+        return Request(kind, **head, rooms=wire_rooms(data.get("rooms"), required=True))
+    if kind == RequestType.REMOTE_DISCONNECT:
+        return Request(kind, **head, close=data.get("close") is True)
+    if kind == RequestType.REMOTE_FETCH:
+        return Request(kind, **head)
+    if not isinstance(data["requestId"], str):
+        raise MalformedMessage("a broadcast with acks needs a string requestId")
+    nsp, packet = messages.check_packet(data.get("packet"))
+    return Request(kind, **head, data=packet, nsp=nsp, flags=flags)

@@ -14,44 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
 from .._errors import AccessDeniedError, AdapterClosedError, RedisCommandError
-from .._health import AdapterHealth, health_of
+from .._health import AdapterHealth, health_of, transport_stats
 from .._options import redact_url
 from .access import access_error, acl_user, client_location, set_client_name
+from .base import OnMessage
 from .clients import async_client
 from .cluster_nodes import ClusterNodes, node_client
 from .commands import aclose_client, drop_connection, redis_call
 from .histogram import LatencyHistogram
 from .publisher import Publisher
 from .subscriber import Subscriber
-
-OnMessage = Callable[[bytes, bytes, "bytes | None"], Awaitable[None]]
-"""``(channel, payload, pattern)`` for each message received."""
-
-
-class Transport(Protocol):
-    """The message bus under the adapter."""
-
-    where: str
-
-    def want(self, channel: str) -> None: ...
-    def unwant(self, channel: str) -> None: ...
-    def want_pattern(self, pattern: str) -> None: ...
-    def unwant_pattern(self, pattern: str) -> None: ...
-    async def start(self) -> None: ...
-    async def confirm(self, channels: list[str]) -> None: ...
-    def check_size(self, payload: bytes) -> None: ...
-    async def publish(self, channel: str, payload: bytes, limit: int | None = None) -> int: ...
-    async def count_subscribers(self, channel: str) -> int: ...
-    async def channels(self, pattern: str) -> list[bytes | str]: ...
-    def health(self) -> AdapterHealth: ...
-    async def aclose(self) -> None: ...
 
 
 class RedisTransport:
@@ -230,6 +209,10 @@ class RedisTransport:
             timeout=self._timeout,
         )
         return found
+
+    def stats(self) -> dict[str, int]:
+        """The transport's counters."""
+        return transport_stats(self.subscriber, self.publisher)
 
     def health(self) -> AdapterHealth:
         """A snapshot of the link to Redis."""

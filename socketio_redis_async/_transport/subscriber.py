@@ -6,11 +6,12 @@ handful of round trips, and ``wait`` resolves once Redis confirmed a SUBSCRIBE s
 after the wait began.
 
 If the connection fails, ``run`` logs it (one line, no traceback), waits a short
-jittered backoff (0.1-0.2 s at first, capped at 1 s while Redis stays down), reconnects
-and re-subscribes everything; it only ends when cancelled. A PING goes out after
-``health_check_interval`` seconds of silence, and a connection that stays silent for
-another interval after it is treated as dead, so a frozen Redis is detected and logged
-within 2.5 intervals (time the event loop spent blocked by other code does not count).
+jittered backoff (``backoff``: 0.1-0.2 s at first, capped at 1 s while Redis stays
+down; a NOAUTH or NOPERM is kept by ``refusals``), reconnects and re-subscribes
+everything; it only ends when cancelled. ``pubsub_reader`` reads the replies. A PING
+goes out after ``health_check_interval`` seconds of silence, and a connection that stays
+silent for another interval after it is treated as dead, so a frozen Redis is detected
+and logged within 2.5 intervals (time the event loop spent blocked does not count).
 ``on_change(subscribed)`` is called on every change between "every wanted channel is
 confirmed" and "the link is down"; ``ready()`` lets the publisher wait for the
 re-subscription after a reconnect.
@@ -20,32 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
 
 import anyio
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import ResponseError
 
 from .._errors import AccessDeniedError
+from .backoff import BACKOFF_CAP, GRACE, OutageLog, backoff_delay
 from .commands import describe, drop_connection
+from .pubsub_reader import MessageHandler, PubSubReader
+from .refusals import Refusals
 from .subscriptions import Subscriptions
 from .watchdog import watch
 
-try:
-    import hiredis
-except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
-    hiredis = None  # type: ignore[assignment]
-
-MessageHandler = Callable[[bytes, bytes, "bytes | None"], Awaitable[None]]
-"""``handler(channel, payload, pattern)``: pattern is None for a plain SUBSCRIBE."""
-
-_BACKOFF_BASE = 0.1
-_BACKOFF_CAP = 1.0
-_GRACE = 0.2  # what a reconnect and a SUBSCRIBE take, added to the backoff cap
-_LOG_EVERY = 30.0  # while Redis stays down, repeat the error at most this often (seconds)
-_DENIAL_LOG_INTERVAL = 60.0
+__all__ = ["MessageHandler", "Subscriber"]
 
 
 class Subscriber:
@@ -68,7 +57,6 @@ class Subscriber:
         hash slot on a Redis Cluster); ``on_failure(exc)`` on every failed connection."""
         self._connect = connect
         self._on_failure = on_failure
-        self._explain = explain
         self._handler = handler
         self._logger = logger
         self._where = where
@@ -79,10 +67,12 @@ class Subscriber:
         else:
             self._channels = Subscriptions("SSUBSCRIBE", "SUNSUBSCRIBE", self._dirty, sharded)
         self._patterns = Subscriptions("PSUBSCRIBE", "PUNSUBSCRIBE", self._dirty)
+        self._reader = PubSubReader(self._channels, self._patterns, self._dispatch, self._accepted)
+        self._refusals = Refusals(explain, logger)
+        self._outages = OutageLog(logger, where)
         self.connected = False
         self.failing = False  # the last attempt to connect or stay connected failed
         self.stopping = False
-        self._last_read = 0.0
         self.reconnects = 0
         self.handler_errors = 0
         self.last_error: tuple[float, str | None] = (0.0, None)  # (loop time, text)
@@ -93,15 +83,16 @@ class Subscriber:
         self._resubscribed = asyncio.Event()
         self._lost_at: float | None = None
         self._reconnected_at: float | None = None
-        self._last_log = -1e9
-        self.denied: AccessDeniedError | None = None  # Redis refused us since the last confirm
-        self._denial_waiters: set[asyncio.Future[AccessDeniedError]] = set()
-        self._denial_logged = ("", -_DENIAL_LOG_INTERVAL)
 
     @property
     def last_contact(self) -> float | None:
         """Loop time of the last data read from the pub/sub connection (None: never)."""
-        return self._last_read or None
+        return self._reader.last_read or None
+
+    @property
+    def denied(self) -> AccessDeniedError | None:
+        """Why Redis refused us, if it did since the last confirmed subscription."""
+        return self._refusals.denied
 
     def confirmed(self) -> tuple[int, int]:
         """(channels and patterns Redis confirmed, channels and patterns wanted)."""
@@ -123,7 +114,7 @@ class Subscriber:
             if self.running and not self.subscribed:
                 await self._resubscribed.wait()
             if self._reconnected_at is not None:
-                hold = self._reconnected_at + _BACKOFF_CAP + _GRACE - _now()
+                hold = self._reconnected_at + BACKOFF_CAP + GRACE - _now()
                 if hold > 0:
                     await anyio.sleep(hold)
         return self.subscribed or not self.running
@@ -168,24 +159,11 @@ class Subscriber:
 
     def next_denial(self) -> asyncio.Future[AccessDeniedError]:
         """A future resolved when Redis next refuses us (discard with ``forget_denial``)."""
-        fut: asyncio.Future[AccessDeniedError] = asyncio.get_running_loop().create_future()
-        self._denial_waiters.add(fut)
-        return fut
+        return self._refusals.next()
 
     def forget_denial(self, fut: asyncio.Future[AccessDeniedError]) -> None:
         """Stop tracking a future from :meth:`next_denial`."""
-        self._denial_waiters.discard(fut)
-        fut.cancel()
-
-    def _denial(self, exc: BaseException) -> AccessDeniedError | None:
-        """If ``exc`` is an authentication or ACL refusal, record it and tell who waits."""
-        denied = self._explain(exc)
-        if denied is not None:
-            self.denied = denied
-            for fut in self._denial_waiters:
-                if not fut.done():
-                    fut.set_result(denied)
-        return denied
+        self._refusals.forget(fut)
 
     async def run(self) -> None:
         """Stay connected and subscribed until cancelled."""
@@ -242,35 +220,12 @@ class Subscriber:
             f"{what} Redis at {self._where}: {describe(exc)}",
         )
         self._set_subscribed(False)
-        delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** min(failures, 16))
-        delay *= random.uniform(0.5, 1.0)
-        denied = self._denial(exc)
+        delay = backoff_delay(failures)
+        denied = self._refusals.record(exc)
         if denied is not None:
-            # One line, no traceback; the same refusal at most once a minute.
-            now = asyncio.get_running_loop().time()
-            last_text, last_time = self._denial_logged
-            if str(denied) != last_text or now - last_time >= _DENIAL_LOG_INTERVAL:
-                self._denial_logged = (str(denied), now)
-                self._logger.error(
-                    "%s; cross-server messages are NOT delivered until this is fixed; "
-                    "retrying (attempt %d; this error is logged at most once a minute)",
-                    denied,
-                    failures,
-                )
-            await anyio.sleep(delay)
-            return
-        now = asyncio.get_running_loop().time()
-        if failures <= 3 or now - self._last_log >= _LOG_EVERY:
-            self._last_log = now
-            self._logger.error(
-                "%s Redis at %s (%s); cross-server messages are NOT delivered until it is "
-                "back; retrying in %.2f s (attempt %d)",
-                what,
-                self._where,
-                describe(exc),
-                delay,
-                failures,
-            )
+            self._refusals.log(denied, failures)
+        else:
+            self._outages.failed(what, exc, delay, failures)
         await anyio.sleep(delay)
 
     def _set_subscribed(self, subscribed: bool) -> None:
@@ -305,12 +260,12 @@ class Subscriber:
         self._dirty.set()
         self.connected = True
         self.failing = False
-        self._last_read = asyncio.get_running_loop().time()
+        self._reader.last_read = asyncio.get_running_loop().time()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._write, conn)
-            tg.start_soon(watch, conn, self._health_check_interval, lambda: self._last_read)
+            tg.start_soon(watch, conn, self._health_check_interval, lambda: self._reader.last_read)
             tg.start_soon(self._announce)
-            await self._read(conn)
+            await self._reader.read(conn)
 
     async def _write(self, conn: AbstractConnection) -> None:
         while True:
@@ -319,60 +274,10 @@ class Subscriber:
             for command in self._channels.plan() + self._patterns.plan():
                 await conn.send_packed_command(conn.pack_command(*command), check_health=False)
 
-    async def _read(self, conn: AbstractConnection) -> None:
-        # No per-read timeout (the watchdog covers silence). When redis-py exposes the
-        # connection's stream, parse it with our own hiredis reader: every reply already
-        # in the buffer is handled in one tight loop, without a coroutine chain per reply.
-        stream = getattr(conn, "_reader", None)
-        if hiredis is None or not isinstance(stream, asyncio.StreamReader):
-            await self._read_replies(conn)
-            return
-        loop = asyncio.get_running_loop()
-        parser = hiredis.Reader()
-        while True:
-            data = await stream.read(65536)
-            if not data:
-                raise ConnectionError("Redis closed the pub/sub connection")
-            self._last_read = loop.time()
-            parser.feed(data)
-            while (response := parser.gets()) is not False:
-                await self._handle(response)
-
-    async def _read_replies(self, conn: AbstractConnection) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            response = await conn.read_response()
-            self._last_read = loop.time()
-            await self._handle(response)
-
-    async def _handle(self, response: Any) -> None:
-        if isinstance(response, Exception):
-            # An error reply (NOPERM, NOAUTH...): the command it answers had no effect, so
-            # start over on a new connection, where everything is subscribed again.
-            raise response if isinstance(response, ResponseError) else ResponseError(str(response))
-        if not isinstance(response, list) or len(response) < 3:
-            return
-        kind = response[0]
-        if kind == b"message" or kind == b"smessage":
-            await self._dispatch(response[1], response[2], None)
-        elif kind == b"pmessage" and len(response) == 4:
-            await self._dispatch(response[2], response[3], response[1])
-        elif kind == b"subscribe" or kind == b"ssubscribe":
-            self._channels.confirm(response[1].decode())
-            if self.denied is not None:
-                self._accepted()
-        elif kind == b"psubscribe":
-            self._patterns.confirm(response[1].decode())
-            if self.denied is not None:
-                self._accepted()
-        elif kind == b"sunsubscribe" and not self._channels.left(response[1].decode()):
-            # Redis ended a sharded subscription: its slot moved to another node.
-            raise ConnectionError(f"Redis ended the subscription of {response[1]!r}")
-
     def _accepted(self) -> None:
         """After a refusal: once every command sent is confirmed, the refusal is over."""
-        if self._channels.settled and self._patterns.settled:
-            self.denied = None
+        if self.denied is not None and self._channels.settled and self._patterns.settled:
+            self._refusals.denied = None
             self._lost_at = None  # this line reports the recovery; _announce need not
             self._logger.warning(
                 "Redis at %s accepts the subscriptions again; cross-server messages are "

@@ -105,7 +105,7 @@ async def test_fifty_thousand_sockets_in_one_answer(make_node, make_client, reli
 
     sids = await add_sockets(b, BIG, lambda i: template)
     everyone = list(b.adapter.rooms["/"][None].items())
-    answer = {"requestId": "x" * 12, "sockets": b.adapter._local.describe("/", everyone)}
+    answer = {"requestId": "x" * 12, "sockets": b.adapter._engine.local.describe("/", everyone)}
     size = len(codec.dump_json(answer))
     sent = len(compress_answer(answer, codec.dump_json(answer)))
     started = asyncio.get_running_loop().time()
@@ -144,7 +144,7 @@ async def browser_bytes_per_socket(node: Node) -> int:
     sids = await add_sockets(node, 100, browser_environ, namespace="/custom")
     recipients = list(node.adapter.rooms["/custom"][None].items())
     assert len(recipients) == len(sids)
-    return len(codec.dump_json(node.adapter._local.describe("/custom", recipients))) // 100
+    return len(codec.dump_json(node.adapter._engine.local.describe("/custom", recipients))) // 100
 
 
 @pytest.mark.unit

@@ -9,7 +9,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.helpers import Client, Node, wait_until
+from tests.helpers import Client, Node, plan_sizes, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -22,16 +22,17 @@ RSS_BOUND_MB = 16
 def footprint(node: Node) -> dict[str, int]:
     """Sizes of every map that grows with namespaces, rooms or sockets."""
     adapter = node.adapter
+    engine = adapter._engine
     return {
-        **adapter._plan.sizes(),
-        "wanted_channels": len(adapter._transport.subscriber.channels),
-        "wanted_patterns": len(adapter._transport.subscriber.patterns),
+        **plan_sizes(engine.plan),
+        "wanted_channels": len(engine.transport.subscriber.channels),
+        "wanted_patterns": len(engine.transport.subscriber.patterns),
         "rooms": len(adapter.rooms),
-        "socket_info": len(adapter._local.info),
+        "socket_info": len(engine.local.info),
         "callbacks": len(adapter.callbacks),
         "pending_connect": len(adapter.pending_connect),
         "pending_disconnect": len(adapter.pending_disconnect),
-        "tasks": len(adapter._tasks),
+        "tasks": len(engine._tasks),
     }
 
 
@@ -53,8 +54,8 @@ async def churn(node: Node, start: int) -> int:
             assert sid is not None
             await manager.connect(sid, nsp)
             sids.append(sid)
-    assert len(manager._plan) >= NAMESPACES
-    peak = len(manager._transport.subscriber.channels)
+    assert len(manager._engine.plan) >= NAMESPACES
+    peak = len(manager._engine.transport.subscriber.channels)
     for sid, nsp in zip(sids, names, strict=True):
         await manager.disconnect(sid, nsp, ignore_queue=True)
     return peak

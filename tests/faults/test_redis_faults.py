@@ -113,7 +113,7 @@ async def test_frozen_redis_bounds_emits_backlog_and_detection(own_redis, key, r
         while not stop.is_set():
             tg.start_soon(one, next_seq[0])
             next_seq[0] += 1
-            publisher = a.adapter._transport.publisher
+            publisher = a.adapter._engine.transport.publisher
             peak[0] = max(peak[0], publisher.backlog_entries)
             peak[1] = max(peak[1], publisher.backlog_bytes)
             await anyio.sleep(1 / rate)
@@ -195,7 +195,7 @@ async def test_full_backlog_fails_fast(own_redis, key):
                 for _ in range(20):
                     tg.start_soon(one)
                 await wait_until(lambda: len(done) >= 12)
-                assert a.adapter._transport.publisher.backlog_bytes <= 4 * 4096
+                assert a.adapter._engine.transport.publisher.backlog_bytes <= 4 * 4096
         # The refused ones ended first, while the queued ones still waited for Redis.
         assert done[:12] == ["full"] * 12
         assert "ok" not in done
@@ -376,11 +376,11 @@ async def test_a_blocked_event_loop_is_not_a_dead_link(own_redis, key):
     try:
         await node.sio.enter_room(client.sid(), "room")
         time.sleep(1.5)  # noqa: ASYNC251 - the fault: the process is busy, the link is fine
-        await wait_until(lambda: node.adapter._transport.subscriber.last_contact is not None)
+        await wait_until(lambda: node.adapter._engine.transport.subscriber.last_contact is not None)
         await node.sio.emit("after", 1, to="room")
         assert await client.wait_for("after") == [[1]]
         # With the loop running again, an idle interval brings a PING, and it is answered.
-        subscriber = node.adapter._transport.subscriber
+        subscriber = node.adapter._engine.transport.subscriber
         since = subscriber.last_contact or 0.0
         await wait_until(lambda: (subscriber.last_contact or 0.0) > since + 0.5, timeout=10)
         assert records.first("lost the pub/sub connection", 0.0) is None

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from .._errors import MalformedMessage
-from .._protocol import codec, messages, sharded
+from . import codec, messages, sharded
 
 REQUEST_NAMES = {
     0: "SOCKETS",
@@ -107,4 +107,6 @@ def describe_sharded(channel: str, payload: bytes) -> dict[str, Any]:
             entry.update(rooms=_scalar(opts.get("rooms")), except_=_scalar(opts.get("except")))
     except MalformedMessage as exc:
         entry = {"channel": channel, "kind": "malformed", "error": str(exc)}
+    except Exception as exc:  # a monitor shows what it cannot read and keeps going
+        entry = {"channel": channel, "kind": "malformed", "error": f"{exc!r:.200}"}
     return entry
