@@ -84,11 +84,7 @@ class ClusterAPI(ClusterManager):
     ) -> None:
         """Make the matching sockets of the cluster join ``rooms`` (Node's ``socketsJoin``);
         ``local=True``: this server's sockets only."""
-        check_bool("local", local)
-        selector, excluded = list(rooms_of(to)), list(rooms_of(except_rooms))
-        await self._engine.sockets.rooms(
-            namespace, True, selector, excluded, list(rooms_of(rooms)), local
-        )
+        await self._rooms(True, rooms, to, except_rooms, namespace, local)
 
     async def sockets_leave(
         self,
@@ -101,11 +97,21 @@ class ClusterAPI(ClusterManager):
     ) -> None:
         """Make the matching sockets of the cluster leave ``rooms`` (Node's ``socketsLeave``);
         ``local=True``: this server's sockets only."""
+        await self._rooms(False, rooms, to, except_rooms, namespace, local)
+
+    async def _rooms(
+        self,
+        join: bool,
+        rooms: RoomArg,
+        to: RoomArg | None,
+        except_rooms: RoomArg | None,
+        namespace: str,
+        local: bool,
+    ) -> None:
         check_bool("local", local)
         selector, excluded = list(rooms_of(to)), list(rooms_of(except_rooms))
-        await self._engine.sockets.rooms(
-            namespace, False, selector, excluded, list(rooms_of(rooms)), local
-        )
+        target = list(rooms_of(rooms))
+        await self._engine.sockets.rooms(namespace, join, selector, excluded, target, local)
 
     async def disconnect_sockets(
         self,
