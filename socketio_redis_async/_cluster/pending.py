@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import MalformedMessage
+from .._errors import AdapterClosedError, MalformedMessage
 from .._protocol.messages import RequestType, new_request_id
 
 Extract = Callable[[dict[str, Any]], Any]
@@ -65,9 +65,10 @@ class PendingRequests:
             entry.done.cancel()
 
     def clear(self) -> None:
-        """Stop waiting for everything (on close)."""
-        for request_id in list(self._entries):
-            self.close(request_id)
+        """Stop waiting for everything (on close): each waiter gets AdapterClosedError."""
+        for entry in self._entries.values():
+            fail_closed(entry.done)
+        self._entries.clear()
 
     def on_response(self, response: dict[str, Any]) -> bool:
         """Record an answer if it belongs to a pending request; True if it did.
@@ -211,3 +212,11 @@ class AckCollector:
             and len(self.responses) >= self.expected_acks
         ):
             self.done.set_result(None)
+
+
+def fail_closed(done: asyncio.Future[None]) -> None:
+    """End a wait because the adapter closed: its waiter raises AdapterClosedError at once
+    (the future is marked retrieved: a waiter's shield passes the error on)."""
+    if not done.done():
+        done.set_exception(AdapterClosedError("the adapter was closed while this call waited"))
+        done.exception()

@@ -14,7 +14,15 @@ from typing import Any, Protocol
 
 from .._errors import AnswerTooLargeError, RequestTimeoutError
 from .._protocol import answers
-from .pending import AckCollector, AckRequests, Build, Extract, Pending, PendingRequests
+from .pending import (
+    AckCollector,
+    AckRequests,
+    Build,
+    Extract,
+    Pending,
+    PendingRequests,
+    fail_closed,
+)
 
 __all__ = ["AckCollector", "AckRequests", "Bus", "PendingRequests", "Requester"]
 
@@ -55,6 +63,7 @@ class Requester:
         self.pending = PendingRequests(on_unusable)
         self.acks = AckRequests(spawn)
         self._live_seen: dict[str, tuple[float, list[str]]] = {}
+        self._collectors: set[AckCollector] = set()
 
     def __contains__(self, request_id: object) -> bool:
         """Whether this server is waiting on ``request_id`` (answers or acks)."""
@@ -64,6 +73,9 @@ class Requester:
         """Stop every wait (on close)."""
         self.acks.clear()
         self.pending.clear()
+        for collector in self._collectors:
+            fail_closed(collector.done)
+        self._collectors.clear()
         self._live_seen.clear()
 
     def forget(self, nsp: str) -> None:
@@ -141,6 +153,7 @@ class Requester:
             await self._remember_live(nsp)
         collector = AckCollector(max(servers, 1))
         request_id = self.acks.add(collector.on_ack, wait, on_count=collector.on_count)
+        self._collectors.add(collector)
         try:
             await deliver(collector, request_id)
             try:
@@ -154,6 +167,7 @@ class Requester:
                 ) from None
             return list(collector.responses)
         finally:
+            self._collectors.discard(collector)
             self.acks.discard(request_id)
 
     async def _remember_live(self, nsp: str) -> None:
