@@ -56,7 +56,7 @@ def tests(session: nox.Session) -> None:
     ``[tool.coverage.*]``, and the CLI and server processes the tests start are measured
     too. Locally coverage is off: its tracer made the CPU-bound suite 14 % slower (170 s
     against 149 s, measured before gc.freeze); ``nox -s tests -- --cov`` turns it on.
-    Arguments pick a part of the suite: ``-- -m unit -n 0``, ``-- -m interop``,
+    Arguments pick a part of the suite: ``-- -m unit -n 2``, ``-- -m interop``,
     ``-- tests/faults``, ``-- tests/test_cli.py``.
     """
     groups = nox.project.dependency_groups(PYPROJECT, "tests", "coverage")
