@@ -19,6 +19,10 @@ from tests.helpers import Client, FaultyRedis, Node
 from tests.rediscluster import RedisCluster, require_cluster_tools
 from tests.sharded import MakeSharded, start_sharded
 
+pytest_plugins = [
+    "tests.unit_cluster"
+]  # the unit tier's `cluster` fixture (servers on one in-memory bus)
+
 
 def _refuse_io(*args: Any, **kwargs: Any) -> NoReturn:
     raise AssertionError(

@@ -4,7 +4,6 @@ is published and what is not, and malformed messages, over every wire format."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,17 +17,10 @@ from tests.unit_cluster import (
     SHARED_WIRES,
     SILENT_UID,
     UnitCluster,
-    open_cluster,
     received,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.unit]
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[UnitCluster]:
-    async with open_cluster() as cluster:
-        yield cluster
 
 
 # -- broadcasts ---------------------------------------------------------------------------

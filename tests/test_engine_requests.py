@@ -5,7 +5,7 @@ publishes for them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -17,20 +17,10 @@ from tests.unit_cluster import (
     SHARED_WIRES,
     SILENT_UID,
     UnitCluster,
-    open_cluster,
+    is_sharded,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.unit]
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[UnitCluster]:
-    async with open_cluster() as cluster:
-        yield cluster
-
-
-def sharded(wire: str) -> bool:
-    return wire.startswith("sharded")
 
 
 # -- fetch_sockets ----------------------------------------------------------------------
@@ -275,7 +265,7 @@ async def test_a_silent_server_makes_each_request_time_out(
     with pytest.raises(RequestTimeoutError) as caught:
         await ask(a.mgr, "not-connected-anywhere")
     err = caught.value
-    assert err.args[0] == (sharded_text if sharded(wire) else classic_text)
+    assert err.args[0] == (sharded_text if is_sharded(wire) else classic_text)
     assert err.silent_servers == [SILENT_UID] and SILENT_UID in str(err)
     assert len(err.responses) == 1
     if operation in ("fetch_sockets", "client_rooms"):
@@ -327,7 +317,7 @@ async def test_each_query_uses_a_request_its_protocol_has(
     await b.sio.enter_room(remote.sid(), "r")
     mark = cluster.mark()
     result = await QUERIES[query](a.mgr, remote.sid())
-    types = SHARDED_TYPES if sharded(wire) else CLASSIC_TYPES
+    types = SHARDED_TYPES if is_sharded(wire) else CLASSIC_TYPES
     assert cluster.types_since(mark, wire) == [types[query]]
     expected = {
         "clients": [remote.sid()],

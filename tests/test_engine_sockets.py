@@ -4,7 +4,6 @@ remote sid, and the channels a server subscribes as namespaces and rooms come an
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -16,21 +15,11 @@ from tests.unit_cluster import (
     SHARED_WIRES,
     UnitCluster,
     UnitServer,
-    open_cluster,
+    is_sharded,
     received,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.unit]
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[UnitCluster]:
-    async with open_cluster() as cluster:
-        yield cluster
-
-
-def sharded(wire: str) -> bool:
-    return wire.startswith("sharded")
 
 
 # -- Node's selector operations ---------------------------------------------------------
@@ -128,7 +117,7 @@ async def test_remote_join_and_leave_act_on_the_owner(cluster: UnitCluster, wire
         await a.mgr.remote_join(sid, "vip")
     else:
         await a.mgr.remote_leave(sid, "vip")
-    if sharded(wire):
+    if is_sharded(wire):
         assert cluster.types_since(mark, wire) == [7, 4 if join else 5]
         await cluster.settle()
     else:
@@ -166,7 +155,7 @@ async def test_a_single_socket_operation_on_an_unknown_sid_fails(
     }
     with pytest.raises(RequestTimeoutError) as caught:
         await calls[operation]()
-    if sharded(wire):
+    if is_sharded(wire):
         assert "no server holds socket 'nobody-has-this-sid'" in caught.value.args[0]
     else:
         what = {"remote_join": "remoteJoin", "remote_leave": "remoteLeave"}.get(

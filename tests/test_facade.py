@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -28,12 +28,6 @@ from tests.unit_cluster import (
 pytestmark = [pytest.mark.anyio, pytest.mark.unit]
 
 FACADE_WIRES = ("classic", "sharded")
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[UnitCluster]:
-    async with open_cluster() as cluster:
-        yield cluster
 
 
 # -- lifecycle --------------------------------------------------------------------------

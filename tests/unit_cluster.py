@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any, cast
 
 import anyio
+import pytest
 import socketio
 
 from socketio_redis_async._api import ClusterAPI
@@ -356,3 +357,15 @@ def _has(client: InProcClient, event: Event) -> bool:
 def received(client: InProcClient, event: str, nsp: str = "/") -> list[list[Any]]:
     """The arguments of every ``event`` the client received in ``nsp``, in order."""
     return [e.args for e in client.events if e.name == event and e.namespace == nsp]
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[UnitCluster]:
+    """Servers on one in-memory bus (a test file may define its own ``cluster``)."""
+    async with open_cluster() as cluster:
+        yield cluster
+
+
+def is_sharded(wire: str) -> bool:
+    """Whether a wire id (``SHARED_WIRES``...) names the sharded protocol."""
+    return wire.startswith("sharded")

@@ -1,0 +1,1 @@
+"""The ``socketio-redis`` command line and the demo cluster."""

@@ -1,0 +1,1 @@
+"""This server's sockets: the local view, delivery to clients, and the python-socketio host."""
