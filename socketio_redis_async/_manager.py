@@ -124,6 +124,7 @@ class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
                 "pass the adapter to socketio.AsyncServer(client_manager=...) before start()"
             )
         self.server.manager_initialized = True
+        self.initialize()
         await self._engine.start()
 
     async def aclose(self) -> None:

@@ -6,6 +6,7 @@ import json
 
 import anyio
 import pytest
+import redis.asyncio
 
 from socketio_redis_async._cli.redis_server import free_port
 from tests.helpers import cli_process, run_cli
@@ -178,3 +179,23 @@ async def test_monitor_shows_malformed_messages_and_keeps_going(
         assert entries[-1]["event"] == "still-shown"
         assert all(set(e) >= {"channel", "kind", "time"} for e in entries)
         assert [e["kind"] for e in entries[:5]] == ["malformed"] * 5
+
+
+async def test_monitor_reports_a_redis_restart_and_keeps_going(own_redis, key):
+    """monitor says on stderr when its link to Redis is lost and back, and shows later traffic."""
+    channel = f"{key}-request#/#"
+    async with cli_process("monitor", "--count", "2", "--url", own_redis.url, "--key", key) as proc:
+        assert proc.stderr is not None
+        with anyio.fail_after(60):
+            assert b"monitoring" in await proc.stderr.readline()
+            async with redis.asyncio.Redis.from_url(own_redis.url) as client:
+                await client.publish(channel, b'{"type":6,"uid":"srv","data":["before",1]}')
+            own_redis.restart()
+            assert b"lost the link" in await proc.stderr.readline()
+            assert b"the link is back" in await proc.stderr.readline()
+            async with redis.asyncio.Redis.from_url(own_redis.url) as client:
+                await client.publish(channel, b'{"type":6,"uid":"srv","data":["after",1]}')
+            out, err = await proc.communicate()
+    assert (proc.returncode, err) == (0, b"")
+    lines = out.decode().splitlines()
+    assert len(lines) == 2 and "before" in lines[0] and "after" in lines[1]

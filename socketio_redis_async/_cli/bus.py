@@ -49,7 +49,9 @@ class CliBus:
         wire: WireFormat,
         transport: MakeTransport,
         on_message: Callable[[bytes, bytes], Awaitable[None]] | None = None,
+        on_change: Callable[[bool], None] | None = None,
     ) -> None:
+        """``on_change(subscribed)``: the link was lost (False) or is back (True)."""
         self.wire = wire
         self.uid = wire.new_uid()
         self.key = key
@@ -62,7 +64,7 @@ class CliBus:
             key=key,
             redis_options={},
             on_message=self._received,
-            on_change=lambda subscribed: None,
+            on_change=on_change or (lambda subscribed: None),
             uid=lambda: self.uid,
             timeout=timeout,
             publish_timeout=timeout,

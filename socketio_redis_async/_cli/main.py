@@ -227,7 +227,24 @@ async def _monitor(args: argparse.Namespace) -> int:
         if args.count and seen >= args.count:
             done.set()
 
-    bus = _bus(args, on_message=show)
+    lost = False
+
+    def link(subscribed: bool) -> None:
+        """A monitor keeps going through a Redis outage, and says so on stderr."""
+        nonlocal lost
+        if not subscribed:
+            lost = True
+            text = "lost the link; reconnecting (messages published meanwhile are not shown)"
+        elif lost:
+            lost = False
+            text = "the link is back"
+        else:
+            return
+        print(
+            f"socketio-redis: Redis at {redact_url(args.url)}: {text}", file=sys.stderr, flush=True
+        )
+
+    bus = _bus(args, on_message=show, on_change=link)
     try:
         channels, patterns = bus.wire.monitor_subscriptions(args.key, args.namespace)
         await bus.start(channels, patterns)
