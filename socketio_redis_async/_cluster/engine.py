@@ -265,13 +265,19 @@ class ClusterEngine:
 
     def stats(self) -> dict[str, int]:
         """Counters: dropped messages, reconnects, subscriptions, pending acks..."""
-        requests = self.requests
+        requests, delivery, transport = self.requests, self.delivery, self.transport.stats()
         return {
             "dropped_messages": self.receiver.dropped,
-            **self.transport.stats(),
+            "handler_errors": transport["handler_errors"],
+            "reconnects": transport["reconnects"],
+            "subscribed_channels": transport["subscribed_channels"],
             "pending_acks": len(requests.acks),
             "pending_requests": len(requests.pending),
             "unusable_answers": requests.pending.unusable,
-            "slow_consumers_disconnected": self.delivery.slow_consumers,
-            "volatile_skipped": self.delivery.volatile_skipped,
+            "published": transport["published"],
+            "publish_batches": transport["publish_batches"],
+            "slow_consumers_disconnected": delivery.slow_consumers,
+            "volatile_skipped": delivery.volatile_skipped,
+            "publish_failures": transport["publish_failures"],
+            "publish_backlog_bytes": transport["publish_backlog_bytes"],
         }
