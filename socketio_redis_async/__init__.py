@@ -15,6 +15,7 @@ from ._errors import (
     RequestTimeoutError,
 )
 from ._health import AdapterHealth
+from ._local.handshake import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY
 from ._metrics import (
     PrometheusCollector,
     metrics_app,
@@ -24,7 +25,7 @@ from ._metrics import (
 from ._operator import BroadcastOperator
 from ._protocol.messages import CUSTOM_REQUEST_EVENT
 from ._sharded_adapter import AsyncShardedRedisAdapter
-from ._sockets import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY, RemoteSocket
+from ._sockets import RemoteSocket
 
 __all__ = [
     "AccessDeniedError",

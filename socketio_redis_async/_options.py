@@ -6,53 +6,24 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import SplitResult, unquote_plus, urlsplit
+from urllib.parse import urlsplit
 
 from redis.connection import parse_url
 
 from ._local.backlog import check_backlog
-from ._sockets import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY
-from ._transport.clients import SENTINEL_SCHEMES, check_async_url, parse_sentinel_url, plain_url
+from ._local.handshake import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY
+from ._transport.clients import (
+    SENTINEL_SCHEMES,
+    ambiguous_url,
+    check_async_url,
+    parse_sentinel_url,
+    plain_url,
+)
+from ._transport.clients import redact_url as redact_url
 
 DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_KEY = "socket.io"
 SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys", *SENTINEL_SCHEMES)
-
-
-_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|credential", re.IGNORECASE)
-
-
-def _ambiguous(parts: SplitResult) -> bool:
-    """True if a password may have spilled out of the netloc (an unencoded ``/ ? #``)."""
-    if parts.scheme not in SENTINEL_SCHEMES:  # a Sentinel URL lists several host:port
-        try:
-            parts.port  # noqa: B018 - raises ValueError for a non-numeric port
-        except ValueError:
-            return True
-    return "@" in parts.path or "@" in parts.query or bool(parts.fragment)
-
-
-def redact_url(url: str) -> str:
-    """The URL with every credential redis-py would read replaced by ``***``, safe to log.
-
-    Covers the password in ``user:password@`` and ``:password@``, a lone ``secret@`` (which
-    redis-cli reads as a password), and query parameters such as ``?password=`` and
-    ``?ssl_password=``. A URL whose password seems to contain an unencoded ``/``, ``?``
-    or ``#`` is redacted whole after the scheme. The user name is kept.
-    """
-    parts = urlsplit(url)
-    if _ambiguous(parts):
-        return f"{parts.scheme}://***"
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    netloc = parts.netloc
-    if at:
-        user, colon, _ = userinfo.partition(":")
-        netloc = f"{user}:***@{hostport}" if colon else f"***@{hostport}"
-    query = "&".join(
-        f"{name}=***" if _SECRET_PARAM.search(unquote_plus(name)) else f"{name}{eq}{value}"
-        for name, eq, value in (item.partition("=") for item in parts.query.split("&"))
-    )
-    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def check_url(url: Any) -> str:
@@ -66,7 +37,7 @@ def check_url(url: Any) -> str:
             "(TLS), unix://, valkey://, valkeys:// or redis+sentinel://, "
             "e.g. 'redis://user:password@host:6379/0'"
         )
-    if _ambiguous(parts):
+    if ambiguous_url(parts):
         raise ValueError(
             f"url {redact_url(url)!r} cannot be read safely: percent-encode the user name and "
             "password (urllib.parse.quote(password, safe='')) so that '/', '?', '#' and '@' "

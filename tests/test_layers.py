@@ -143,8 +143,27 @@ def test_modules_stay_small():
 
 LAYERS = {
     # layer -> package prefixes it must not import (TYPE_CHECKING imports included)
-    "_transport": ("_cluster", "_local", "_manager", "_api", "_adapter", "_sharded_adapter"),
-    "_local": ("_cluster", "_transport", "_manager", "_api", "_adapter", "_sharded_adapter"),
+    "_health": ("_transport", "_cluster", "_local", "_protocol", "_options", "_sockets"),
+    "_transport": (
+        "_cluster",
+        "_local",
+        "_manager",
+        "_api",
+        "_adapter",
+        "_sharded_adapter",
+        "_options",
+        "_sockets",
+    ),
+    "_local": (
+        "_cluster",
+        "_transport",
+        "_manager",
+        "_api",
+        "_adapter",
+        "_sharded_adapter",
+        "_options",
+        "_sockets",
+    ),
     "_cluster": (
         "_manager",
         "_api",
@@ -156,8 +175,9 @@ LAYERS = {
     ),
 }
 """Imports point one way: facade -> engine (``_cluster``) -> local view, wire format and
-the transport *interface*; the engine never names a concrete transport or the facade,
-and transports and the local view know nothing of the engine."""
+the transport *interface* -> the ground (``_health``, ``_errors``); the engine never names a
+concrete transport or the facade, and transports and the local view know nothing of the
+engine or the options."""
 
 
 def test_imports_point_one_way():

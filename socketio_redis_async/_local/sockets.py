@@ -14,8 +14,8 @@ from typing import Any
 import anyio
 
 from .._protocol.rooms import Room, int_room
-from .._sockets import build_handshake
 from .delivery import Delivery, Recipients
+from .handshake import build_handshake
 from .host import Host
 
 

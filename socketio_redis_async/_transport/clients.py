@@ -14,9 +14,10 @@ Parsing is pure; only ``async_client`` / ``sync_client`` build (unconnected) cli
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, unquote_plus, urlsplit
 
 import redis
 import redis.asyncio
@@ -160,3 +161,39 @@ def sync_client(url: str, **options: Any) -> redis.Redis:
         sync: redis.Redis = sentinel.master_for(target.service, redis_class=_SentinelRedis)
         return sync
     return redis.Redis.from_url(plain_url(url), **options)
+
+
+_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|credential", re.IGNORECASE)
+
+
+def ambiguous_url(parts: SplitResult) -> bool:
+    """True if a password may have spilled out of the netloc (an unencoded ``/ ? #``)."""
+    if parts.scheme not in SENTINEL_SCHEMES:  # a Sentinel URL lists several host:port
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a non-numeric port
+        except ValueError:
+            return True
+    return "@" in parts.path or "@" in parts.query or bool(parts.fragment)
+
+
+def redact_url(url: str) -> str:
+    """The URL with every credential redis-py would read replaced by ``***``, safe to log.
+
+    Covers the password in ``user:password@`` and ``:password@``, a lone ``secret@`` (which
+    redis-cli reads as a password), and query parameters such as ``?password=`` and
+    ``?ssl_password=``. A URL whose password seems to contain an unencoded ``/``, ``?``
+    or ``#`` is redacted whole after the scheme. The user name is kept.
+    """
+    parts = urlsplit(url)
+    if ambiguous_url(parts):
+        return f"{parts.scheme}://***"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    netloc = parts.netloc
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{hostport}" if colon else f"***@{hostport}"
+    query = "&".join(
+        f"{name}=***" if _SECRET_PARAM.search(unquote_plus(name)) else f"{name}{eq}{value}"
+        for name, eq, value in (item.partition("=") for item in parts.query.split("&"))
+    )
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")

@@ -21,14 +21,14 @@ from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
 from .._errors import AccessDeniedError, AdapterClosedError, RedisCommandError
-from .._health import AdapterHealth, health_of, transport_stats
-from .._options import redact_url
+from .._health import AdapterHealth
 from .access import access_error, acl_user, client_location, set_client_name
 from .base import OnMessage
-from .clients import async_client
+from .clients import async_client, redact_url
 from .cluster_nodes import ClusterNodes, node_client
 from .commands import aclose_client, drop_connection, redis_call
 from .histogram import LatencyHistogram
+from .link_health import health_of, transport_stats
 from .publisher import Publisher
 from .subscriber import Subscriber
 

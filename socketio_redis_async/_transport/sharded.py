@@ -22,12 +22,12 @@ from typing import Any
 from redis.asyncio import Redis
 
 from .._errors import AccessDeniedError, AdapterClosedError, PublishError, RedisCommandError
-from .._health import AdapterHealth, health_of, transport_stats
-from .._options import redact_url
+from .._health import AdapterHealth
 from .access import access_error, acl_user
-from .clients import async_client
+from .clients import async_client, redact_url
 from .commands import aclose_client
 from .histogram import LatencyHistogram
+from .link_health import health_of, transport_stats
 from .publisher import Publisher, check_size
 from .shard_links import ShardLinks
 from .shards import STANDALONE, Address, Link, NodeConnections, numsub, settled, slot_of
