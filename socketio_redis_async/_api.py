@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._manager import ClusterManager
-from ._operator import BroadcastOperator, RoomArg, check_namespace, rooms_of
+from ._operator import BroadcastOperator, RoomArg, check_namespace, packet_data, rooms_of
 from ._options import check_bool, check_seconds
 from ._protocol.messages import check_event
 from ._protocol.rooms import Room, check_room
@@ -67,10 +67,9 @@ class ClusterAPI(ClusterManager):
         """
         check_event(event)
         wait = check_seconds("timeout", timeout) if timeout is not None else self.requests_timeout
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         rooms, excluded = list(rooms_of(to)), list(rooms_of(except_rooms))
         return await self._engine.broadcasts.with_acks(
-            namespace, [event, *args], rooms, excluded, wait
+            namespace, packet_data(event, data), rooms, excluded, wait
         )
 
     async def sockets_join(

@@ -17,7 +17,7 @@ import socketio
 from ._cluster.engine import ClusterEngine
 from ._health import AdapterHealth, ConnectionCallback
 from ._local.connects import Connects, watch_connects
-from ._operator import rooms_of
+from ._operator import packet_data, rooms_of
 from ._options import Options
 from ._protocol.rooms import check_room
 from ._protocol.wire import WireFormat
@@ -174,13 +174,12 @@ class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
         """
         rooms = list(rooms_of(to if to is not None else room))
         except_rooms = list(rooms_of(skip_sid))
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        packet = packet_data(event, data)
         local = bool(kwargs.get("ignore_queue"))
         broadcasts = self._engine.broadcasts
         if callback is None:
-            await broadcasts.broadcast(namespace, [event, *args], rooms, except_rooms, {}, local)
+            await broadcasts.broadcast(namespace, packet, rooms, except_rooms, {}, local)
         else:
-            packet = [event, *args]
             await broadcasts.with_callback(namespace, packet, rooms, except_rooms, callback, local)
 
     async def pre_connect(self, eio_sid: str, namespace: str) -> str | None:

@@ -31,6 +31,13 @@ def rooms_of(arg: Any) -> tuple[Room, ...]:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def packet_data(event: str, data: Any) -> list[Any]:
+    """``[event, *args]`` from python-socketio's ``data``: a tuple is several arguments,
+    None is none, anything else is one."""
+    args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+    return [event, *args]
+
+
 def check_namespace(namespace: Any) -> str:
     """Validate a namespace and add a missing leading ``/`` (as Node's ``of()`` does)."""
     if not isinstance(namespace, str):

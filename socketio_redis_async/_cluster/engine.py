@@ -91,7 +91,7 @@ class ClusterEngine:
         self.responders = Responders(
             lambda: self.uid,
             self.local,
-            self._publish_answer,
+            self.transport.publish,
             self.spawn,
             max_answer_size=options.max_answer_size,
             is_own=self.requests.__contains__,
@@ -197,9 +197,6 @@ class ClusterEngine:
         """Tell AsyncRedisManager servers too, in bridge mode."""
         if self.bridge is not None:
             await self.bridge.publish({"method": method, "namespace": namespace, **fields})
-
-    async def _publish_answer(self, channel: str, payload: bytes, limit: int) -> int:
-        return await self.transport.publish(channel, payload, limit)
 
     def _encode_answer(
         self, nsp: str, request: Request, value: dict[str, Any], limit: int
