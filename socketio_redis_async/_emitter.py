@@ -19,33 +19,30 @@ Every publish is bounded by ``publish_timeout`` (default 5 s) and fails with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import redis
 import redis.asyncio
 
-from ._emitter_messages import AsyncEmitterOperator, EmitterOperator, server_side_message
-from ._errors import AdapterClosedError, PublishError
+from ._emitter_link import Link, send, send_async
+from ._emitter_messages import (
+    AsyncEmitterOperator,
+    EmitterOperator,
+    emitter_wire,
+    server_side_message,
+)
+from ._errors import AdapterClosedError
 from ._operator import RoomArg, check_namespace
 from ._options import DEFAULT_URL, check_key, check_seconds, check_url, redact_url
-from ._protocol.sharded import Mode, check_mode
-from ._protocol.wire import ClassicWire, ShardedWire, WireFormat
+from ._protocol.sharded import Mode
+from ._protocol.wire import Outgoing, ShardedWire, WireFormat
 from ._transport.access import client_location
 from ._transport.clients import async_client, sync_client
-from ._transport.commands import aclose_client, redis_call
+from ._transport.commands import aclose_client
 
 __all__ = ["AsyncEmitter", "AsyncEmitterOperator", "Emitter", "EmitterOperator"]
 _Op = TypeVar("_Op", EmitterOperator, AsyncEmitterOperator)
 _Self = TypeVar("_Self", bound="_EmitterBase[Any]")
-
-
-@dataclass(slots=True)
-class _Link:
-    """The client an emitter and the emitters ``of()`` made from it publish with."""
-
-    client: Any
-    checked: bool  # False until an SPUBLISH emitter's own client looked for a Redis Cluster
 
 
 class _EmitterBase(Generic[_Op]):
@@ -59,8 +56,7 @@ class _EmitterBase(Generic[_Op]):
         key: str,
         namespace: str,
         publish_timeout: float,
-        sharded: bool,
-        subscription_mode: str,
+        wire: WireFormat,
     ) -> None:
         if url is not None and client is not None:
             raise ValueError("pass either url or client, not both")
@@ -73,11 +69,10 @@ class _EmitterBase(Generic[_Op]):
         self.key = check_key(key)
         self.namespace = check_namespace(namespace)
         self.publish_timeout = check_seconds("publish_timeout", publish_timeout)
-        self.mode: Mode | None = check_mode(subscription_mode) if sharded else None
-        """None (classic protocol), or the sharded servers' subscription mode."""
-        self._wire: WireFormat = ClassicWire() if self.mode is None else ShardedWire(self.mode)
-        """The servers' protocol (chosen here only: every message is the wire's business)."""
-        self._raw_url = raw_url
+        self.mode: Mode | None = wire.mode if isinstance(wire, ShardedWire) else None
+        """The sharded servers' subscription mode; None for the other protocols."""
+        self._wire = wire
+        """The servers' protocol (every message is the wire's business)."""
         self._owns_client = client is None
         if client is None:
             timeout = self.publish_timeout
@@ -86,9 +81,10 @@ class _EmitterBase(Generic[_Op]):
             self._where = self.url
         else:
             self._where = client_location(client)
-        # SPUBLISH must reach the shard owning its channel (PUBLISH reaches all from any node)
-        spublish = self._wire.publish_command == "SPUBLISH"
-        self._link = _Link(client, checked=not (self._owns_client and spublish))
+        # SPUBLISH and XADD must reach the shard owning their channel or stream.
+        routed = self._wire.publish_command == "SPUBLISH" or self._wire.name == "streams"
+        checked = not (self._owns_client and routed)
+        self._link = Link(client, checked, raw_url, self._where, self.publish_timeout)
         self._closed = False
 
     @property
@@ -146,6 +142,13 @@ class Emitter(_EmitterBase["EmitterOperator"]):
         ``AsyncShardedRedisAdapter`` / Node's ``createShardedAdapter``; ``client`` may then
         be a ``redis.RedisCluster``.
     :param subscription_mode: those servers' subscription mode (default ``"dynamic"``).
+    :param streams: speak to servers on ``AsyncStreamsRedisAdapter`` / Node's
+        redis-streams-adapter: every message is an entry appended to the servers' stream,
+        as ``@socket.io/redis-streams-emitter`` 0.1.1 writes it (XADD, ``uid`` ``emitter``).
+    :param stream_name: those servers' ``stream_name`` (default ``socket.io``).
+    :param stream_count: those servers' ``stream_count`` (default 1): the stream of each
+        namespace is named as they name it (Node's emitter has no such option).
+    :param max_len: trim the stream to about this many entries (``MAXLEN ~``, default 10000).
     """
 
     def __init__(
@@ -158,11 +161,14 @@ class Emitter(_EmitterBase["EmitterOperator"]):
         publish_timeout: float = 5.0,
         sharded: bool = False,
         subscription_mode: str = "dynamic",
+        streams: bool = False,
+        stream_name: str = "socket.io",
+        stream_count: int = 1,
+        max_len: int = 10_000,
     ) -> None:
         types = (redis.Redis, redis.RedisCluster)
-        super().__init__(
-            url, client, types, key, namespace, publish_timeout, sharded, subscription_mode
-        )
+        wire = emitter_wire(sharded, subscription_mode, streams, stream_name, stream_count, max_len)
+        super().__init__(url, client, types, key, namespace, publish_timeout, wire)
         self._operator = EmitterOperator
 
     def emit(self, event: str, *args: Any) -> int:
@@ -183,24 +189,11 @@ class Emitter(_EmitterBase["EmitterOperator"]):
 
     def server_side_emit(self, event: str, *args: Any) -> None:
         """Send an event to every server's ``adapter.on(event)`` handler (no ack)."""
-        self._publish(*server_side_message(self._wire, self.key, self.namespace, event, args))
+        self._publish(server_side_message(self._wire, self.key, self.namespace, event, args))
 
-    def _publish(self, channel: str, payload: bytes) -> int:
+    def _publish(self, out: Outgoing) -> int:
         self._check_open()
-        try:
-            if not self._link.checked:
-                self._link.checked = True
-                if self._client.info("cluster").get("cluster_enabled"):
-                    self._client.close()
-                    self._link.client = redis.RedisCluster.from_url(
-                        self._raw_url, socket_timeout=self.publish_timeout
-                    )
-            command = self._wire.publish_command
-            return int(self._client.execute_command(command, channel, payload))
-        except (redis.RedisError, OSError) as exc:
-            raise PublishError(
-                f"could not publish: Redis at {self._where}: {type(exc).__name__}: {exc}"
-            ) from exc
+        return send(self._link, self._wire, out)
 
     def close(self) -> None:
         """Close the Redis client if the emitter created it."""
@@ -232,11 +225,14 @@ class AsyncEmitter(_EmitterBase["AsyncEmitterOperator"]):
         publish_timeout: float = 5.0,
         sharded: bool = False,
         subscription_mode: str = "dynamic",
+        streams: bool = False,
+        stream_name: str = "socket.io",
+        stream_count: int = 1,
+        max_len: int = 10_000,
     ) -> None:
         types = (redis.asyncio.Redis, redis.asyncio.RedisCluster)
-        super().__init__(
-            url, client, types, key, namespace, publish_timeout, sharded, subscription_mode
-        )
+        wire = emitter_wire(sharded, subscription_mode, streams, stream_name, stream_count, max_len)
+        super().__init__(url, client, types, key, namespace, publish_timeout, wire)
         self._operator = AsyncEmitterOperator
 
     async def emit(self, event: str, *args: Any) -> int:
@@ -257,34 +253,11 @@ class AsyncEmitter(_EmitterBase["AsyncEmitterOperator"]):
 
     async def server_side_emit(self, event: str, *args: Any) -> None:
         """Send an event to every server's ``adapter.on(event)`` handler (no ack)."""
-        await self._publish(*server_side_message(self._wire, self.key, self.namespace, event, args))
+        await self._publish(server_side_message(self._wire, self.key, self.namespace, event, args))
 
-    async def _publish(self, channel: str, payload: bytes) -> int:
+    async def _publish(self, out: Outgoing) -> int:
         self._check_open()
-        if not self._link.checked:
-            info = await redis_call(
-                self._client.info("cluster"),
-                what="could not publish",
-                where=self._where,
-                timeout=self.publish_timeout,
-                error=PublishError,
-            )
-            self._link.checked = True
-            if info.get("cluster_enabled"):
-                await aclose_client(self._client, self.publish_timeout)
-                self._link.client = redis.asyncio.RedisCluster.from_url(
-                    self._raw_url, socket_timeout=self.publish_timeout
-                )
-        # As a command, not .spublish(): redis.asyncio.RedisCluster has that method only from
-        # redis-py 8.0, and the cluster client routes SPUBLISH by its channel's slot anyway.
-        count = await redis_call(
-            self._client.execute_command(self._wire.publish_command, channel, payload),
-            what="could not publish",
-            where=self._where,
-            timeout=self.publish_timeout,
-            error=PublishError,
-        )
-        return int(count)
+        return await send_async(self._link, self._wire, out)
 
     async def aclose(self) -> None:
         """Close the Redis client if the emitter created it."""

@@ -14,7 +14,24 @@ from typing import Any, Protocol
 from ._operator import RoomArg, Selection, rooms_of
 from ._protocol import messages
 from ._protocol.messages import check_event
-from ._protocol.wire import WireFormat
+from ._protocol.streams_wire import StreamsWire
+from ._protocol.wire import ClassicWire, Outgoing, ShardedWire, WireFormat
+
+
+def emitter_wire(
+    sharded: bool,
+    subscription_mode: str,
+    streams: bool,
+    stream_name: str,
+    stream_count: int,
+    max_len: int,
+) -> WireFormat:
+    """The servers' protocol, from an emitter's arguments."""
+    if sharded and streams:
+        raise ValueError("pass sharded=True or streams=True, not both: servers speak one protocol")
+    if streams:
+        return StreamsWire(stream_name=stream_name, stream_count=stream_count, max_len=max_len)
+    return ShardedWire(subscription_mode) if sharded else ClassicWire()
 
 
 def _no_callbacks(args: tuple[Any, ...]) -> None:
@@ -27,24 +44,23 @@ def _no_callbacks(args: tuple[Any, ...]) -> None:
 
 def broadcast_message(
     wire: WireFormat, key: str, sel: Selection, event: str, args: tuple[Any, ...]
-) -> tuple[str, bytes]:
-    """The channel and payload of an emitter broadcast."""
+) -> Outgoing:
+    """An emitter broadcast, and where it goes."""
     check_event(event)
     _no_callbacks(args)
     rooms, except_rooms, data = list(sel.rooms), list(sel.except_rooms), [event, *args]
-    payload = wire.encode_emitter_broadcast(sel.nsp, data, rooms, except_rooms, dict(sel.flags))
-    return wire.broadcast_channel(wire.channels(key, sel.nsp), rooms), payload
+    channels = wire.channels(key, sel.nsp)
+    return wire.emitter_broadcast(channels, data, rooms, except_rooms, dict(sel.flags))
 
 
-def _request(wire: WireFormat, key: str, nsp: str, request: dict[str, Any]) -> tuple[str, bytes]:
-    """A request on the namespace's request channel, signed ``emitter`` where it is signed."""
-    payload = wire.encode_request(messages.EMITTER_UID, nsp, request)
-    return wire.channels(key, nsp).request, payload
+def _request(wire: WireFormat, key: str, nsp: str, request: dict[str, Any]) -> Outgoing:
+    """A request as the emitter sends it, signed ``emitter`` where it is signed."""
+    return wire.request(messages.EMITTER_UID, wire.channels(key, nsp), request)
 
 
 def rooms_message(
     wire: WireFormat, key: str, sel: Selection, join: bool, rooms: RoomArg
-) -> tuple[str, bytes]:
+) -> Outgoing:
     """socketsJoin (2) / socketsLeave (3) as the emitter sends them."""
     request = messages.rooms_request(
         None, join, list(sel.rooms), list(sel.except_rooms), list(rooms_of(rooms))
@@ -52,9 +68,7 @@ def rooms_message(
     return _request(wire, key, sel.nsp, request)
 
 
-def disconnect_message(
-    wire: WireFormat, key: str, sel: Selection, close: bool
-) -> tuple[str, bytes]:
+def disconnect_message(wire: WireFormat, key: str, sel: Selection, close: bool) -> Outgoing:
     """disconnectSockets (4) as the emitter sends it."""
     if not isinstance(close, bool):
         raise TypeError("close must be True or False")
@@ -64,7 +78,7 @@ def disconnect_message(
 
 def server_side_message(
     wire: WireFormat, key: str, nsp: str, event: str, args: tuple[Any, ...]
-) -> tuple[str, bytes]:
+) -> Outgoing:
     """serverSideEmit (6) as the emitter sends it (never with an ack)."""
     check_event(event)
     _no_callbacks(args)
@@ -81,7 +95,7 @@ class Publisher(Protocol):
     key: str
     _wire: WireFormat
 
-    def _publish(self, channel: str, payload: bytes) -> int: ...
+    def _publish(self, out: Outgoing) -> int: ...
 
 
 class AsyncPublisher(Protocol):
@@ -90,7 +104,7 @@ class AsyncPublisher(Protocol):
     key: str
     _wire: WireFormat
 
-    async def _publish(self, channel: str, payload: bytes) -> int: ...
+    async def _publish(self, out: Outgoing) -> int: ...
 
 
 _NO_EMITTER = "create operators with emitter.to() / emitter.of()"
@@ -108,20 +122,21 @@ class EmitterOperator(Selection):
         return self._emitter
 
     def emit(self, event: str, *args: Any) -> int:
-        """Broadcast; return how many Redis subscribers (servers) received it."""
-        return self._e._publish(*broadcast_message(self._e._wire, self._e.key, self, event, args))
+        """Broadcast; return how many Redis subscribers (servers) received it (0 for an
+        entry appended to a stream: every server reads it, whenever it reads)."""
+        return self._e._publish(broadcast_message(self._e._wire, self._e.key, self, event, args))
 
     def sockets_join(self, rooms: RoomArg) -> None:
         """Make the matching sockets join ``rooms`` on every server."""
-        self._e._publish(*rooms_message(self._e._wire, self._e.key, self, True, rooms))
+        self._e._publish(rooms_message(self._e._wire, self._e.key, self, True, rooms))
 
     def sockets_leave(self, rooms: RoomArg) -> None:
         """Make the matching sockets leave ``rooms`` on every server."""
-        self._e._publish(*rooms_message(self._e._wire, self._e.key, self, False, rooms))
+        self._e._publish(rooms_message(self._e._wire, self._e.key, self, False, rooms))
 
     def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect the matching sockets; ``close`` also closes their connection."""
-        self._e._publish(*disconnect_message(self._e._wire, self._e.key, self, close))
+        self._e._publish(disconnect_message(self._e._wire, self._e.key, self, close))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,19 +151,20 @@ class AsyncEmitterOperator(Selection):
         return self._emitter
 
     async def emit(self, event: str, *args: Any) -> int:
-        """Broadcast; return how many Redis subscribers (servers) received it."""
+        """Broadcast; return how many Redis subscribers (servers) received it (0 for an
+        entry appended to a stream: every server reads it, whenever it reads)."""
         return await self._e._publish(
-            *broadcast_message(self._e._wire, self._e.key, self, event, args)
+            broadcast_message(self._e._wire, self._e.key, self, event, args)
         )
 
     async def sockets_join(self, rooms: RoomArg) -> None:
         """Make the matching sockets join ``rooms`` on every server."""
-        await self._e._publish(*rooms_message(self._e._wire, self._e.key, self, True, rooms))
+        await self._e._publish(rooms_message(self._e._wire, self._e.key, self, True, rooms))
 
     async def sockets_leave(self, rooms: RoomArg) -> None:
         """Make the matching sockets leave ``rooms`` on every server."""
-        await self._e._publish(*rooms_message(self._e._wire, self._e.key, self, False, rooms))
+        await self._e._publish(rooms_message(self._e._wire, self._e.key, self, False, rooms))
 
     async def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect the matching sockets; ``close`` also closes their connection."""
-        await self._e._publish(*disconnect_message(self._e._wire, self._e.key, self, close))
+        await self._e._publish(disconnect_message(self._e._wire, self._e.key, self, close))

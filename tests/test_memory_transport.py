@@ -13,10 +13,10 @@ import pytest
 from socketio_redis_async import AdapterClosedError, PublishError
 from socketio_redis_async._protocol.channels import NamespaceChannels, glob_escape
 from socketio_redis_async._transport.base import TRANSPORT_STATS, TransportFactory, TransportHooks
+from socketio_redis_async._transport.glob import glob_match
 from socketio_redis_async._transport.memory import (
     MemoryHub,
     MemoryTransport,
-    glob_match,
     memory_transport,
 )
 

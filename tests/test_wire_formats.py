@@ -51,7 +51,8 @@ def envelope(kind: int, data: dict[str, Any], uid: str = UID, nsp: str = "/") ->
 
 def decode_request(wire: WireFormat, request: dict[str, Any]) -> Request:
     """``request`` (a classic request map) encoded by ``wire`` from UID, decoded by ME."""
-    decoded = wire.decode(Kind.REQUEST, "/", wire.encode_request(UID, "/", request), ME)
+    out = wire.request(UID, wire.channels("K", "/"), request)
+    decoded = wire.decode(Kind.REQUEST, "/", out.payload, ME)
     assert isinstance(decoded, Request)
     return decoded
 
@@ -96,7 +97,7 @@ def test_channels_are_nodes(wire, names):
 )
 def test_a_broadcast_goes_where_its_servers_listen(wire, rooms, channel):
     """One room with a channel of its own (per protocol and mode) gets it; else the namespace's."""
-    assert wire.broadcast_channel(wire.channels("K", "/"), rooms) == channel
+    assert wire.broadcast(UID, wire.channels("K", "/"), ["ev"], rooms, [], {}).target == channel
     if len(rooms) == 1:
         assert wire.room_has_channel(rooms[0]) is (channel != "K#/#")
 
@@ -149,11 +150,11 @@ SINGLE_SOCKET = [
 
 @pytest.mark.parametrize("wire", WIRES)
 def test_the_requests_a_wire_lists_are_those_it_can_encode(wire):
-    """``requests`` and ``single_socket_forms`` say exactly what ``encode_request`` takes."""
+    """``requests`` and ``single_socket_forms`` say exactly what ``request`` takes."""
     encodable = set()
     for kind, request in SAMPLES.items():
         try:
-            wire.encode_request(UID, "/", request)
+            wire.request(UID, wire.channels("K", "/"), request)
         except ValueError:
             continue
         encodable.add(kind)
@@ -201,10 +202,11 @@ def test_monitor_subscribes_what_the_protocol_allows(wire, expected):
 )
 def test_broadcasts_round_trip(wire, emitter, data, rooms, except_rooms, flags):
     """A server's or emitter's broadcast decodes as sent, bytes included, with its binary hint."""
+    channels = wire.channels("K", "/n")
     if emitter:
-        payload = wire.encode_emitter_broadcast("/n", data, rooms, except_rooms, flags)
+        payload = wire.emitter_broadcast(channels, data, rooms, except_rooms, flags).payload
     else:
-        payload = wire.encode_broadcast(UID, "/n", data, rooms, except_rooms, flags)
+        payload = wire.broadcast(UID, channels, data, rooms, except_rooms, flags).payload
     sender = messages.EMITTER_UID if emitter else UID
     binary = None if sharded.has_bytes(data) else False
     expected = Broadcast(sender, "/n", data, rooms, except_rooms, flags, binary)
@@ -214,9 +216,9 @@ def test_broadcasts_round_trip(wire, emitter, data, rooms, except_rooms, flags):
 @pytest.mark.parametrize("wire", WIRES)
 def test_own_broadcasts_and_other_namespaces_decode_to_none(wire):
     """This server's own broadcast and another namespace's are not delivered."""
-    mine = wire.encode_broadcast(ME, "/", ["ev"], [], [], {})
+    mine = wire.broadcast(ME, wire.channels("K", "/"), ["ev"], [], [], {}).payload
     assert wire.decode(Kind.BROADCAST, "/", mine, ME) is None
-    other = wire.encode_broadcast(UID, "/other", ["ev"], [], [], {})
+    other = wire.broadcast(UID, wire.channels("K", "/other"), ["ev"], [], [], {}).payload
     assert wire.decode(Kind.BROADCAST, "/", other, ME) is None
     assert isinstance(wire.decode(Kind.BROADCAST, "/other", other, ME), Broadcast)
 
@@ -224,7 +226,9 @@ def test_own_broadcasts_and_other_namespaces_decode_to_none(wire):
 def test_a_sharded_message_from_this_server_or_another_namespace_is_none():
     """Like Node's ClusterAdapter, a sharded wire ignores its own and other namespaces' messages."""
     wire = ShardedWire()
-    request = wire.encode_request(ME, "/", messages.fetch_request(ME, "r", [], []))
+    request = wire.request(
+        ME, wire.channels("K", "/"), messages.fetch_request(ME, "r", [], [])
+    ).payload
     assert wire.decode(Kind.REQUEST, "/", request, ME) is None
     assert wire.decode(Kind.REQUEST, "/x", request, UID) is None
     assert isinstance(wire.decode(Kind.REQUEST, "/", request, UID), Request)
@@ -237,7 +241,9 @@ def test_a_sharded_message_from_this_server_or_another_namespace_is_none():
 def test_a_classic_request_from_this_server_is_passed_on():
     """A classic request from this server is passed on: responders filter by type, as in Node."""
     wire = ClassicWire()
-    payload = wire.encode_request(ME, "/", messages.server_side_emit_request(ME, ["e"]))
+    payload = wire.request(
+        ME, wire.channels("K", "/"), messages.server_side_emit_request(ME, ["e"])
+    ).payload
     request = wire.decode(Kind.REQUEST, "/", payload, ME)
     assert isinstance(request, Request) and request.uid == ME
 
@@ -314,7 +320,7 @@ def test_requests_round_trip_or_are_refused(wire, request_, fields):
     single = "sid" in request_
     if request_["type"] not in wire.requests or (single and not wire.single_socket_forms):
         with pytest.raises(ValueError, match="no equivalent"):
-            wire.encode_request(UID, "/", request_)
+            wire.request(UID, wire.channels("K", "/"), request_)
         return
     decoded = decode_request(wire, request_)
     expected = {**UNSET, "kind": RequestType(request_["type"]), "uid": UID, **fields}
@@ -490,18 +496,19 @@ def test_a_sharded_requester_never_gets_compressed_answers():
 def test_emitter_messages_are_the_wires(wire, channel):
     """Emitter broadcasts, socket operations and server-side emits are the wire's, and decode."""
     sel = Selection(nsp="/n", rooms=("r",), except_rooms=(SID,), flags=(("volatile", True),))
-    where, payload = broadcast_message(wire, "K", sel, "ev", (1, b"\x02"))
+    out = broadcast_message(wire, "K", sel, "ev", (1, b"\x02"))
+    where, payload = out.target, out.payload
     assert where == channel
     expected = Broadcast("emitter", "/n", ["ev", 1, b"\x02"], ["r"], [SID], {"volatile": True})
     assert wire.decode(Kind.BROADCAST, "/n", payload, ME) == expected
     request_channel = wire.channels("K", "/n").request
-    for (where, payload), kind in [
+    for out, kind in [
         (rooms_message(wire, "K", sel, True, "x"), RequestType.REMOTE_JOIN),
         (disconnect_message(wire, "K", sel, True), RequestType.REMOTE_DISCONNECT),
         (server_side_message(wire, "K", "/n", "job", (1,)), RequestType.SERVER_SIDE_EMIT),
     ]:
-        request = wire.decode(Kind.REQUEST, "/n", payload, ME)
-        assert where == request_channel and isinstance(request, Request)
+        request = wire.decode(Kind.REQUEST, "/n", out.payload, ME)
+        assert out.target == request_channel and isinstance(request, Request)
         assert request.kind == kind and request.request_id is None
 
 

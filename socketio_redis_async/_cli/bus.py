@@ -96,8 +96,11 @@ class CliBus:
         return [uid for uid in uids if self.wire.is_server_uid(uid) and uid != self.uid]
 
     async def publish_request(self, request: dict[str, Any]) -> None:
-        payload = self.wire.encode_request(self.uid, self.nsp, request)
-        await self.transport.publish(self.channels.request, payload)
+        out = self.wire.request(self.uid, self.channels, request)
+        if out.fields is None:
+            await self.transport.publish(out.target, out.payload)
+        else:
+            await self.transport.append(out.target, out.fields, out.max_len)
 
     async def _received(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
         if self._on_message is not None:

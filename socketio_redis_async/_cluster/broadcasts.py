@@ -36,15 +36,15 @@ class Broadcasts:
         """Deliver to local sockets, then publish for the other servers (unless ``local``
         or the one room is a local socket's own)."""
         c = self._c
-        payload = None
+        out = None
         if not local and not c.local.only_local_sid(nsp, rooms):
-            payload = c.wire.encode_broadcast(c.uid, nsp, data, rooms, except_rooms, flags)
-            c.transport.check_size(payload)
+            channels = c.plan.channels_of(nsp)
+            out = c.wire.broadcast(c.uid, channels, data, rooms, except_rooms, flags)
+            c.transport.check_size(out.payload)
         recipients = c.local.recipients(nsp, rooms, except_rooms)
         await c.delivery.deliver(nsp, data, recipients, volatile=flags.get("volatile") is True)
-        if payload is not None:
-            channel = c.wire.broadcast_channel(c.plan.channels_of(nsp), rooms)
-            await c.transport.publish(channel, payload)
+        if out is not None:
+            await c.send(out)
             if c.bridge is not None:
                 await c.bridge.publish(bridge.emit_message(nsp, data, rooms, except_rooms))
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .._local.sockets import LocalSockets
     from .._options import Options
     from .._protocol.channels import NamespaceChannels
-    from .._protocol.wire import WireFormat
+    from .._protocol.wire import Outgoing, WireFormat
     from .._transport.base import Transport
     from .bridge import Bridge
     from .plan import NamespacePlan
@@ -49,6 +49,8 @@ class Cluster(Protocol):
     async def count_servers(self, nsp: str) -> int: ...
 
     async def publish_request(self, nsp: str, request: dict[str, Any]) -> None: ...
+
+    async def send(self, out: Outgoing) -> None: ...
 
     async def bridged(self, method: str, namespace: str, **fields: Any) -> None: ...
 

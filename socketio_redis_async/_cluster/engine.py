@@ -28,8 +28,8 @@ from .._local.sockets import LocalSockets
 from .._options import Options
 from .._protocol.channels import NamespaceChannels
 from .._protocol.messages import CUSTOM_REQUEST_EVENT, Request
-from .._protocol.wire import WireFormat
-from .._transport.base import TransportFactory, TransportHooks
+from .._protocol.wire import Outgoing, WireFormat
+from .._transport.base import TRANSPORT_STATS, TransportFactory, TransportHooks
 from .bridge import Bridge
 from .broadcasts import Broadcasts
 from .plan import NamespacePlan
@@ -69,7 +69,10 @@ class ClusterEngine:
         self.handlers: dict[tuple[str, str], Callable[..., Any]] = {}
         self.custom_hook: Callable[[Any], Any] | None = None
         hooks = TransportHooks(
-            on_message=self._on_message, on_change=self._connection_changed, uid=lambda: self.uid
+            on_message=self._on_message,
+            on_change=self._connection_changed,
+            uid=lambda: self.uid,
+            on_entry=self._on_entry,
         )
         self.transport = transport(hooks)
         self.plan = NamespacePlan(options.key, lambda: self.uid, wire, self.transport, self.keeps)
@@ -189,9 +192,16 @@ class ClusterEngine:
         return [uid for uid in found if self.wire.is_server_uid(uid)]
 
     async def publish_request(self, nsp: str, request: dict[str, Any]) -> None:
-        """Publish a request (a classic request map) on ``nsp``'s request channel."""
-        payload = self.wire.encode_request(self.uid, nsp, request)
-        await self.transport.publish(self.plan.channels_of(nsp).request, payload)
+        """Send a request (a classic request map) where the wire format says it goes."""
+        await self.send(self.wire.request(self.uid, self.plan.channels_of(nsp), request))
+
+    async def send(self, out: Outgoing) -> None:
+        """Publish ``out`` on its channel, or append it to its stream."""
+        if out.fields is None:
+            await self.transport.publish(out.target, out.payload)
+        else:
+            self.transport.check_size(out.payload)
+            await self.transport.append(out.target, out.fields, out.max_len)
 
     async def bridged(self, method: str, namespace: str, **fields: Any) -> None:
         """Tell AsyncRedisManager servers too, in bridge mode."""
@@ -254,6 +264,9 @@ class ClusterEngine:
     async def _on_message(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
         await self.receiver.on_message(channel, payload, pattern)
 
+    async def _on_entry(self, stream: bytes, entry_id: bytes, fields: list[bytes]) -> None:
+        await self.receiver.on_entry(stream, entry_id, fields)
+
     def _connection_changed(self, subscribed: bool) -> None:
         if self._on_connection_change is not None:
             self.spawn(notify(self._on_connection_change, subscribed))
@@ -277,4 +290,5 @@ class ClusterEngine:
             "volatile_skipped": delivery.volatile_skipped,
             "publish_failures": transport["publish_failures"],
             "publish_backlog_bytes": transport["publish_backlog_bytes"],
+            **{k: v for k, v in transport.items() if k not in TRANSPORT_STATS},
         }

@@ -19,7 +19,7 @@ from .._local.sockets import LocalSockets
 from .._options import Options
 from .._protocol.channels import Kind
 from .._protocol.messages import Broadcast, Request
-from .._protocol.wire import WireFormat
+from .._protocol.wire import Incoming, WireFormat
 from .bridge import Bridge
 from .plan import NamespacePlan
 from .requests import Requester
@@ -78,17 +78,33 @@ class Receiver:
             return
         nsp = channels.nsp
         try:
-            msg = self._wire.decode(kind, nsp, payload, self._uid())
-            if isinstance(msg, Broadcast):
-                recipients = self._local.recipients(nsp, msg.rooms, msg.except_rooms)
-                volatile = msg.flags.get("volatile") is True
-                await self._delivery.deliver(nsp, msg.data, recipients, msg.binary, volatile)
-            elif isinstance(msg, Request):
-                await self._responders.respond(nsp, msg)
-            elif msg is not None:
-                self._requests.on_response(msg)
+            await self._handle(nsp, self._wire.decode(kind, nsp, payload, self._uid()))
         except MalformedMessage as exc:
             self._drop(channel, str(exc))
+
+    async def _handle(self, nsp: str, msg: Incoming | None) -> None:
+        if isinstance(msg, Broadcast):
+            recipients = self._local.recipients(nsp, msg.rooms, msg.except_rooms)
+            volatile = msg.flags.get("volatile") is True
+            await self._delivery.deliver(nsp, msg.data, recipients, msg.binary, volatile)
+        elif isinstance(msg, Request):
+            await self._responders.respond(nsp, msg)
+        elif msg is not None:
+            self._requests.on_response(msg)
+
+    async def on_entry(self, stream: bytes, entry_id: bytes, fields: list[bytes]) -> None:
+        """One stream entry (the transport's ``on_entry``), for any namespace: those this
+        server does not serve are skipped, as Node does."""
+        limit = self._options.max_message_size
+        if sum(map(len, fields)) > limit:
+            self._drop(stream, f"entry {entry_id!r} is over the {limit} bytes allowed")
+            return
+        try:
+            nsp, msg = self._wire.decode_entry(fields, self._uid())
+            if nsp in self._plan:
+                await self._handle(nsp, msg)
+        except MalformedMessage as exc:
+            self._drop(stream, f"entry {entry_id!r}: {exc}")
 
     async def _on_bridge(self, channel: bytes, payload: bytes) -> None:
         """A message on python-socketio's AsyncRedisManager channel (bridge mode)."""

@@ -135,32 +135,33 @@ def encode_broadcast(
 
 
 def encode_request(uid: str, nsp: str, request: dict[str, Any]) -> bytes:
-    """A classic request map (see ``messages``) as the sharded message that does the same.
+    """A classic request map (see ``messages``) as the sharded message that does the same."""
+    kind, body = request_message(request)
+    return encode(uid, nsp, kind, body)
 
-    SOCKETS (0), ALL_ROOMS (1) and the single-socket forms have no sharded equivalent:
-    ValueError (the sharded adapter builds those on FETCH_SOCKETS and selectors instead).
-    """
+
+def request_message(request: dict[str, Any]) -> tuple[MessageType, dict[str, Any]]:
+    """A classic request map as the ClusterAdapter type and data that do the same; SOCKETS,
+    ALL_ROOMS and single-socket forms have none (ValueError: the engine builds those)."""
     kind, request_id, opts = request.get("type"), request.get("requestId"), request.get("opts")
     if isinstance(opts, dict):
         opts = {"rooms": opts.get("rooms", []), "except": opts.get("except", []), "flags": {}}
     if kind in (RequestType.REMOTE_JOIN, RequestType.REMOTE_LEAVE) and opts is not None:
         join = kind == RequestType.REMOTE_JOIN
         sharded = MessageType.SOCKETS_JOIN if join else MessageType.SOCKETS_LEAVE
-        return encode(uid, nsp, sharded, {"opts": opts, "rooms": request["rooms"]})
+        return sharded, {"opts": opts, "rooms": request["rooms"]}
     if kind == RequestType.REMOTE_DISCONNECT and opts is not None:
-        body = {"opts": opts, "close": request.get("close") is True}
-        return encode(uid, nsp, MessageType.DISCONNECT_SOCKETS, body)
+        return MessageType.DISCONNECT_SOCKETS, {"opts": opts, "close": request.get("close") is True}
     if kind == RequestType.REMOTE_FETCH:
-        body = {"opts": opts, "requestId": request_id}
-        return encode(uid, nsp, MessageType.FETCH_SOCKETS, body)
+        return MessageType.FETCH_SOCKETS, {"opts": opts, "requestId": request_id}
     if kind == RequestType.SERVER_SIDE_EMIT:
         body = {"packet": request["data"]}
         if request_id is not None:
             body["requestId"] = request_id
-        return encode(uid, nsp, MessageType.SERVER_SIDE_EMIT, body)
+        return MessageType.SERVER_SIDE_EMIT, body
     if kind == RequestType.BROADCAST:
         body = {"packet": request["packet"], "opts": request["opts"], "requestId": request_id}
-        return encode(uid, nsp, MessageType.BROADCAST, body)
+        return MessageType.BROADCAST, body
     raise ValueError(f"request type {kind!r} has no equivalent in the sharded protocol")
 
 
@@ -188,16 +189,15 @@ def answer_message(
 
 
 def encode_answer(
-    uid: str, nsp: str, value: dict[str, Any], answering: RequestType, limit: int
+    uid: str, nsp: str, value: dict[str, Any], answering: RequestType, limit: int, pack: Any = None
 ) -> tuple[bytes, str | None]:
-    """An answer's bytes, at most ``limit`` of them, and the error if it was too large.
-
-    A too large answer becomes one with empty lists and an ``error`` (a Python requester
-    raises AnswerTooLargeError; a Node one counts an empty answer); a too large ack is the
-    caller's data: ValueError.
-    """
+    """An answer's bytes (``pack(uid, nsp, type, data)``, default ``encode``), at most
+    ``limit`` of them, and the error if it was too large: then it has empty lists and an
+    ``error`` (a Python requester raises AnswerTooLargeError; a Node one counts an empty
+    answer); a too large ack is the caller's data: ValueError."""
+    encode_ = pack or encode
     kind, body = answer_message(value, answering)
-    payload = encode(uid, nsp, kind, body)
+    payload = encode_(uid, nsp, kind, body)
     if len(payload) <= limit:
         return payload, None
     if kind == MessageType.BROADCAST_ACK:
@@ -209,7 +209,7 @@ def encode_answer(
     if kind == MessageType.SERVER_SIDE_EMIT_RESPONSE:
         shaped["packet"] = None
     shaped["error"] = error
-    return encode(uid, nsp, kind, shaped), error
+    return encode_(uid, nsp, kind, shaped), error
 
 
 # -- decoding ------------------------------------------------------------------------------

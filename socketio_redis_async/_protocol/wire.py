@@ -1,25 +1,21 @@
-"""Wire formats: one object per protocol, between the bytes on a channel and the messages
+"""Wire formats: one object per protocol, between the bytes on Redis and the messages
 the cluster engine works on.
 
-Pure: no I/O. A wire format names a namespace's channels, encodes broadcasts, requests
-and answers, and decodes what arrives on a channel straight into the neutral model:
-
-* a broadcast is a ``messages.Broadcast``;
-* a request is a ``messages.Request``;
-* an answer is the classic answer map (``answers``), the one shape the requests layer
-  reads (``requestId``, ``uid``, ``type`` and the answer's field).
+Pure: no I/O. A wire format names a namespace's channels, turns broadcasts, requests and
+answers into an ``Outgoing`` (a channel and payload, or a stream entry), and decodes what
+arrives straight into the neutral model: a ``messages.Broadcast``, a ``messages.Request``,
+or the classic answer map (``answers``) the requests layer reads.
 
 Requests are built as classic request maps (``messages.*_request``, a superset of what
-both protocols can ask) and each wire format encodes them. What a protocol cannot ask
-(the sharded one has no ``SOCKETS``/``ALL_ROOMS`` and no single-socket forms) is said by
-``requests`` and ``single_socket_forms``, and the engine answers it from what the protocol
-has. ``ClassicWire`` is Node's ``createAdapter`` protocol, ``ShardedWire`` its
-``createShardedAdapter`` one; a new transport with a new format adds one class here.
-The cluster engine, both emitters and the CLI speak through a wire format only.
+every protocol can ask); what a protocol cannot ask is said by ``requests`` and
+``single_socket_forms``, and the engine answers it from what the protocol has.
+``ClassicWire`` is Node's ``createAdapter`` protocol, ``ShardedWire`` its
+``createShardedAdapter`` one, ``streams_wire.StreamsWire`` the streams adapter's.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 
 from .._errors import MalformedMessage
@@ -34,6 +30,17 @@ Incoming = Broadcast | Request | dict[str, Any]
 PublishCommand = Literal["PUBLISH", "SPUBLISH"]
 ALL_REQUESTS: Final = frozenset(t for t in RequestType if t <= RequestType.BROADCAST)
 """Types 0-7: 8 and 9 (BROADCAST_CLIENT_COUNT, BROADCAST_ACK) are answers."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """Published on channel ``target``, or appended to stream ``target`` (``fields`` set)."""
+
+    target: str
+    payload: bytes
+    """The pub/sub payload; for a stream entry, its largest field (to check its size)."""
+    fields: tuple[bytes, ...] | None = None
+    max_len: int = 0
 
 
 class WireFormat(Protocol):
@@ -55,31 +62,33 @@ class WireFormat(Protocol):
     def is_server_uid(self, text: str) -> bool: ...
     def channels(self, key: str, nsp: str) -> NamespaceChannels: ...
     def room_has_channel(self, room: Room) -> bool: ...
-    def broadcast_channel(self, channels: NamespaceChannels, rooms: list[Room]) -> str: ...
     def answer_channel(self, channels: NamespaceChannels, uid: str) -> str:
         """Where answers reach requester ``uid`` when it is no server (the CLI): classic
-        requests from it are unsigned, sharded ones carry ``uid`` in their envelope."""
+        requests from it are unsigned, the others carry ``uid`` in their envelope."""
 
-    def encode_broadcast(
+    def broadcast(
         self,
         uid: str,
-        nsp: str,
+        channels: NamespaceChannels,
         data: list[Any],
         rooms: list[Room],
         except_rooms: list[Room],
         flags: dict[str, Any],
-    ) -> bytes: ...
+    ) -> Outgoing:
+        """A broadcast without acks from server ``uid``, and where it goes."""
 
-    def encode_emitter_broadcast(
+    def emitter_broadcast(
         self,
-        nsp: str,
+        channels: NamespaceChannels,
         data: list[Any],
         rooms: list[Room],
         except_rooms: list[Room],
         flags: dict[str, Any],
-    ) -> bytes: ...
+    ) -> Outgoing:
+        """A broadcast as the protocol's emitter sends it."""
 
-    def encode_request(self, uid: str, nsp: str, request: dict[str, Any]) -> bytes: ...
+    def request(self, uid: str, channels: NamespaceChannels, request: dict[str, Any]) -> Outgoing:
+        """A classic request map as this protocol's message, and where it goes."""
 
     def encode_answer(
         self,
@@ -97,11 +106,35 @@ class WireFormat(Protocol):
         Node, a sharded message from this server is always None, while a classic request
         from it is passed on (the responders decide by its type). Raises MalformedMessage."""
 
+    def decode_entry(self, fields: list[bytes], own_uid: str) -> tuple[str, Incoming | None]:
+        """A stream entry's namespace and what it carries (None as in ``decode``).
+        Raises MalformedMessage, as every protocol without streams does for any entry."""
+
     def monitor_subscriptions(self, key: str, nsp: str) -> tuple[list[str], list[str]]:
         """``(channels, patterns)`` that ``monitor`` subscribes to see the traffic."""
 
     def describe(self, key: str, channel: str, payload: bytes) -> dict[str, Any]:
         """A readable summary for ``monitor``; never raises."""
+
+
+def cluster_incoming(msg: sharded.Message, own_uid: str) -> Incoming | None:
+    """What a ClusterAdapter message carries; None for this server's own (Node drops them
+    too) and for types nobody answers. Raises MalformedMessage for an unknown type."""
+    if msg.uid == own_uid:
+        return None
+    if msg.kind in sharded.ANSWERS:
+        return sharded.as_answer(msg)
+    broadcast = sharded.as_broadcast(msg)
+    if broadcast is not None:
+        return broadcast
+    request = sharded.as_request(msg)
+    if request is None:
+        raise MalformedMessage(f"unknown cluster message type {msg.kind}")
+    return request
+
+
+def _no_entries(fields: list[bytes], own_uid: str) -> tuple[str, Incoming | None]:
+    raise MalformedMessage("this protocol has no stream entries")
 
 
 class ClassicWire:
@@ -127,17 +160,34 @@ class ClassicWire:
     def room_has_channel(self, room: Room) -> bool:
         return True
 
-    def broadcast_channel(self, channels: NamespaceChannels, rooms: list[Room]) -> str:
-        return channels.for_rooms(rooms)
-
     def answer_channel(self, channels: NamespaceChannels, uid: str) -> str:
         return channels.response
 
-    encode_broadcast = staticmethod(messages.encode_broadcast)
-    encode_emitter_broadcast = staticmethod(messages.encode_emitter_broadcast)
+    def broadcast(
+        self,
+        uid: str,
+        channels: NamespaceChannels,
+        data: list[Any],
+        rooms: list[Room],
+        except_rooms: list[Room],
+        flags: dict[str, Any],
+    ) -> Outgoing:
+        payload = messages.encode_broadcast(uid, channels.nsp, data, rooms, except_rooms, flags)
+        return Outgoing(channels.for_rooms(rooms), payload)
 
-    def encode_request(self, uid: str, nsp: str, request: dict[str, Any]) -> bytes:
-        return messages.encode_request(request)
+    def emitter_broadcast(
+        self,
+        channels: NamespaceChannels,
+        data: list[Any],
+        rooms: list[Room],
+        except_rooms: list[Room],
+        flags: dict[str, Any],
+    ) -> Outgoing:
+        payload = messages.encode_emitter_broadcast(channels.nsp, data, rooms, except_rooms, flags)
+        return Outgoing(channels.for_rooms(rooms), payload)
+
+    def request(self, uid: str, channels: NamespaceChannels, request: dict[str, Any]) -> Outgoing:
+        return Outgoing(channels.request, messages.encode_request(request))
 
     def encode_answer(
         self,
@@ -163,6 +213,8 @@ class ClassicWire:
             return None  # our own broadcast coming back ([uid, ...]): not even decoded
         msg = messages.decode_broadcast(payload)
         return None if msg.uid == own_uid or msg.nsp != nsp else msg
+
+    decode_entry = staticmethod(_no_entries)
 
     def monitor_subscriptions(self, key: str, nsp: str) -> tuple[list[str], list[str]]:
         """Every namespace's broadcasts, requests and answers, through patterns."""
@@ -194,25 +246,33 @@ class ShardedWire:
     def room_has_channel(self, room: Room) -> bool:
         return sharded.room_has_channel(self.mode, room)
 
-    def broadcast_channel(self, channels: NamespaceChannels, rooms: list[Room]) -> str:
-        return sharded.broadcast_channel(channels, self.mode, rooms)
-
     def answer_channel(self, channels: NamespaceChannels, uid: str) -> str:
         return channels.response_for(uid)
 
-    encode_broadcast = staticmethod(sharded.encode_broadcast)
-
-    def encode_emitter_broadcast(
+    def broadcast(
         self,
-        nsp: str,
+        uid: str,
+        channels: NamespaceChannels,
         data: list[Any],
         rooms: list[Room],
         except_rooms: list[Room],
         flags: dict[str, Any],
-    ) -> bytes:
-        return sharded.encode_broadcast(messages.EMITTER_UID, nsp, data, rooms, except_rooms, flags)
+    ) -> Outgoing:
+        payload = sharded.encode_broadcast(uid, channels.nsp, data, rooms, except_rooms, flags)
+        return Outgoing(sharded.broadcast_channel(channels, self.mode, rooms), payload)
 
-    encode_request = staticmethod(sharded.encode_request)
+    def emitter_broadcast(
+        self,
+        channels: NamespaceChannels,
+        data: list[Any],
+        rooms: list[Room],
+        except_rooms: list[Room],
+        flags: dict[str, Any],
+    ) -> Outgoing:
+        return self.broadcast(messages.EMITTER_UID, channels, data, rooms, except_rooms, flags)
+
+    def request(self, uid: str, channels: NamespaceChannels, request: dict[str, Any]) -> Outgoing:
+        return Outgoing(channels.request, sharded.encode_request(uid, channels.nsp, request))
 
     def encode_answer(
         self,
@@ -227,17 +287,9 @@ class ShardedWire:
 
     def decode(self, kind: Kind, nsp: str, payload: bytes, own_uid: str) -> Incoming | None:
         msg = sharded.decode(payload)
-        if msg.uid == own_uid or msg.nsp != nsp:
-            return None  # our own, or another namespace's (Node drops these too)
-        if msg.kind in sharded.ANSWERS:
-            return sharded.as_answer(msg)
-        broadcast = sharded.as_broadcast(msg)
-        if broadcast is not None:
-            return broadcast
-        request = sharded.as_request(msg)
-        if request is None:
-            raise MalformedMessage(f"unknown sharded message type {msg.kind}")
-        return request
+        return None if msg.nsp != nsp else cluster_incoming(msg, own_uid)
+
+    decode_entry = staticmethod(_no_entries)
 
     def monitor_subscriptions(self, key: str, nsp: str) -> tuple[list[str], list[str]]:
         """The namespace's main channel (no patterns in sharded pub/sub): its broadcasts

@@ -25,6 +25,9 @@ OnMessage = Callable[[bytes, bytes, "bytes | None"], Awaitable[None]]
 """``(channel, payload, pattern)`` for each message received; ``pattern`` is the
 PSUBSCRIBE pattern that matched, None for a subscribed channel."""
 
+OnEntry = Callable[[bytes, bytes, list[bytes]], Awaitable[None]]
+"""``(stream, entry id, [field, value, ...])`` for each stream entry read, in order."""
+
 
 @dataclass(frozen=True, slots=True)
 class TransportHooks:
@@ -35,6 +38,8 @@ class TransportHooks:
     """``False`` when the link is lost, ``True`` once every subscription is confirmed."""
     uid: Callable[[], str]
     """This server's uid (names connections; changes in a forked child)."""
+    on_entry: OnEntry | None = None
+    """Where a transport that reads streams hands their entries."""
 
 
 class Transport(Protocol):
@@ -79,6 +84,10 @@ class Transport(Protocol):
         """Publish in this server's order; the number of subscribers that received it.
 
         Raises PublishError (never only logs) when the bus did not accept it."""
+
+    async def append(self, stream: str, fields: tuple[bytes, ...], max_len: int) -> bytes:
+        """``XADD stream MAXLEN ~ max_len * fields...`` in this server's order, with the
+        publishes; the entry's id. Raises PublishError like ``publish``."""
 
     async def count_subscribers(self, channel: str) -> int:
         """How many connections subscribe ``channel`` (NUMSUB), cluster-wide."""

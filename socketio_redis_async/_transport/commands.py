@@ -84,3 +84,13 @@ def _abort(conn: AbstractConnection) -> None:
     writer = getattr(conn, "_writer", None)
     if writer is not None:
         writer.transport.abort()
+
+
+def pack_command(*args: bytes) -> bytes:
+    """A command in the Redis protocol (an array of bulk strings)."""
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
+
+
+def xadd(stream: str, fields: tuple[bytes, ...], max_len: int) -> tuple[bytes, ...]:
+    """``XADD stream MAXLEN ~ max_len * fields...``, as command arguments."""
+    return (b"XADD", stream.encode(), b"MAXLEN", b"~", b"%d" % max_len, b"*", *fields)

@@ -16,58 +16,42 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from .._errors import AdapterClosedError, PublishError
 from .._health import AdapterHealth
 from .base import TRANSPORT_STATS, TransportFactory, TransportHooks
+from .glob import glob_match
 from .histogram import LatencyHistogram
 from .publisher import check_size
 
-
-def glob_match(pattern: bytes, string: bytes) -> bool:
-    """Whether ``string`` matches ``pattern`` by Redis' glob rules (``stringmatchlen``):
-    ``*``, ``?``, ``[abc]``, ``[a-z]``, ``[^...]``, ``\\`` escaping the next byte; quirks
-    included: ``[z-a]`` is ``[a-z]``, ``[`` left open ends with the pattern, ``[]`` matches
-    nothing, ``[^]`` any byte, and no pattern but ``""`` matches ``""``."""
-    return _regex(pattern).fullmatch(string) is not None if string else not pattern
-
-
-@functools.lru_cache(maxsize=4096)
-def _regex(pattern: bytes) -> re.Pattern[bytes]:
-    out, p, end = [], 0, len(pattern)
-    while p < end:
-        c = pattern[p : p + 1]
-        if c == b"[":
-            p += 1
-            negate = pattern[p : p + 1] == b"^"
-            p += negate
-            members = []
-            while p < end and pattern[p] != ord("]"):
-                if pattern[p] != ord("\\") and p + 2 < end and pattern[p + 1] == ord("-"):
-                    members.append(b"\\x%02x-\\x%02x" % tuple(sorted(pattern[p : p + 3 : 2])))
-                    p += 2
-                else:  # a byte, or one escaped by a backslash
-                    p += pattern[p] == ord("\\") and p + 1 < end
-                    members.append(b"\\x%02x" % pattern[p])
-                p += 1
-            klass = b"[%s%s]" % (b"^" if negate else b"", b"".join(members))
-            out.append(klass if members else b"." if negate else b"(?!)")
-        elif c in (b"*", b"?"):
-            out.append(b".*" if c == b"*" else b".")
-        else:  # a byte, or one escaped by a backslash
-            p += c == b"\\" and p + 1 < end
-            out.append(b"\\x%02x" % pattern[p])
-        p += 1
-    return re.compile(b"".join(out), re.DOTALL)
+_T = TypeVar("_T")
+_ENTRIES = b"\0entries"  # the queue's marker: new entries in the stream named as channel
 
 
 class MemoryHub:
-    """The in-process "Redis": the transports attached and what they subscribe."""
+    """The in-process "Redis": the transports attached, what they subscribe, the streams."""
 
     def __init__(self) -> None:
         self.transports: dict[MemoryTransport, None] = {}  # attached, in attach order
+        self.streams: dict[str, list[tuple[int, bytes, tuple[bytes, ...]]]] = {}
+        self._last = (0, 0)
+
+    def append(self, stream: str, fields: tuple[bytes, ...], max_len: int) -> bytes:
+        """XADD: a new entry, trimmed to ``max_len``; each stream reader on the bus is told."""
+        ms = max(int(time.time() * 1000), self._last[0])
+        self._last = (ms, self._last[1] + 1 if ms == self._last[0] else 0)
+        entry_id = b"%d-%d" % self._last
+        entries = self.streams.setdefault(stream, [])
+        index = entries[-1][0] + 1 if entries else 0
+        entries.append((index, entry_id, fields))
+        del entries[:-max_len]
+        for transport in self._on_bus():
+            if transport.reads_streams:
+                transport.queue.put_nowait((stream.encode(), b"", _ENTRIES))
+        return entry_id
 
     def _on_bus(self) -> list[MemoryTransport]:
         return [t for t in self.transports if t.on_bus]
@@ -135,7 +119,14 @@ class MemoryTransport:
         self._contact: float | None = None
         self._last_error: str | None = None
         self._stats = dict.fromkeys(TRANSPORT_STATS, 0)
+        self._read: dict[str, int] = {}  # stream -> index of the next entry to hand over
+        self.entries_lost = 0
         hub.transports[self] = None
+
+    @property
+    def reads_streams(self) -> bool:
+        """Whether the engine takes stream entries (its hooks have ``on_entry``)."""
+        return self._hooks.on_entry is not None
 
     @property
     def listening(self) -> bool:
@@ -153,6 +144,8 @@ class MemoryTransport:
         if not self.listening:
             name = f"socketio-redis-async memory listener {self._hooks.uid()}"
             self._task = asyncio.get_running_loop().create_task(self._listen(), name=name)
+            for stream, entries in self._hub.streams.items():  # read what comes from now on
+                self._read.setdefault(stream, entries[-1][0] + 1 if entries else 0)
             self._link_changed()
 
     async def start(self) -> None:
@@ -163,6 +156,13 @@ class MemoryTransport:
 
     async def publish(self, channel: str, payload: bytes, limit: int | None = None) -> int:
         """Deliver through the hub, in call order; the number of deliveries."""
+        return await self._send(payload, limit, lambda: self._hub.publish(channel, payload))
+
+    async def append(self, stream: str, fields: tuple[bytes, ...], max_len: int) -> bytes:
+        """XADD through the hub; the entry's id."""
+        return await self._send(b"", None, lambda: self._hub.append(stream, fields, max_len))
+
+    async def _send(self, payload: bytes, limit: int | None, send: Callable[[], _T]) -> _T:
         if self._closed:
             raise AdapterClosedError("this adapter was closed; create a new one")
         check_size(payload, self._max, limit)
@@ -171,12 +171,12 @@ class MemoryTransport:
             self._last_error = f"cannot publish to {self.where}: the link is down"
             raise PublishError(self._last_error)
         started = time.monotonic()
-        receivers = self._hub.publish(channel, payload)
+        answer = send()
         self._stats["published"] += 1
         self._contact = time.monotonic()
         self.latency.observe(self._contact - started)
         await asyncio.sleep(0)  # a checkpoint, as a round trip to Redis would be
-        return receivers
+        return answer
 
     async def count_subscribers(self, channel: str) -> int:
         return self._hub.numsub(channel)
@@ -224,6 +224,9 @@ class MemoryTransport:
                 self._last_error = f"lost the link to {self.where}"
                 while not self.queue.empty():
                     self.queue.get_nowait()
+            elif self.reads_streams:  # read on from where it was, like XREAD from an offset
+                for stream in self._hub.streams:
+                    self.queue.put_nowait((stream.encode(), b"", _ENTRIES))
             self._link_changed()
 
     def _link_changed(self) -> None:
@@ -237,10 +240,30 @@ class MemoryTransport:
             channel, payload, pattern = await self.queue.get()
             self._contact = time.monotonic()
             try:
-                await self._hooks.on_message(channel, payload, pattern)
+                if pattern == _ENTRIES:
+                    await self._read_entries(channel.decode())
+                else:
+                    await self._hooks.on_message(channel, payload, pattern)
             except Exception:
                 self._stats["handler_errors"] += 1
                 self._logger.exception("error while handling a message from channel %r", channel)
+
+    async def _read_entries(self, stream: str) -> None:
+        """Hand over the stream's entries from this transport's offset."""
+        entries, on_entry = self._hub.streams.get(stream, []), self._hooks.on_entry
+        assert on_entry is not None
+        start = self._read.setdefault(stream, 0)
+        if entries and entries[0][0] > start:
+            self.entries_lost += entries[0][0] - start
+            self._logger.error(
+                "%d entries of stream %r were trimmed before this server read them",
+                entries[0][0] - start,
+                stream,
+            )
+        for index, entry_id, fields in entries:
+            if index >= self._read[stream] and self.on_bus:
+                self._read[stream] = index + 1
+                await on_entry(stream.encode(), entry_id, list(fields))
 
 
 def memory_transport(

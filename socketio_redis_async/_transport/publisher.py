@@ -3,8 +3,8 @@
 One writer task owns a dedicated connection. Callers queue their message and await their
 own result, so a failed publish is raised to the caller that asked for it
 (``PublishError``), never only logged. Messages queued while a batch is in flight are
-sent together as the next batch: one write and one read for many messages, which is what
-keeps Redis CPU per message low under load.
+sent together as the next batch: one write and one read for many messages, which keeps
+Redis CPU per message low under load. Stream appends (XADD) queue in the same order.
 
 Faults are bounded. Every message has a deadline (``publish_timeout`` after it was
 queued); a batch that is not answered by its oldest message's deadline fails with
@@ -31,15 +31,17 @@ except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
     hiredis = None  # type: ignore[assignment]
 
 from .._errors import AdapterClosedError, PublishError, RedisCommandError
-from .commands import drop_connection
+from .commands import drop_connection, pack_command
 from .histogram import LatencyHistogram
 
 
 class _Item(NamedTuple):
     channel: bytes
     payload: bytes
-    future: asyncio.Future[int]
+    future: asyncio.Future[Any]
     deadline: float
+    command: bytes | None = None
+    """Another command, packed (``channel`` is then its key); None for a publish."""
 
 
 def check_size(payload: bytes, max_message_size: int, limit: int | None = None) -> None:
@@ -53,7 +55,7 @@ def check_size(payload: bytes, max_message_size: int, limit: int | None = None) 
 
 
 class Publisher:
-    """Coalesces PUBLISH commands on one dedicated Redis connection."""
+    """Coalesces PUBLISH (and XADD) commands on one dedicated Redis connection."""
 
     def __init__(
         self,
@@ -93,21 +95,25 @@ class Publisher:
         self.latency = LatencyHistogram()  # queued -> answered, per published message
 
     def check_size(self, payload: bytes, limit: int | None = None) -> None:
-        """Raise ValueError if ``payload`` is larger than ``limit`` (default: the configured
-        max_message_size)."""
         check_size(payload, self._max, limit)
 
     async def publish(self, channel: str, payload: bytes, limit: int | None = None) -> int:
-        """PUBLISH ``payload`` (at most ``limit`` bytes, default max_message_size); return
-        how many subscribers received it.
+        """PUBLISH ``payload`` (at most ``limit`` bytes, default max_message_size); how many
+        subscribers received it. PublishError within ``timeout`` seconds if Redis does not
+        answer, at once if more than 4 x ``max_message_size`` bytes are already waiting."""
+        self.check_size(payload, limit)
+        reply: int = await self._queued(channel.encode(), payload, None)
+        return reply
 
-        Raises PublishError within ``timeout`` seconds if Redis does not answer, and at
-        once if more than 4 x ``max_message_size`` bytes are already waiting.
-        """
+    async def command(self, key: str, *args: bytes) -> Any:
+        """Any other command (XADD...) on ``key``, in order with the publishes; its reply.
+        Errors as ``publish``."""
+        return await self._queued(key.encode(), b"", pack_command(*args))
+
+    async def _queued(self, channel: bytes, payload: bytes, command: bytes | None) -> Any:
         if self._closed:
             raise AdapterClosedError("cannot publish: the adapter is closed")
-        self.check_size(payload, limit)
-        size = len(channel) + len(payload)
+        size = len(channel) + len(payload) + len(command or b"")
         if self.backlog_bytes + size > self._max_backlog and self.backlog_entries:
             error = PublishError(
                 f"cannot publish to Redis at {self._where}: {self.backlog_bytes} bytes in "
@@ -119,8 +125,8 @@ class Publisher:
             self.last_error = (self._now(), str(error))
             raise error
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[int] = loop.create_future()
-        self._queue.append(_Item(channel.encode(), payload, fut, loop.time() + self._timeout))
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._queue.append(_Item(channel, payload, fut, loop.time() + self._timeout, command))
         self.backlog_bytes += size
         self.backlog_entries += 1
         self._idle.clear()
@@ -153,7 +159,7 @@ class Publisher:
                     await self._flush(batch)
                 finally:
                     self.backlog_entries -= len(batch)
-                    self.backlog_bytes -= sum(len(i.channel) + len(i.payload) for i in batch)
+                    self.backlog_bytes -= sum(_size(i) for i in batch)
             self._idle.set()
 
     async def _flush(self, batch: list[_Item]) -> None:
@@ -192,11 +198,12 @@ class Publisher:
         for item, reply in zip(live, replies, strict=True):
             if item.future.done():
                 continue
-            if isinstance(reply, int):
+            if isinstance(reply, int) or (item.command and not isinstance(reply, Exception)):
                 self.latency.observe(answered - (item.deadline - self._timeout))
                 item.future.set_result(reply)
             else:
-                self._fail([item], PublishError(f"Redis refused {self._name}: {reply}"))
+                name = item.command.split(b"\r\n")[2].decode() if item.command else self._name
+                self._fail([item], PublishError(f"Redis refused {name}: {reply}"))
 
     def _timeout_error(self, what: str) -> PublishError:
         return PublishError(
@@ -216,7 +223,8 @@ class Publisher:
     async def _send(self, batch: list[_Item]) -> list[Any]:
         head = self._command
         packed = b"".join(
-            b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n"
+            item.command
+            or b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n"
             % (head, len(item.channel), item.channel, len(item.payload), item.payload)
             for item in batch
         )
@@ -286,3 +294,7 @@ class Publisher:
         conn, self._conn = self._conn, None
         if conn is not None:
             await drop_connection(conn)
+
+
+def _size(item: _Item) -> int:
+    return len(item.channel) + len(item.payload) + len(item.command or b"")
