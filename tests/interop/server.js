@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Node.js Socket.IO 4.8 + @socket.io/redis-adapter 8.3 (classic, or sharded with --sharded)
-// harness for the Python interop tests. Protocol: JSON lines. Commands on stdin, replies
-// and events on stdout, logs on stderr. See README.md in this directory.
+// or @socket.io/redis-streams-adapter 0.3 (--streams) harness for the Python interop tests.
+// Protocol: JSON lines. Commands on stdin, replies and events on stdout, logs on stderr.
+// See README.md in this directory.
 "use strict";
 
 const http = require("http");
@@ -10,16 +11,36 @@ const { Server } = require("socket.io");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
 const { Emitter } = require("@socket.io/redis-emitter");
 const { createClient, createCluster } = require("redis");
+// --streams loads @socket.io/redis-streams-adapter and node-redis 5 ("redis-v5") in main().
 
 // ---------------------------------------------------------------- options
 const SHARDED_MODES = ["static", "dynamic", "dynamic-private"];
 function parseArgs(argv) {
   const o = { port: 0, redis: "redis://127.0.0.1:6379", key: "socket.io",
     requestsTimeout: 5000, specificResponseChannel: false, namespaces: ["/", "/custom"],
-    cluster: false, sharded: null };
+    cluster: false, sharded: null, streams: false, streamOpts: {}, csr: null };
+  const streamsOnly = []; // flags that need --streams
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => { if (i + 1 >= argv.length) throw new Error(`missing value for ${a}`); return argv[++i]; };
+    const int = (min) => {
+      const v = next();
+      if (!/^[0-9]+$/.test(v) || Number(v) < min) throw new Error(`${a} needs an integer >= ${min}, got ${v}`);
+      return Number(v);
+    };
+    // createAdapter of @socket.io/redis-streams-adapter (XADD/XREAD + pub/sub) on node-redis 5.
+    if (a === "--streams") { o.streams = true; continue; }
+    const streamOpt = { "--stream-name": "streamName", "--stream-count": "streamCount", "--max-len": "maxLen",
+      "--read-count": "readCount", "--block-time": "blockTimeInMs" }[a];
+    if (streamOpt) {
+      streamsOnly.push(a);
+      o.streamOpts[streamOpt] = a === "--stream-name" ? next() : int(a === "--max-len" || a === "--block-time" ? 0 : 1);
+      continue;
+    }
+    if (a === "--sharded-pubsub") { streamsOnly.push(a); o.streamOpts.useShardedPubSub = true; continue; }
+    if (a === "--only-plaintext") { streamsOnly.push(a); o.streamOpts.onlyPlaintext = true; continue; }
+    // Socket.IO's connectionStateRecovery: {maxDisconnectionDuration: MS}.
+    if (a === "--csr") { streamsOnly.push(a); o.csr = int(0); continue; }
     if (a === "--port") o.port = Number(next());
     else if (a === "--redis") o.redis = next();
     else if (a === "--key") o.key = next();
@@ -34,6 +55,11 @@ function parseArgs(argv) {
       if (!SHARDED_MODES.includes(o.sharded)) throw new Error(`--sharded must be one of ${SHARDED_MODES.join(", ")}`);
     }
     else throw new Error(`unknown argument ${a}`);
+  }
+  if (!o.streams && streamsOnly.length) throw new Error(`${streamsOnly.join(", ")}: only with --streams`);
+  if (o.streams && o.sharded) throw new Error("--streams and --sharded exclude each other");
+  if (o.streams && o.specificResponseChannel) {
+    throw new Error("--publish-on-specific-response-channel is an option of the classic adapter, not of --streams");
   }
   return o;
 }
@@ -132,6 +158,8 @@ function chain(op, c) {
 const operator = (c) => chain(getNsp(c.nsp), c);
 const emitterOf = (c) => {
   notSharded("the emitter", "@socket.io/redis-emitter speaks the classic protocol only (socket.io-redis-emitter#127)");
+  notStreams("the emitter", "@socket.io/redis-emitter speaks the classic protocol only, and the "
+    + "Redis streams emitter is not published on npm");
   return emitter.of(c.nsp || "/");
 };
 const emitterOperator = (c) => chain(emitterOf(c), c);
@@ -148,6 +176,7 @@ let syncSeq = 0;
 const onSyncMarker = (msg) => { const w = syncWaiters.get(String(msg)); if (w) w(); };
 function flush(c = {}) {
   if (opts.sharded) return shardedFlush(c);
+  if (opts.streams) return streamsFlush();
   const marker = String(++syncSeq);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { syncWaiters.delete(marker); reject(new Error("sync marker timed out")); }, 5000);
@@ -199,6 +228,31 @@ async function shardedFlush(c) {
   return null;
 }
 
+// Streams mode: the adapter publishes on `pub` only, with XADD (broadcasts, socketsJoin/Leave,
+// disconnectSockets: the stream) or PUBLISH/SPUBLISH (acked broadcasts, serverSideEmit,
+// fetchSockets, responses). trackPublishes() wraps those three methods of `pub`; a flush
+// waits until Redis has answered every one issued so far, so each was processed by Redis
+// (XREAD BLOCKed readers served, subscribers pushed to), on a cluster too. The ClusterAdapter
+// applies its own socketsJoin/... after the XADD reply; the setImmediate lets that run.
+const inflight = new Set();
+function trackPublishes(client) {
+  for (const method of ["xAdd", "publish", "sPublish"]) {
+    const original = client[method];
+    client[method] = function (...args) {
+      const p = original.apply(this, args);
+      const settled = Promise.resolve(p).then(() => {}, () => {});
+      inflight.add(settled);
+      settled.then(() => inflight.delete(settled));
+      return p;
+    };
+  }
+}
+async function streamsFlush() {
+  await Promise.all([...inflight]);
+  await new Promise((resolve) => setImmediate(resolve));
+  return null;
+}
+
 const ackPromise = (start) => new Promise((resolve) => start((err, value) => resolve({ error: err ? err.message : null, value })));
 
 // --------------------------------------------------------------- namespaces
@@ -225,6 +279,7 @@ function setupNamespace(name) {
 // visible in Redis: NUMSUB of the uid-specific response channel is exactly ours.
 async function waitSubscribed(nsp, deadline = Date.now() + 15000) {
   if (opts.sharded) return waitShardSubscribed(nsp, deadline);
+  if (opts.streams) return waitStreamsReady(nsp, deadline);
   const { requestChannel, specificResponseChannel } = nsp.adapter;
   if (opts.cluster) {
     // NUMSUB is per node on a cluster; a SUBSCRIBE confirmed on the same pub/sub
@@ -244,10 +299,16 @@ async function waitSubscribed(nsp, deadline = Date.now() + 15000) {
 // and of our own response channel K#N#<uid>#. On a cluster it is summed over the masters,
 // as the adapter's serverCount() does (lib/util.ts PUBSUB); a master that does not own a
 // channel's slot answers 0, not MOVED.
-async function shardNumSub(channels) {
-  const nodes = opts.cluster ? await Promise.all(pub.masters.map((m) => m.client)) : [pub];
-  const replies = await Promise.all(nodes.map((n) => n.sendCommand(["PUBSUB", "SHARDNUMSUB", ...channels])));
+async function shardNumSub(channels, sub = "SHARDNUMSUB") {
+  const nodes = await masterClients();
+  const replies = await Promise.all(nodes.map((n) => n.sendCommand(["PUBSUB", sub, ...channels])));
   return channels.map((_, i) => replies.reduce((sum, r) => sum + Number(r[2 * i + 1]), 0));
+}
+// One client per master on a cluster (node-redis 4: `.client`; 5: nodeClient(), maybe a
+// promise while it connects), else [pub].
+function masterClients() {
+  if (!opts.cluster) return Promise.resolve([pub]);
+  return Promise.all(pub.masters.map((m) => (opts.streams ? pub.nodeClient(m) : m.client)));
 }
 async function waitShardSubscribed(nsp, deadline) {
   const { channel, responseChannel } = nsp.adapter;
@@ -261,6 +322,48 @@ async function waitShardSubscribed(nsp, deadline) {
 const notSharded = (what, why) => {
   if (opts.sharded) throw new Error(`${what} is not available with --sharded: ${why}`);
 };
+const notStreams = (what, why) => {
+  if (opts.streams) throw new Error(`${what} is not available with --streams: ${why}`);
+};
+
+// Streams mode. The adapter SUBSCRIBEs (SSUBSCRIBEs with --sharded-pubsub) K#N# and
+// K#N#<uid># on one connection of its own, K = --key (channelPrefix); the second is ours
+// alone. Its readers (one connection per stream, --stream-count of them) XREAD BLOCK from
+// `$`, resolved when Redis runs the command: a reader misses every entry added before its
+// first XREAD. Ready = both channels counted by PUBSUB (SHARD)NUMSUB (summed over the
+// masters on a cluster) and `CLIENT LIST` has shown --stream-count connections named
+// STREAMS_CLIENT_NAME (all of pub's duplicates inherit the name) blocked (flags b) in
+// XREAD (cmd=xread). A reader that only sees XREAD fail (e.g. WRONGTYPE: the adapter
+// retries at once, forever, without a word) never blocks, so startup fails instead.
+const STREAMS_CLIENT_NAME = `interop-harness-streams-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+const blockedReaders = new Set(); // CLIENT LIST ids (per node address) seen blocked in XREAD
+async function streamReaders() {
+  const nodes = await masterClients();
+  const lists = await Promise.all(nodes.map((n) => n.sendCommand(["CLIENT", "LIST"])));
+  lists.forEach((list, node) => {
+    for (const line of String(list).split("\n")) {
+      const f = Object.fromEntries(line.trim().split(" ").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+      if (f.name === STREAMS_CLIENT_NAME && f.cmd === "xread" && (f.flags || "").includes("b")) blockedReaders.add(`${node}/${f.id}`);
+    }
+  });
+  return blockedReaders.size;
+}
+async function waitStreamsReady(nsp, deadline) {
+  const prefix = opts.key;
+  const channels = [`${prefix}#${nsp.name}#`, `${prefix}#${nsp.name}#${nsp.adapter.uid}#`];
+  const streamCount = opts.streamOpts.streamCount ?? 1;
+  for (;;) {
+    const [counts, readers] = await Promise.all([
+      shardNumSub(channels, opts.streamOpts.useShardedPubSub ? "SHARDNUMSUB" : "NUMSUB"),
+      streamReaders(),
+    ]);
+    if (counts.every((n) => n >= 1) && readers >= streamCount) return;
+    if (Date.now() > deadline) {
+      throw new Error(`streams adapter of ${nsp.name} not ready: NUMSUB ${counts}, ${readers}/${streamCount} readers seen blocked in XREAD`);
+    }
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
 
 // ----------------------------------------------------------------- commands
 const commands = {
@@ -304,6 +407,7 @@ const commands = {
 
   allRooms: async (c) => {
     notSharded("allRooms", "Node's ClusterAdapter has no allRooms()");
+    notStreams("allRooms", "Node's ClusterAdapter has no allRooms()");
     return sortRooms(await getNsp(c.nsp).adapter.allRooms());
   },
   serverCount: async (c) => Number(await getNsp(c.nsp).adapter.serverCount()),
@@ -355,7 +459,10 @@ const commands = {
   // are processed by Redis (e.g. after a remote socketsJoin put a local socket in a room).
   syncRooms: (c) => syncRooms(c.nsp, [].concat(c.rooms)),
   // Sharded: PUBSUB SHARDNUMSUB of each room's channel K#N#<room>#, summed over the masters.
-  roomSubscribers: async (c) => shardNumSub([].concat(c.rooms).map((room) => roomChannel(c.nsp, room))),
+  roomSubscribers: async (c) => {
+    notStreams("roomSubscribers", "the streams adapter has no room channels");
+    return shardNumSub([].concat(c.rooms).map((room) => roomChannel(c.nsp, room)));
+  },
   leave: async (c) => { await localSocket(c).leave(c.room); return null; },
   localSockets: async (c) => [...getNsp(c.nsp).sockets.values()].map((s) => ({ id: s.id, rooms: [...s.rooms] })),
 
@@ -395,7 +502,9 @@ async function shutdown(code) {
   setTimeout(() => process.exit(code), 3000).unref();
   await (io ? io.close() : null)?.catch((err) => log("io.close failed", err));
   for (const client of [sub, pub]) {
-    if (client && client.isOpen) await client.quit().catch((err) => log("redis quit failed", err.message));
+    // node-redis 5 (--streams) deprecates quit() for close().
+    const quit = (cl) => (typeof cl.close === "function" ? cl.close() : cl.quit());
+    if (client && client.isOpen) await quit(client).catch((err) => log("redis quit failed", err.message));
   }
   process.exit(code);
 }
@@ -411,7 +520,16 @@ process.on("SIGINT", () => shutdown(0));
 process.stdout.on("error", () => shutdown(0)); // parent went away (EPIPE)
 
 async function main() {
-  pub = opts.cluster ? createCluster({ rootNodes: [{ url: opts.redis }] }) : createClient({ url: opts.redis });
+  if (opts.streams) {
+    // node-redis 5 (the streams adapter's own tests use it). Every duplicate() the adapter
+    // makes (its pub/sub connection and one XREAD reader per stream) keeps the client name.
+    const redis5 = require("redis-v5");
+    pub = opts.cluster
+      ? redis5.createCluster({ rootNodes: [{ url: opts.redis }], defaults: { name: STREAMS_CLIENT_NAME } })
+      : redis5.createClient({ url: opts.redis, name: STREAMS_CLIENT_NAME });
+  } else {
+    pub = opts.cluster ? createCluster({ rootNodes: [{ url: opts.redis }] }) : createClient({ url: opts.redis });
+  }
   sub = pub.duplicate();
   pub.on("error", (err) => reportError("redis-pub", err));
   sub.on("error", (err) => reportError("redis-sub", err));
@@ -419,17 +537,28 @@ async function main() {
   await sub.subscribe(SYNC_CHANNEL, onSyncMarker);
 
   const httpServer = http.createServer((req, res) => { res.writeHead(404); res.end(); });
-  // The sharded adapter has no requestsTimeout option: it always waits 5 s (ClusterAdapter).
-  const adapter = opts.sharded
-    ? createShardedAdapter(pub, sub, { channelPrefix: opts.key, subscriptionMode: opts.sharded })
-    : createAdapter(pub, sub, {
+  // The sharded and streams adapters have no requestsTimeout option: they always wait 5 s
+  // (ClusterAdapter).
+  let adapter;
+  if (opts.streams) {
+    trackPublishes(pub);
+    // Only the options given: createAdapter's Object.assign would let `undefined` win.
+    adapter = require("@socket.io/redis-streams-adapter").createAdapter(pub, { channelPrefix: opts.key, ...opts.streamOpts });
+  } else if (opts.sharded) {
+    adapter = createShardedAdapter(pub, sub, { channelPrefix: opts.key, subscriptionMode: opts.sharded });
+  } else {
+    adapter = createAdapter(pub, sub, {
       key: opts.key,
       requestsTimeout: opts.requestsTimeout,
       publishOnSpecificResponseChannel: opts.specificResponseChannel,
     });
-  io = new Server(httpServer, { adapter });
+  }
+  const serverOpts = { adapter };
+  if (opts.csr != null) serverOpts.connectionStateRecovery = { maxDisconnectionDuration: opts.csr };
+  io = new Server(httpServer, serverOpts);
   const nsps = [...new Set(opts.namespaces)].map(setupNamespace);
-  emitter = new Emitter(pub, { key: opts.key });
+  // No emitter in streams mode (emitter.* commands fail): the streams emitter is not on npm.
+  if (!opts.streams) emitter = new Emitter(pub, { key: opts.key });
 
   await new Promise((resolve, reject) => {
     httpServer.once("error", reject);
@@ -438,7 +567,8 @@ async function main() {
   await Promise.all(nsps.map((nsp) => waitSubscribed(nsp)));
   const port = httpServer.address().port;
   const uids = Object.fromEntries(nsps.map((n) => [n.name, n.adapter.uid]));
-  log(`ready on 127.0.0.1:${port}, redis ${opts.redis}, key ${opts.key}, sharded ${opts.sharded}, uids`, uids);
+  const mode = opts.streams ? `streams ${JSON.stringify(opts.streamOpts)}` : `sharded ${opts.sharded}`;
+  log(`ready on 127.0.0.1:${port}, redis ${opts.redis}, key ${opts.key}, ${mode}, uids`, uids);
   send({ type: "ready", port, pid: process.pid, uids });
   pending.splice(0).forEach(handleLine);
   pending = null;
