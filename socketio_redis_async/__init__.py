@@ -26,6 +26,7 @@ from ._operator import BroadcastOperator
 from ._protocol.messages import CUSTOM_REQUEST_EVENT
 from ._sharded_adapter import AsyncShardedRedisAdapter
 from ._sockets import RemoteSocket
+from ._streams_adapter import AsyncStreamsRedisAdapter
 
 __all__ = [
     "AccessDeniedError",
@@ -36,6 +37,7 @@ __all__ = [
     "AsyncEmitterOperator",
     "AsyncRedisAdapter",
     "AsyncShardedRedisAdapter",
+    "AsyncStreamsRedisAdapter",
     "BroadcastOperator",
     "CUSTOM_REQUEST_EVENT",
     "ClusterInstrumentedAsyncServer",

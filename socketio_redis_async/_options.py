@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from redis.connection import parse_url
 
-from ._local.backlog import check_backlog
+from ._local.backlog import DEFAULT_MAX_SOCKET_BACKLOG, check_backlog
 from ._local.handshake import DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_QUERY
 from ._transport.clients import (
     SENTINEL_SCHEMES,
@@ -205,3 +205,54 @@ def build_options(
         else check_names("redact_query", redact_query, headers=False),
         redis_options=dict(redis_options or {}),
     )
+
+
+class AdapterOptions(TypedDict, total=False):
+    """The options every adapter takes beyond its protocol's own, written once (each one
+    is documented on ``AsyncRedisAdapter``); an adapter takes them as ``**options``."""
+
+    host: str | None
+    port: int | None
+    requests_timeout: float
+    ack_timeout: float
+    max_message_size: int
+    max_answer_size: int
+    health_check_interval: float
+    share_sensitive_headers: bool
+    max_socket_backlog: int | None
+    redact_headers: Iterable[str] | None
+    redact_query: Iterable[str] | None
+    publish_timeout: float
+    redis_options: dict[str, Any] | None
+    logger: Any
+    on_connection_change: Any
+
+
+ADAPTER_DEFAULTS: dict[str, Any] = {
+    "host": None,
+    "port": None,
+    "requests_timeout": 5.0,
+    "ack_timeout": 60.0,
+    "max_message_size": 8 * 1024 * 1024,
+    "max_answer_size": 30 * 1024 * 1024,
+    "health_check_interval": 2.0,
+    "share_sensitive_headers": False,
+    "max_socket_backlog": DEFAULT_MAX_SOCKET_BACKLOG,
+    "redact_headers": None,
+    "redact_query": None,
+    "publish_timeout": 5.0,
+    "redis_options": None,
+}
+
+
+def adapter_options(url: str | None, key: str, given: AdapterOptions) -> Options:
+    """``Options`` from an adapter's ``**options`` (``logger`` and ``on_connection_change``
+    are the facade's, not here); TypeError names an option that does not exist."""
+    unknown = sorted(set(given) - set(ADAPTER_DEFAULTS) - {"logger", "on_connection_change"})
+    if unknown:
+        raise TypeError(
+            f"unknown option {unknown[0]!r}; the options are the protocol's own and "
+            f"{', '.join(sorted(ADAPTER_DEFAULTS))}, logger, on_connection_change"
+        )
+    chosen = {**ADAPTER_DEFAULTS, **{k: v for k, v in given.items() if k in ADAPTER_DEFAULTS}}
+    return build_options(url=url, key=key, with_channel_multiplexing=True, **chosen)

@@ -18,6 +18,7 @@ from tests import node_harness
 from tests.helpers import Client, FaultyRedis, Node
 from tests.rediscluster import RedisCluster, require_cluster_tools
 from tests.sharded import MakeSharded, start_sharded
+from tests.streams import MakeStreams, start_streams
 
 pytest_plugins = [
     "tests.unit_cluster"
@@ -152,6 +153,22 @@ async def make_client() -> AsyncIterator[Callable[..., Awaitable[Client]]]:
     yield make
     for client in clients:
         await client.aclose()
+
+
+@pytest.fixture
+async def make_streams(redis_server: RedisServer, key: str) -> AsyncIterator[MakeStreams]:
+    """Start streams servers (on the session's Redis unless ``url=``); all closed after."""
+    nodes: list[Node] = []
+
+    async def make(**options: Any) -> Node:
+        url = options.pop("url", redis_server.url)
+        node = await start_streams(url, options.pop("prefix", key), **options)
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in nodes:
+        await node.aclose()
 
 
 @pytest.fixture

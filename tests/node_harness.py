@@ -31,7 +31,10 @@ def require_node() -> str:
     missing = None
     if node is None:
         missing = "node is not installed"
-    elif not (INTEROP / "node_modules" / "@socket.io" / "redis-adapter").exists():
+    elif not all(
+        (INTEROP / "node_modules" / "@socket.io" / name).exists()
+        for name in ("redis-adapter", "redis-streams-adapter")
+    ):
         missing = "tests/interop/node_modules is missing (run: npm ci --prefix tests/interop)"
     if missing:
         if os.environ.get("CI") == "true":
@@ -138,17 +141,20 @@ class NodeServer(_Harness):
         requests_timeout_ms: int = 1000,
         cluster: bool = False,
         sharded: str | None = None,
+        streams: tuple[str, ...] | None = None,
     ) -> NodeServer:
         """``cluster``: ``redis_url`` is a Redis Cluster node; use node-redis's cluster client.
         ``sharded``: ``createShardedAdapter`` with this subscription mode ("static", "dynamic"
         or "dynamic-private"), ``key`` as its channelPrefix; it ignores ``requests_timeout_ms``
-        (Node's sharded adapter always waits 5 s)."""
+        (Node's sharded adapter always waits 5 s). ``streams``: the streams adapter, with
+        these extra flags (``("--stream-name", name)``...), ``key`` as its channelPrefix."""
         proc = await _spawn(
             "server.js",
             *("--port", "0", "--redis", redis_url, "--key", key),
             *("--requests-timeout", str(requests_timeout_ms)),
             *(["--cluster"] if cluster else []),
             *(["--sharded", sharded] if sharded else []),
+            *(["--streams", *streams] if streams is not None else []),
         )
         assert proc.stdout is not None
         try:

@@ -151,6 +151,7 @@ LAYERS = {
         "_api",
         "_adapter",
         "_sharded_adapter",
+        "_streams_adapter",
         "_options",
         "_sockets",
     ),
@@ -161,6 +162,7 @@ LAYERS = {
         "_api",
         "_adapter",
         "_sharded_adapter",
+        "_streams_adapter",
         "_options",
         "_sockets",
     ),
@@ -169,9 +171,11 @@ LAYERS = {
         "_api",
         "_adapter",
         "_sharded_adapter",
+        "_streams_adapter",
         "_transport.pubsub",
         "_transport.sharded",
         "_transport.memory",
+        "_transport.streams",
     ),
 }
 """Imports point one way: facade -> engine (``_cluster``) -> local view, wire format and

@@ -30,9 +30,15 @@ def backoff_delay(failures: int) -> float:
 class OutageLog:
     """Logs the failures of one link to Redis: one line each, no traceback, rate-limited."""
 
-    def __init__(self, logger: logging.Logger, where: str) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        where: str,
+        consequence: str = "cross-server messages are NOT delivered until it is back",
+    ) -> None:
         self._logger = logger
         self._where = where
+        self._consequence = consequence
         self._last_log = -1e9
 
     def failed(self, what: str, exc: BaseException, delay: float, failures: int) -> None:
@@ -41,11 +47,11 @@ class OutageLog:
         if failures <= 3 or now - self._last_log >= LOG_EVERY:
             self._last_log = now
             self._logger.error(
-                "%s Redis at %s (%s); cross-server messages are NOT delivered until it is "
-                "back; retrying in %.2f s (attempt %d)",
+                "%s Redis at %s (%s); %s; retrying in %.2f s (attempt %d)",
                 what,
                 self._where,
                 describe(exc),
+                self._consequence,
                 delay,
                 failures,
             )

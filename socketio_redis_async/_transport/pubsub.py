@@ -1,13 +1,9 @@
-"""The transport layer: this server's link to Redis, behind one narrow interface.
+"""``RedisTransport``: the ``Transport`` (see ``base``) on classic Redis pub/sub.
 
-``Transport`` is what the adapter needs from a message bus: keep channels subscribed
-(and say when Redis confirmed them), publish in order, count the subscribers of a
-channel, list channels, report liveness, and turn every Redis failure into this
-package's errors. ``RedisTransport`` implements it on classic pub/sub with one
-subscriber connection and one pipelined publisher connection, both dedicated, opened
-with the settings of the clients given or created from the URL. On a Redis Cluster
-(detected on the first connection, see ``_cluster_nodes``) the same transport counts
-and lists over every node and moves a lost connection to another node.
+One subscriber connection and one pipelined publisher connection, both dedicated, opened
+with the settings of the clients given or created from the URL; every Redis failure
+becomes this package's errors. On a Redis Cluster (detected on the first connection, see
+``cluster_nodes``) it counts and lists over every node and moves a lost connection.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ from .access import access_error, acl_user, client_location, set_client_name
 from .base import OnMessage
 from .clients import async_client, redact_url
 from .cluster_nodes import ClusterNodes, node_client
-from .commands import aclose_client, drop_connection, redis_call
+from .commands import aclose_client, drop_connection, redis_call, xadd
 from .histogram import LatencyHistogram
 from .link_health import health_of, transport_stats
 from .publisher import Publisher
@@ -180,6 +176,13 @@ class RedisTransport:
             raise AdapterClosedError("this adapter was closed; create a new one")
         return await self.publisher.publish(channel, payload, limit)
 
+    async def append(self, stream: str, fields: tuple[bytes, ...], max_len: int) -> bytes:
+        """XADD through the publisher, in order with the publishes; the entry's id."""
+        if self._closed:
+            raise AdapterClosedError("this adapter was closed; create a new one")
+        entry_id: bytes = await self.publisher.command(stream, *xadd(stream, fields, max_len))
+        return entry_id
+
     async def count_subscribers(self, channel: str) -> int:
         """``PUBSUB NUMSUB`` of one channel (summed over the nodes of a cluster)."""
         if self._cluster.enabled:
@@ -239,6 +242,10 @@ class RedisTransport:
             if owned and client is not None:
                 await aclose_client(client, self._timeout)
         await self._cluster.aclose()
+
+    async def open_connection(self, role: str, key: str) -> AbstractConnection:
+        """A dedicated connection for ``role`` (a stream reader), bounded."""
+        return await self._open_connection(self.pub_client, role)
 
     async def _open_sub_connection(self) -> AbstractConnection:
         return await self._open_connection(self.sub_client, "sub")

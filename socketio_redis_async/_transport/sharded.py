@@ -16,16 +16,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 
 from .._errors import AccessDeniedError, AdapterClosedError, PublishError, RedisCommandError
 from .._health import AdapterHealth
 from .access import access_error, acl_user
 from .clients import async_client, redact_url
-from .commands import aclose_client
+from .commands import aclose_client, xadd
 from .histogram import LatencyHistogram
 from .link_health import health_of, transport_stats
 from .publisher import Publisher, check_size
@@ -153,6 +154,16 @@ class ShardedTransport:
 
     async def publish(self, channel: str, payload: bytes, limit: int | None = None) -> int:
         """SPUBLISH on the shard that owns ``channel``; once more after a topology change."""
+        reply: int = await self._on_owner(channel, lambda p: p.publish(channel, payload, limit))
+        return reply
+
+    async def append(self, stream: str, fields: tuple[bytes, ...], max_len: int) -> bytes:
+        """XADD on the shard that owns ``stream``, in order with its publishes."""
+        args = xadd(stream, fields, max_len)
+        entry_id: bytes = await self._on_owner(stream, lambda p: p.command(stream, *args))
+        return entry_id
+
+    async def _on_owner(self, key: str, send: Callable[[Publisher], Awaitable[Any]]) -> Any:
         if self._links.closed:
             raise AdapterClosedError("this adapter was closed; create a new one")
         if not await self._slots.wait_ready(self._publish_timeout):
@@ -160,9 +171,7 @@ class ShardedTransport:
         for attempt in (1, 2):
             version = self._slots.version
             try:
-                return await self._links.link(self._slots.owner(channel)).publisher.publish(
-                    channel, payload, limit
-                )
+                return await send(self._links.link(self._slots.owner(key)).publisher)
             except PublishError as exc:
                 if (
                     attempt == 2
@@ -206,6 +215,12 @@ class ShardedTransport:
         await aclose_client(self._client, self._timeout)
 
     # -- links and commands ---------------------------------------------------------------
+
+    async def open_connection(self, role: str, key: str) -> AbstractConnection:
+        """A dedicated connection for ``role`` to the shard owning ``key``, bounded."""
+        if not await self._slots.wait_ready(self._timeout):
+            raise RedisCommandError(f"the shards of {self.where} are not known yet")
+        return await self._nodes.open(self._slots.owner(key), role)
 
     def _new_link(self, node: Address) -> Link:
         """A link to ``node``: its subscriber (not started) and its publisher."""

@@ -1,0 +1,144 @@
+"""``AsyncStreamsRedisAdapter``: the cluster engine on Redis Streams, with the wire format
+of Node's ``@socket.io/redis-streams-adapter`` 0.3.1.
+
+All it does is choose: the ``StreamsWire`` format, and a ``StreamsTransport`` made of
+a pub/sub transport (classic, or sharded with ``use_sharded_pub_sub``) and stream
+readers; everything else is the engine's.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ._adapter import redis_transport_options
+from ._api import ClusterAPI
+from ._options import adapter_options, check_seconds
+from ._protocol.streams_wire import StreamsWire
+from ._transport.base import Transport, TransportHooks
+from ._transport.pubsub import RedisTransport
+from ._transport.sharded import ShardedTransport
+from ._transport.streams import Opener, StreamsTransport
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._options import AdapterOptions
+
+
+class AsyncStreamsRedisAdapter(ClusterAPI):
+    """Client manager for ``socketio.AsyncServer`` on Redis Streams: at-least-once
+    delivery of broadcasts across Redis blips.
+
+    Wire compatible with Node's ``@socket.io/redis-streams-adapter`` 0.3.1: Python and Node
+    servers with the same ``stream_name``, ``stream_count`` and ``channel_prefix`` share
+    broadcasts, rooms, acks and the cluster API. Broadcasts, joins, leaves and disconnects
+    are entries of a stream (XADD); each server reads it from the last entry it handled,
+    so whatever was added while its link was down arrives, in order, once it is back.
+    Requests that wait for answers (``fetch_sockets``, server-side emits, acks) go over
+    pub/sub, as in Node. The options are Node's ``createAdapter`` options in snake_case,
+    with Node's defaults:
+
+    :param url: Redis URL (as for :class:`AsyncRedisAdapter`, Sentinel included).
+    :param stream_name: the stream, or the prefix of the streams (default ``socket.io``).
+    :param stream_count: how many streams the namespaces are spread over (default 1),
+        named ``<stream_name>-<hash(nsp) % stream_count>`` exactly as Node names them. A
+        namespace whose hash is negative goes to ``<stream_name>--<n>``, a stream Node 0.3.1
+        servers never read (a Node bug); Python servers read those too.
+    :param channel_prefix: prefix of the pub/sub channels (default ``socket.io``); never the
+        ``key`` of classic-adapter servers on the same Redis.
+    :param use_sharded_pub_sub: SPUBLISH/SSUBSCRIBE instead of PUBLISH/SUBSCRIBE.
+    :param max_len: trim each stream to about this many entries (``MAXLEN ~``, default
+        10,000); a server that falls further behind loses entries, and says so.
+    :param read_count: entries read per ``XREAD`` (default 100).
+    :param block_time: seconds an ``XREAD`` waits for entries (Node's ``blockTimeInMs``
+        / 1000, default 5.0); never delays shutdown or a request.
+    :param session_key_prefix: key prefix of recovery sessions (``sio:session:``).
+    :param only_plaintext: never base64(msgpack) an entry, even with bytes in it.
+    :param connection_state_recovery: not available yet: must be None.
+
+    Every other option is :class:`AsyncRedisAdapter`'s (``requests_timeout``,
+    ``ack_timeout``, ``max_message_size``, ``publish_timeout``, ``logger``...).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        stream_name: str = "socket.io",
+        stream_count: int = 1,
+        channel_prefix: str = "socket.io",
+        use_sharded_pub_sub: bool = False,
+        max_len: int = 10_000,
+        read_count: int = 100,
+        block_time: float = 5.0,
+        session_key_prefix: str = "sio:session:",
+        only_plaintext: bool = False,
+        connection_state_recovery: None = None,
+        **options: Unpack[AdapterOptions],
+    ) -> None:
+        if connection_state_recovery is not None:
+            raise ValueError(
+                "connection_state_recovery is not available yet on this adapter; pass None"
+            )
+        if type(read_count) is not int or read_count < 1:
+            raise ValueError(f"read_count must be an int of at least 1, not {read_count!r}")
+        if not isinstance(session_key_prefix, str):
+            raise TypeError("session_key_prefix must be a str, such as 'sio:session:'")
+        block = check_seconds("block_time", block_time)
+        wire = StreamsWire(
+            stream_name=stream_name,
+            stream_count=stream_count,
+            max_len=max_len,
+            only_plaintext=only_plaintext,
+            sharded_pubsub=use_sharded_pub_sub,
+        )
+        logger: logging.Logger | None = options.get("logger")
+        settings = adapter_options(url, channel_prefix, options)
+        made: list[StreamsTransport] = []
+
+        def pubsub(hooks: TransportHooks) -> Opener:
+            kwargs: dict[str, Any] = redis_transport_options(settings, hooks, logger)
+            if use_sharded_pub_sub:
+                return ShardedTransport(**kwargs)
+            return RedisTransport(pub_client=None, sub_client=None, **kwargs)
+
+        def transport(hooks: TransportHooks) -> Transport:
+            made.append(
+                StreamsTransport(
+                    hooks,
+                    pubsub,
+                    streams=wire.streams,
+                    one_reader=not use_sharded_pub_sub,
+                    read_count=read_count,
+                    block=block,
+                    timeout=settings.requests_timeout,
+                    logger=logger or logging.getLogger("socketio_redis_async"),
+                )
+            )
+            return made[0]
+
+        super().__init__(
+            options=settings,
+            wire=wire,
+            transport=transport,
+            logger=logger,
+            on_connection_change=options.get("on_connection_change"),
+        )
+        self._streams = made[0]
+        self._stream_wire = wire
+        self.session_key_prefix = session_key_prefix
+
+    @property
+    def stream_name(self) -> str:
+        """The stream, or the prefix of the streams."""
+        return self._stream_wire.stream_name
+
+    @property
+    def streams(self) -> list[str]:
+        """Every stream this server reads."""
+        return list(self._stream_wire.streams)
+
+    def stream_of(self, namespace: str) -> str:
+        """The stream ``namespace``'s entries go to."""
+        return self._stream_wire.stream_of(namespace)

@@ -1,0 +1,200 @@
+"""Reading streams: ``XREAD BLOCK`` on a dedicated connection, from the last entry handled.
+
+One task reads a set of streams (one ``XREAD`` names them all) and hands each entry, in
+order, to ``on_entry``. At its first connection it asks each stream for its last id and
+its count of entries ever added (``XINFO STREAM``), and reads on from there: a server
+sees what is added after it started, as Node's ``$`` does, but without Node's race
+between the first ``XREAD`` and ``start()`` returning.
+
+When the connection fails (killed, Redis paused, restarted, failed over), it reconnects
+with a jittered backoff (Node re-polls at once, in a tight loop) and reads on from the
+offsets it handled: whatever was added meanwhile is delivered, in order, once. Every
+``XREAD`` is bounded by ``block`` plus the timeout, so a frozen Redis is noticed.
+
+Gaps are reported, never silent: after each reconnect, and whenever a read came back
+full (the server may be behind), it compares what Redis still holds with what it
+handled. Entries trimmed (``MAXLEN``) before they were read, and a stream Redis lost
+(restarted without its data: its count of entries went back), are logged and counted in
+``entries_lost`` / ``gaps``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ResponseError
+
+from .backoff import OutageLog, backoff_delay
+from .base import OnEntry
+from .commands import describe, drop_connection
+
+_FIRST = b"0-0"
+
+
+def _fields(reply: list[Any]) -> dict[bytes, Any]:
+    return dict(zip(reply[::2], reply[1::2], strict=False))
+
+
+class StreamReader:
+    """Reads ``streams`` from the entries it handled, across reconnects."""
+
+    def __init__(
+        self,
+        streams: list[str],
+        connect: Callable[[], Awaitable[AbstractConnection]],
+        on_entry: OnEntry,
+        *,
+        read_count: int,
+        block: float,
+        timeout: float,
+        where: str,
+        logger: logging.Logger,
+        on_change: Callable[[], None],
+    ) -> None:
+        self._names = [s.encode() for s in streams]
+        self._connect = connect
+        self._on_entry = on_entry
+        self._count = b"%d" % read_count
+        self._read_count = read_count
+        self._block = b"%d" % int(block * 1000)
+        self._bound = block + timeout
+        self._timeout = timeout
+        self._logger = logger
+        self._where = where
+        self._outage = OutageLog(
+            logger, where, "what other servers add meanwhile is read once it is back"
+        )
+        self._on_change = on_change
+        self.offsets: dict[bytes, bytes] = {}
+        """Per stream, the id of the last entry handled (``0-0``: none yet)."""
+        self._added: dict[bytes, int] = {}  # per stream: entries ever added up to the offset
+        self._behind: set[bytes] = set()  # streams whose last read was full: check first
+        self.ready = asyncio.Event()
+        """Set once the start offsets are known: entries added from then on will be read."""
+        self.connected = False
+        self.entries_read = 0
+        self.entries_lost = 0
+        self.gaps = 0
+        self.reconnects = 0
+        self.handler_errors = 0
+        self.last_error: str | None = None
+        self.last_contact: float | None = None
+
+    async def run(self) -> None:
+        """Read until cancelled; never raises otherwise."""
+        failures = 0
+        while True:
+            conn = None
+            try:
+                conn = await self._connect()
+                self.reconnects += self.ready.is_set()
+                await self._position(conn)
+                self._set_connected(True)
+                failures = 0
+                while True:
+                    await self._read(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                self.last_error = f"reading the streams at {self._where}: {describe(exc)}"
+                self._set_connected(False)
+                delay = backoff_delay(failures)
+                self._outage.failed("lost the stream reader's link to", exc, delay, failures)
+                await asyncio.sleep(delay)
+            finally:
+                if conn is not None:
+                    await drop_connection(conn)
+
+    def _set_connected(self, up: bool) -> None:
+        if up != self.connected:
+            self.connected = up
+            self._on_change()
+
+    async def _call(self, conn: AbstractConnection, bound: float, *args: bytes) -> Any:
+        with anyio.fail_after(bound):
+            await conn.send_command(*args, check_health=False)
+            reply = await conn.read_response()
+        self.last_contact = asyncio.get_running_loop().time()
+        return reply
+
+    async def _info(self, conn: AbstractConnection, stream: bytes) -> dict[bytes, Any] | None:
+        """``XINFO STREAM`` as a map; None when the stream does not exist (yet)."""
+        try:
+            return _fields(await self._call(conn, self._timeout, b"XINFO", b"STREAM", stream))
+        except ResponseError as exc:
+            if "no such key" in str(exc).lower():
+                return None
+            raise
+
+    async def _position(self, conn: AbstractConnection) -> None:
+        """At the first connection, start at each stream's end; later, check for gaps."""
+        for stream in self._names:
+            info = await self._info(conn, stream)
+            if stream not in self.offsets:
+                self.offsets[stream] = info[b"last-generated-id"] if info else _FIRST
+                self._added[stream] = int(info.get(b"entries-added", 0)) if info else 0
+            else:
+                self._check_gap(stream, info)
+        self.ready.set()
+
+    def _check_gap(self, stream: bytes, info: dict[bytes, Any] | None) -> None:
+        """Report entries that Redis no longer holds and this server never handled."""
+        added = int(info.get(b"entries-added", -1)) if info else 0
+        if added < 0:  # Redis 6: no count; only the first id tells of a trim
+            first = info.get(b"first-entry") if info else None
+            if first and _newer(first[0], self.offsets[stream]) and self.offsets[stream] != _FIRST:
+                self._lost(stream, None, "trimmed before this server read them")
+            return
+        if added < self._added[stream]:
+            self._lost(stream, None, "lost by Redis (its count of entries went back)")
+            self._added[stream] = added
+            return
+        oldest = added - int(info.get(b"length", 0)) if info else 0
+        if oldest > self._added[stream]:
+            self._lost(stream, oldest - self._added[stream], "trimmed before this server read them")
+            self._added[stream] = oldest
+
+    def _lost(self, stream: bytes, count: int | None, why: str) -> None:
+        self.gaps += 1
+        self.entries_lost += count or 0
+        self._logger.error(
+            "%s entries of stream %r were %s: broadcasts from other servers were LOST "
+            "(raise max_len, or make this server keep up); %d gaps so far",
+            "some" if count is None else count,
+            stream.decode(errors="replace"),
+            why,
+            self.gaps,
+        )
+
+    async def _read(self, conn: AbstractConnection) -> None:
+        while self._behind:  # perhaps behind: was anything trimmed before it was read?
+            stream = self._behind.pop()
+            self._check_gap(stream, await self._info(conn, stream))
+        ids = [self.offsets[s] for s in self._names]
+        args = (b"XREAD", b"COUNT", self._count, b"BLOCK", self._block, b"STREAMS")
+        reply = await self._call(conn, self._bound, *args, *self._names, *ids)
+        for stream, entries in reply or ():
+            for entry_id, fields in entries:
+                self.offsets[stream] = entry_id
+                self._added[stream] += 1
+                self.entries_read += 1
+                try:
+                    await self._on_entry(stream, entry_id, fields)
+                except Exception:
+                    self.handler_errors += 1
+                    self._logger.exception("error while handling entry %r of %r", entry_id, stream)
+            if len(entries) >= self._read_count:
+                self._behind.add(stream)
+
+
+def _newer(a: bytes, b: bytes) -> bool:
+    """Whether stream id ``a`` comes after ``b``."""
+    ams, _, aseq = a.partition(b"-")
+    bms, _, bseq = b.partition(b"-")
+    return (int(ams), int(aseq or 0)) > (int(bms), int(bseq or 0))

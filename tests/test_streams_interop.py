@@ -1,0 +1,215 @@
+"""Mixed streams clusters: AsyncStreamsRedisAdapter next to Node's
+``@socket.io/redis-streams-adapter`` 0.3.1 (tests/interop/server.js ``--streams``).
+
+The scenarios of the Node streams suite (streams-and-recovery.md §E) run in both
+directions between one Python and one Node server on one stream: broadcasts (all, a
+room, except, binary), acks, fetchSockets, socketsJoin/Leave, disconnectSockets,
+serverSideEmit with an ack, server counting; the Python streams emitter drives Node
+servers (Node's own streams emitter is not on npm); and ``stream_count`` > 1 names the
+same streams on both sides. Node's clients are the real ``socket.io-client``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from socketio_redis_async import AsyncEmitter
+from tests.helpers import Client, Node, wait_until
+from tests.node_harness import NodeClient, NodeServer
+from tests.streams import start_streams
+
+pytestmark = [pytest.mark.anyio, pytest.mark.interop]
+
+
+@dataclass
+class Mixed:
+    """One Python and one Node streams server, a Python client on the first, a Node
+    ``socket.io-client`` on the second, and a Python client on the second too (it acks,
+    and tells bytes from JSON)."""
+
+    py: Node
+    node: NodeServer
+    py_client: Client
+    node_client: NodeClient
+    on_node: Client
+    stream: str
+
+
+async def _mixed(url: str, key: str, **options: Any) -> AsyncIterator[Mixed]:
+    stream = options.pop("stream_name", key)
+    flags = ["--stream-name", stream, "--read-count", "1"]
+    if "stream_count" in options:
+        flags += ["--stream-count", str(options["stream_count"])]
+    node = await NodeServer.start(url, key, streams=tuple(flags))
+    py = None
+    clients: list[Any] = []
+    try:
+        py = await start_streams(url, key, stream_name=stream, **options)
+        py_client = await Client("py-client").connect(py, ["/", "/custom"])
+        clients.append(py_client)
+        node_client = await NodeClient.connect(node.url, ["/", "/custom"])
+        clients.append(node_client)
+        await node.wait_event(type="connection", sid=node_client.sid())
+        on_node = Client("on-node")
+        clients.append(on_node)
+        await on_node.connect(node, ["/", "/custom"])  # type: ignore[arg-type]
+        await node.wait_event(type="connection", sid=on_node.sid())
+        yield Mixed(py, node, py_client, node_client, on_node, stream)
+        assert node.errors == []
+    finally:
+        for client in clients:
+            await client.aclose()
+        if py is not None:
+            await py.aclose()
+        await node.aclose()
+
+
+@pytest.fixture
+async def mixed(redis_server, key) -> AsyncIterator[Mixed]:
+    async for cluster in _mixed(redis_server.url, key):
+        yield cluster
+
+
+async def test_each_side_counts_both_servers(mixed):
+    """serverCount is NUMSUB of the public channel: 2 on both sides."""
+    assert await mixed.py.adapter.server_count() == 2
+    assert await mixed.node.cmd("serverCount") == 2
+
+
+async def test_python_broadcasts_reach_node_clients(mixed):
+    """All, a room, except a room, binary: Node's clients get what they should, in order."""
+    m = mixed
+    nc = m.node_client
+    await m.node.cmd("join", sid=nc.sid(), room="room")
+    await m.py.sio.emit("all", [1, "two"])
+    await m.py.sio.emit("in-room", 2, to="room")
+    await m.py.sio.emit("not-room", 3, skip_sid="room")
+    await m.py.sio.emit("bytes", b"\x00\xff")
+    await m.py.sio.emit("marker", 0)
+    await nc.wait_event(type="event", event="marker")
+    got = [(e["event"], e["args"]) for e in nc.matching(type="event", nsp="/")]
+    assert got[:2] == [("all", [[1, "two"]]), ("in-room", [2])]
+    assert [event for event, _ in got[2:]] == ["bytes", "marker"]  # bytes: checked below
+    assert await m.on_node.wait_for("bytes") == [[b"\x00\xff"]]
+
+
+async def test_node_broadcasts_reach_python_clients(mixed):
+    """Node's broadcasts (all, a room, except, binary, another namespace) reach Python's."""
+    m = mixed
+    pc = m.py_client
+    await m.py.sio.enter_room(pc.sid(), "room")
+    await m.node.cmd("emit", event="all", args=[1])
+    await m.node.cmd("emit", event="in-room", args=[2], to=["room"])
+    await m.node.cmd("emit", event="not-room", args=[3], **{"except": ["room"]})
+    await m.node.cmd("emit", event="bytes", args=[b"\x01\x02"])
+    await m.node.cmd("emit", event="custom", args=[4], nsp="/custom")
+    await m.node.cmd("emit", event="marker", args=[])
+    await pc.wait_for("marker")
+    await pc.wait_for("custom", namespace="/custom")
+    got = [(ev, args) for ns, ev, args in pc.events if ns == "/"]
+    assert got == [("all", [1]), ("in-room", [2]), ("bytes", [b"\x01\x02"]), ("marker", [])]
+
+
+async def test_acks_cross_both_ways(mixed):
+    """Broadcasts with acks: each side collects the other side's client acks."""
+    m = mixed
+    await m.node_client.aclose()  # client.js never acks: leave only clients that do
+    await m.node.wait_event(type="disconnect", sid=m.node_client.sid())
+    m.py_client.ack_value = lambda event, args: f"on-py:{args[0]}"
+    m.on_node.ack_value = lambda event, args: f"on-node:{args[0]}"
+    acks = await m.py.adapter.emit_with_ack("ask", 1, timeout=3)
+    assert sorted(acks) == ["on-node:1", "on-py:1"]
+    reply = await m.node.cmd("emitWithAck", event="ask", args=[2], timeout=3000)
+    assert reply["error"] is None and sorted(reply["responses"]) == ["on-node:2", "on-py:2"]
+
+
+async def test_fetch_sockets_sees_both_servers(mixed):
+    """fetchSockets from either side lists both sides' sockets, with rooms and data."""
+    m = mixed
+    await m.node.cmd("setData", sid=m.node_client.sid(), data={"user": "n"})
+    everyone = {m.py_client.sid(), m.node_client.sid(), m.on_node.sid()}
+    py_view = {s.id: s for s in await m.py.adapter.fetch_sockets()}
+    assert set(py_view) == everyone
+    assert py_view[m.node_client.sid()].data == {"user": "n"}
+    node_view = {s["id"] for s in await m.node.cmd("fetchSockets")}
+    assert node_view == everyone
+
+
+async def test_sockets_join_leave_and_disconnect_cross_both_ways(mixed):
+    """socketsJoin/socketsLeave/disconnectSockets travel in the stream, each way."""
+    m = mixed
+    pc, nc = m.py_client, m.node_client
+    await m.node.cmd("socketsJoin", rooms=["from-node"])
+    await wait_until(lambda: "from-node" in m.py.sio.manager.get_rooms(pc.sid(), "/"))
+    await m.py.adapter.sockets_join(["from-py"])
+
+    async def node_rooms() -> set[str]:
+        local = await m.node.cmd("localSockets")
+        return {room for s in local if s["id"] == nc.sid() for room in s["rooms"]}
+
+    assert "from-node" in await node_rooms()
+    await wait_until_node(lambda rooms: "from-py" in rooms, node_rooms)
+    await m.py.adapter.sockets_leave(["from-node"])
+    await wait_until_node(lambda rooms: "from-node" not in rooms, node_rooms)
+    await m.node.cmd("socketsLeave", rooms=["from-py"])
+    await wait_until(lambda: "from-py" not in m.py.sio.manager.get_rooms(pc.sid(), "/"))
+    await m.node.cmd("disconnectSockets", close=False, to=[pc.sid()])
+    await pc.wait_disconnected()
+    await m.py.adapter.disconnect_sockets()
+    await nc.wait_event(type="disconnect")
+
+
+async def wait_until_node(predicate, fetch, timeout: float = 5) -> None:
+    """Poll a Node harness command until ``predicate`` holds."""
+    import anyio
+
+    with anyio.fail_after(timeout):
+        while not predicate(await fetch()):
+            await anyio.sleep(0.02)
+
+
+async def test_server_side_emits_with_acks_cross_both_ways(mixed):
+    """serverSideEmit with an ack: each side answers the other."""
+    m = mixed
+
+    @m.py.adapter.on("hello")
+    async def hello(value):
+        return f"py:{value}"
+
+    await m.node.cmd("onServerSideEmit", event="hello", reply="node")
+    assert await m.py.adapter.server_side_emit_with_ack("hello", 1) == ["node"]
+    reply = await m.node.cmd("serverSideEmitWithAck", event="hello", args=[2])
+    assert reply["error"] is None and reply["responses"] == ["py:2"]
+
+
+async def test_the_python_streams_emitter_drives_node_and_python_servers(mixed, redis_server, key):
+    """Entries the emitter appends (uid ``emitter``) reach both servers' clients."""
+    m = mixed
+    async with AsyncEmitter(redis_server.url, streams=True, stream_name=m.stream, key=key) as em:
+        assert await em.emit("from-emitter", {"n": 1}) == 0
+        await em.to(m.node_client.sid()).emit("direct", 2)
+        await em.sockets_join(["joined"])
+    event = await m.node_client.wait_event(type="event", event="from-emitter")
+    assert event["args"] == [{"n": 1}]
+    assert (await m.node_client.wait_event(type="event", event="direct"))["args"] == [2]
+    assert (await m.py_client.wait_for("from-emitter")) == [[{"n": 1}]]
+    await wait_until(lambda: "joined" in m.py.sio.manager.get_rooms(m.py_client.sid(), "/"))
+
+
+async def test_several_streams_are_named_as_node_names_them(redis_server, key):
+    """stream_count=4: both sides write ``/`` and ``/custom`` to the same streams and
+    read each other's broadcasts in both namespaces."""
+    async for m in _mixed(redis_server.url, key, stream_count=4):
+        await m.node.cmd("emit", event="n-root", args=[])
+        await m.node.cmd("emit", event="n-custom", args=[], nsp="/custom")
+        await m.py_client.wait_for("n-root")
+        await m.py_client.wait_for("n-custom", namespace="/custom")
+        await m.py.sio.emit("p-root")
+        await m.py.sio.emit("p-custom", namespace="/custom")
+        await m.node_client.wait_event(type="event", event="p-root")
+        await m.node_client.wait_event(type="event", event="p-custom", nsp="/custom")
+        assert m.py.adapter.stream_of("/custom") == f"{m.stream}-0"
