@@ -11,15 +11,20 @@ same streams on both sides. Node's clients are the real ``socket.io-client``.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import pytest
 
 from socketio_redis_async import AsyncEmitter
+from socketio_redis_async._protocol import streams
 from tests.helpers import Client, Node, wait_until
-from tests.node_harness import NodeClient, NodeServer
+from tests.node_harness import INTEROP, NodeClient, NodeServer, require_node
 from tests.streams import start_streams
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
@@ -165,8 +170,6 @@ async def test_sockets_join_leave_and_disconnect_cross_both_ways(mixed):
 
 async def wait_until_node(predicate, fetch, timeout: float = 5) -> None:
     """Poll a Node harness command until ``predicate`` holds."""
-    import anyio
-
     with anyio.fail_after(timeout):
         while not predicate(await fetch()):
             await anyio.sleep(0.02)
@@ -213,3 +216,32 @@ async def test_several_streams_are_named_as_node_names_them(redis_server, key):
         await m.node_client.wait_event(type="event", event="p-root")
         await m.node_client.wait_event(type="event", event="p-custom", nsp="/custom")
         assert m.py.adapter.stream_of("/custom") == f"{m.stream}-0"
+
+
+async def test_stream_names_match_nodes_for_any_namespace():
+    """For 500 random namespace names (non-ASCII, emoji, long), Python names the same
+    stream as Node's own computeStreamName, for 1 to 7 streams."""
+    rng = random.Random(7)
+    alphabet = "abc/-_é中😀\u0101" + "".join(chr(c) for c in range(32, 127))
+    names = [
+        "/" + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(500)
+    ]
+    script = (
+        "const {hashCode}=require('@socket.io/redis-streams-adapter/dist/util');"
+        "const names=JSON.parse(require('fs').readFileSync(0,'utf8'));"
+        "const out=[];for(const n of names)for(let c=1;c<8;c++)"
+        "out.push(c===1?'s':'s-'+(hashCode(n)%c));"
+        "process.stdout.write(JSON.stringify(out));"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        require_node(),
+        "-e",
+        script,
+        cwd=INTEROP,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(json.dumps(names).encode()), 30)
+    expected = json.loads(out)
+    ours = [streams.stream_for("s", count, name) for name in names for count in range(1, 8)]
+    assert ours == expected

@@ -28,15 +28,16 @@ import socketio
 from socketio_redis_async._api import ClusterAPI
 from socketio_redis_async._cluster.engine import ClusterEngine
 from socketio_redis_async._options import Options, build_options
-from socketio_redis_async._protocol import codec, sharded
+from socketio_redis_async._protocol import codec, sharded, streams
 from socketio_redis_async._protocol.channels import NamespaceChannels
+from socketio_redis_async._protocol.streams_wire import StreamsWire
 from socketio_redis_async._protocol.wire import ClassicWire, ShardedWire, WireFormat
 from socketio_redis_async._transport.base import TransportHooks
 from socketio_redis_async._transport.memory import MemoryHub, MemoryTransport, memory_transport
 from tests.inproc import Event, InProcClient
 
 KEY = "k"
-SHARED_WIRES = ("classic", "classic-pattern", "sharded")
+SHARED_WIRES = ("classic", "classic-pattern", "sharded", "streams")
 """The wire formats whose behaviour is the same: parametrize shared tests over these."""
 ALL_WIRES = (*SHARED_WIRES, "sharded-static", "sharded-private")
 SILENT_UID = "00000000deadbeef"
@@ -51,6 +52,7 @@ def make_wire(name: str) -> WireFormat:
         "sharded": ShardedWire("dynamic"),
         "sharded-static": ShardedWire("static"),
         "sharded-private": ShardedWire("dynamic-private"),
+        "streams": StreamsWire(stream_name="s", stream_count=2),
     }
     return wires[name]
 
@@ -121,6 +123,16 @@ class RecordingHub(MemoryHub):
         receivers = super().publish(channel, payload)
         self._on_publish()
         return receivers
+
+    def append(self, stream: str, fields: tuple[bytes, ...], max_len: int) -> bytes:
+        """XADD, recorded as ``(stream, the message as its pub/sub payload)``."""
+        msg = streams.decode_entry(fields)
+        self.published.append(
+            (stream, streams.encode_message(msg.uid, msg.nsp, msg.kind, msg.data))
+        )
+        entry_id = super().append(stream, fields, max_len)
+        self._on_publish()
+        return entry_id
 
 
 @dataclasses.dataclass
@@ -265,6 +277,17 @@ class UnitCluster:
                 self._pulse()
 
         transport._hooks = dataclasses.replace(transport._hooks, on_message=on_message)
+        read_entries = transport._read_entries
+
+        async def read_stream(stream: str) -> None:  # a stream's new entries, or none
+            server.handling += 1
+            try:
+                await read_entries(stream)
+            finally:
+                server.handling -= 1
+                self._pulse()
+
+        transport._read_entries = read_stream  # type: ignore[method-assign]
 
     def _pulse(self) -> None:
         self._changed.set()
@@ -312,12 +335,15 @@ class UnitCluster:
     def types_since(self, mark: int, wire: str, nsp: str = "/") -> list[int]:
         """The message types published on ``nsp``'s request channel since ``mark``:
         classic request types (0-7), or sharded ClusterAdapter message types (3-12)."""
-        request = make_wire(wire).channels(KEY, nsp).request
+        wire_format = make_wire(wire)
+        targets = {wire_format.channels(KEY, nsp).request}
+        if isinstance(wire_format, StreamsWire):
+            targets.add(wire_format.stream_of(nsp))
         found = []
         for channel, payload in self.hub.published[mark:]:
-            if channel != request:
+            if channel not in targets:
                 continue
-            if wire.startswith("sharded"):
+            if is_sharded(wire):
                 found.append(sharded.decode(payload).kind)
             else:
                 found.append(codec.decode_request(payload)["type"])
@@ -367,5 +393,6 @@ async def cluster() -> AsyncIterator[UnitCluster]:
 
 
 def is_sharded(wire: str) -> bool:
-    """Whether a wire id (``SHARED_WIRES``...) names the sharded protocol."""
-    return wire.startswith("sharded")
+    """Whether a wire id (``SHARED_WIRES``...) names a ClusterAdapter protocol (sharded or
+    streams): no SOCKETS/ALL_ROOMS requests, no single-socket forms."""
+    return wire.startswith(("sharded", "streams"))
