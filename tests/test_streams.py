@@ -3,11 +3,13 @@ delivery across a lost link."""
 
 from __future__ import annotations
 
+import json
+
 import anyio
 import pytest
 
 from socketio_redis_async import AsyncStreamsRedisAdapter
-from tests.helpers import wait_until, wait_until_async
+from tests.helpers import cli_process, run_cli, wait_until, wait_until_async
 from tests.streams import kill_readers, reader_clients
 
 pytestmark = pytest.mark.anyio
@@ -131,3 +133,41 @@ def test_options_are_checked():
         AsyncStreamsRedisAdapter(connection_state_recovery=object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="unknown option 'keys'"):
         AsyncStreamsRedisAdapter(keys="x")  # type: ignore[call-arg]
+
+
+async def test_the_cli_speaks_to_a_streams_cluster(make_streams, make_client, redis_server, key):
+    """servers, rooms, sockets, emit and monitor (live, and replayed with --from 0) work
+    with --streams; the CLI is never counted as a server."""
+    a, b = await make_streams(), await make_streams()
+    ca, cb = await make_client(a), await make_client(b)
+    await a.sio.enter_room(ca.sid(), "lobby")
+    await b.sio.enter_room(cb.sid(), "lobby")
+    opts = ("--url", redis_server.url, "--key", key, "--streams", "--stream-name", key)
+    code, out, err = await run_cli("servers", "--json", *opts)
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {"count": 2, "uids": sorted([a.adapter.uid, b.adapter.uid])}
+    code, out, _ = await run_cli("rooms", "--json", *opts)
+    assert json.loads(out) == {"rooms": {"lobby": 2}, "sockets": 2}
+    code, out, _ = await run_cli("emit", "news", "1", "--to", "lobby", *opts)
+    assert code == 0
+    assert await ca.wait_for("news") == await cb.wait_for("news") == [[1]]
+    async with cli_process("monitor", "--count", "2", "--json", *opts) as proc:
+        assert proc.stderr is not None and proc.stdout is not None
+        with anyio.fail_after(15):
+            assert b"monitoring" in await proc.stderr.readline()
+            await a.sio.emit("watched", 2)
+            await a.adapter.server_side_emit("asked", 3)
+            lines = [json.loads(await proc.stdout.readline()) for _ in range(2)]
+            assert await proc.wait() == 0
+    by_kind = {line["kind"]: line for line in lines}
+    assert by_kind["broadcast"]["event"] == "watched" and by_kind["broadcast"]["offset"]
+    assert (by_kind["request"]["type"], by_kind["request"]["event"]) == (
+        "SERVER_SIDE_EMIT",
+        "asked",
+    )
+    code, out, _ = await run_cli("monitor", "--count", "2", "--json", "--from", "0", *opts)
+    replayed = [json.loads(line) for line in out.splitlines()]
+    assert [line.get("event") for line in replayed] == ["news", "watched"]
+    assert replayed[0]["uid"] == "emitter" and replayed[1]["uid"] == a.adapter.uid
+    code, _, err = await run_cli("servers", "--sharded", *opts)
+    assert code == 2 and "--sharded or --streams" in err

@@ -9,6 +9,7 @@ sharded one a channel of its own uid).
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -17,9 +18,12 @@ from typing import Any
 from .._cluster.requests import PendingRequests
 from .._errors import MalformedMessage
 from .._protocol.channels import Kind
+from .._protocol.streams_wire import StreamsWire
 from .._protocol.wire import ClassicWire, ShardedWire, WireFormat
+from .._transport.base import OnEntry
 from .._transport.pubsub import RedisTransport
 from .._transport.sharded import ShardedTransport
+from .._transport.stream_reader import StreamReader
 
 _LOGGER = logging.getLogger("socketio_redis_async.cli")
 _LOGGER.addHandler(logging.NullHandler())
@@ -29,11 +33,22 @@ CliTransport = RedisTransport | ShardedTransport
 MakeTransport = Callable[..., CliTransport]
 
 
-def protocol(sharded: bool, subscription_mode: str) -> tuple[WireFormat, MakeTransport]:
-    """The one place the CLI picks a protocol: its wire format and the transport under it."""
-    if sharded:
-        return ShardedWire(subscription_mode), ShardedTransport
-    return ClassicWire(), functools.partial(RedisTransport, pub_client=None, sub_client=None)
+def protocol(args: argparse.Namespace) -> tuple[WireFormat, MakeTransport]:
+    """The one place the CLI picks a protocol: its wire format and the (pub/sub) transport
+    under it; a streams monitor reads the streams itself."""
+    classic = functools.partial(RedisTransport, pub_client=None, sub_client=None)
+    if args.streams:
+        if args.sharded:
+            raise ValueError("pass --sharded or --streams, not both")
+        wire = StreamsWire(
+            stream_name=args.stream_name,
+            stream_count=args.stream_count,
+            sharded_pubsub=args.sharded_pub_sub,
+        )
+        return wire, ShardedTransport if args.sharded_pub_sub else classic
+    if args.sharded:
+        return ShardedWire(args.subscription_mode), ShardedTransport
+    return ClassicWire(), classic
 
 
 class CliBus:
@@ -58,6 +73,7 @@ class CliBus:
         self.nsp = nsp
         self.channels = wire.channels(key, nsp)
         self.pending = PendingRequests(lambda answer, exc: None)
+        self._timeout = timeout
         self._on_message = on_message
         self.transport = transport(
             url=url,
@@ -112,6 +128,23 @@ class CliBus:
             return
         if isinstance(answer, dict):  # not a broadcast or request where answers arrive
             self.pending.on_response(answer)
+
+    def stream_reader(self, on_entry: OnEntry, start: str | None) -> StreamReader:
+        """A reader of every stream of the streams wire format (for ``monitor``)."""
+        assert isinstance(self.wire, StreamsWire)
+        names = self.wire.streams
+        return StreamReader(
+            names,
+            lambda: self.transport.open_connection("monitor", names[0]),
+            on_entry,
+            read_count=100,
+            block=1.0,
+            timeout=self._timeout,
+            where=self.transport.where,
+            logger=_LOGGER,
+            on_change=lambda: None,
+            start=None if start is None else start.encode(),
+        )
 
     async def aclose(self) -> None:
         self.pending.clear()

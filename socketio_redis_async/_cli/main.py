@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -27,15 +25,8 @@ from .._errors import RedisAdapterError
 from .._operator import check_namespace
 from .._options import DEFAULT_KEY, DEFAULT_URL, check_url, redact_url
 from .._protocol import messages, sharded
-from .bus import CliBus, protocol
-
-
-class CliError(Exception):
-    """A failure reported as one line, with an exit code."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
+from .common import CliError, make_bus, out
+from .monitor import monitor
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +51,22 @@ def _parser() -> argparse.ArgumentParser:
         choices=sharded.MODES,
         help="with --sharded: the servers' subscription mode (default %(default)s)",
     )
+    common.add_argument(
+        "--streams",
+        action="store_true",
+        help="the servers use the streams protocol (AsyncStreamsRedisAdapter, XADD)",
+    )
+    common.add_argument(
+        "--stream-name", default="socket.io", help="with --streams: the servers' stream_name"
+    )
+    common.add_argument(
+        "--stream-count", type=int, default=1, help="with --streams: the servers' stream_count"
+    )
+    common.add_argument(
+        "--sharded-pub-sub",
+        action="store_true",
+        help="with --streams: the servers' use_sharded_pub_sub=True",
+    )
     parser = argparse.ArgumentParser(prog="socketio-redis", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
@@ -76,11 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     sockets.add_argument("--room", action="append", default=[], help="only sockets in ROOM")
     monitor = commands.add_parser("monitor", parents=[common], help="print cluster traffic")
     monitor.add_argument("--count", type=int, default=0, help="stop after N messages")
+    monitor.add_argument(
+        "--from",
+        dest="from_",
+        metavar="OFFSET",
+        help="with --streams: first show the entries after OFFSET (0: all the streams hold)",
+    )
     return parser
-
-
-def _out(args: argparse.Namespace, human: str, data: Any) -> None:
-    print(json.dumps(data) if args.json else human, flush=True)
 
 
 def _cmd_emit(args: argparse.Namespace) -> int:
@@ -97,10 +106,13 @@ def _cmd_emit(args: argparse.Namespace) -> int:
         publish_timeout=args.timeout,
         sharded=args.sharded,
         subscription_mode=args.subscription_mode,
+        streams=args.streams,
+        stream_name=args.stream_name,
+        stream_count=args.stream_count,
     ) as emitter:
         receivers = emitter.to(args.to).except_(args.except_).emit(args.event, *values)
     target = f"rooms {', '.join(args.to)}" if args.to else f"namespace {emitter.namespace}"
-    _out(
+    out(
         args,
         f"emitted {args.event!r} to {target}: {receivers} server(s) received it",
         {"event": args.event, "receivers": receivers},
@@ -112,7 +124,7 @@ async def _ask(
     args: argparse.Namespace, build: Callable[[str], dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], int]:
     """Publish ``build(request_id)`` and collect the answers of every server."""
-    bus = _bus(args)
+    bus = make_bus(args)
     try:
         await bus.start([bus.answers])
         expected = await bus.count_servers()
@@ -130,21 +142,8 @@ async def _ask(
         await bus.aclose()
 
 
-def _bus(args: argparse.Namespace, **options: Any) -> CliBus:
-    wire, transport = protocol(args.sharded, args.subscription_mode)
-    return CliBus(
-        args.url,
-        args.key,
-        args.namespace,
-        args.timeout,
-        wire=wire,
-        transport=transport,
-        **options,
-    )
-
-
 async def _servers(args: argparse.Namespace) -> int:
-    bus = _bus(args)
+    bus = make_bus(args)
     try:
         await bus.start([bus.answers])
         count, uids = await bus.count_servers(), await bus.server_uids()
@@ -152,7 +151,7 @@ async def _servers(args: argparse.Namespace) -> int:
         await bus.aclose()
     lines = [f"{count} server(s) on namespace {args.namespace} (key {args.key})"]
     lines += [f"  {uid}" for uid in uids]
-    _out(args, "\n".join(lines), {"count": count, "uids": uids})
+    out(args, "\n".join(lines), {"count": count, "uids": uids})
     return 0
 
 
@@ -167,7 +166,7 @@ async def _rooms(args: argparse.Namespace) -> int:
     counts = Counter(room for s in sockets for room in s.get("rooms") or () if room not in ids)
     lines = [f"{len(counts)} room(s), {len(sockets)} socket(s)"]
     lines += [f"  {room!s:<30} {n} member(s)" for room, n in sorted(counts.items(), key=str)]
-    _out(
+    out(
         args,
         "\n".join(lines),
         {"rooms": {str(r): n for r, n in counts.items()}, "sockets": len(sockets)},
@@ -183,7 +182,7 @@ async def _sockets(args: argparse.Namespace) -> int:
         address = (s.get("handshake") or {}).get("address", "")
         rooms = ",".join(str(r) for r in s.get("rooms") or () if r != s.get("id"))
         lines.append(f"  {s.get('id')}  rooms={rooms or '-'}  address={address}")
-    _out(
+    out(
         args,
         "\n".join(lines),
         [
@@ -198,69 +197,7 @@ async def _sockets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(args: argparse.Namespace, entry: dict[str, Any]) -> None:
-    """Print one monitored message."""
-    entry["time"] = (
-        time.strftime("%H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"
-    )
-    fields = [entry["time"], entry["channel"], entry["kind"]]
-    fields += [
-        f"{k}={entry[k]}"
-        for k in ("uid", "type", "event", "rooms", "except_", "args", "error")
-        if entry.get(k) not in (None, [], "")
-    ]
-    _out(args, "  ".join(str(f) for f in fields), entry)
-
-
-async def _monitor(args: argparse.Namespace) -> int:
-    """Print each message on the channels the wire format names, until ``--count``."""
-    seen, done = 0, asyncio.Event()
-    if isinstance(sys.stdout, io.TextIOWrapper):  # show lone surrogates, never fail on them
-        sys.stdout.reconfigure(errors="backslashreplace")
-
-    async def show(channel: bytes, payload: bytes) -> None:
-        nonlocal seen
-        if args.count and seen >= args.count:
-            return
-        seen += 1
-        _show(args, bus.wire.describe(args.key, channel.decode(errors="replace"), payload))
-        if args.count and seen >= args.count:
-            done.set()
-
-    lost = False
-
-    def link(subscribed: bool) -> None:
-        """A monitor keeps going through a Redis outage, and says so on stderr."""
-        nonlocal lost
-        if not subscribed:
-            lost = True
-            text = "lost the link; reconnecting (messages published meanwhile are not shown)"
-        elif lost:
-            lost = False
-            text = "the link is back"
-        else:
-            return
-        print(
-            f"socketio-redis: Redis at {redact_url(args.url)}: {text}", file=sys.stderr, flush=True
-        )
-
-    bus = _bus(args, on_message=show, on_change=link)
-    try:
-        channels, patterns = bus.wire.monitor_subscriptions(args.key, args.namespace)
-        await bus.start(channels, patterns)
-        print(
-            f"monitoring {redact_url(args.url)} key {args.key}: {', '.join(channels + patterns)}"
-            " (Ctrl-C to stop)",
-            file=sys.stderr,
-            flush=True,
-        )
-        await done.wait()
-    finally:
-        await bus.aclose()
-    return 0
-
-
-_ASYNC = {"servers": _servers, "rooms": _rooms, "sockets": _sockets, "monitor": _monitor}
+_ASYNC = {"servers": _servers, "rooms": _rooms, "sockets": _sockets, "monitor": monitor}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,10 +6,11 @@ Pure: no I/O. Each summary never raises: what does not decode is shown as malfor
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from .._errors import MalformedMessage
-from . import codec, messages, sharded
+from . import codec, messages, sharded, streams
 
 REQUEST_NAMES = {
     0: "SOCKETS",
@@ -82,9 +83,21 @@ def describe(key: str, channel: str, payload: bytes) -> dict[str, Any]:
 
 def describe_sharded(channel: str, payload: bytes) -> dict[str, Any]:
     """``describe`` for a message of the sharded protocol; never raises."""
+    return _describe_cluster_message(channel, lambda: sharded.decode(payload))
+
+
+def describe_entry(stream: str, entry_id: str, fields: list[bytes]) -> dict[str, Any]:
+    """``describe`` for a stream entry of the streams protocol; never raises."""
+    entry = _describe_cluster_message(stream, lambda: streams.decode_entry(fields))
+    return {**entry, "offset": entry_id}
+
+
+def _describe_cluster_message(
+    channel: str, decode: Callable[[], sharded.Message]
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"channel": channel}
     try:
-        msg = sharded.decode(payload)
+        msg = decode()
         data = msg.data
         known = msg.kind in sharded.MessageType.__members__.values()
         if msg.kind in sharded.ANSWERS:

@@ -55,7 +55,10 @@ class StreamReader:
         where: str,
         logger: logging.Logger,
         on_change: Callable[[], None],
+        start: bytes | None = None,
     ) -> None:
+        """``start``: read every stream from this id (``0``: all it holds), not its end."""
+        self._start = start
         self._names = [s.encode() for s in streams]
         self._connect = connect
         self._on_entry = on_entry
@@ -139,6 +142,9 @@ class StreamReader:
             if stream not in self.offsets:
                 self.offsets[stream] = info[b"last-generated-id"] if info else _FIRST
                 self._added[stream] = int(info.get(b"entries-added", 0)) if info else 0
+                if self._start is not None and info:  # a replay: no gap accounting before it
+                    self.offsets[stream] = self._start
+                    self._added[stream] -= int(info.get(b"length", 0))
             else:
                 self._check_gap(stream, info)
         self.ready.set()
