@@ -34,8 +34,8 @@ class Link:
 def _command(wire: WireFormat, out: Outgoing) -> tuple[str | bytes, ...]:
     # As a command, not .spublish(): redis.asyncio.RedisCluster has that method only from
     # redis-py 8.0, and the cluster client routes SPUBLISH by its channel's slot anyway.
-    if out.fields is not None:
-        return xadd(out.target, out.fields, out.max_len)
+    if out.fields is not None:  # redis-py's cluster client wants the command name as a str
+        return ("XADD", *xadd(out.target, out.fields, out.max_len)[1:])
     return (wire.publish_command, out.target, out.payload)
 
 

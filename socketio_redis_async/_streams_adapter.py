@@ -2,8 +2,8 @@
 of Node's ``@socket.io/redis-streams-adapter`` 0.3.1.
 
 All it does is choose: the ``StreamsWire`` format, and a ``StreamsTransport`` made of
-a pub/sub transport (classic, or sharded with ``use_sharded_pub_sub``) and stream
-readers; everything else is the engine's.
+a pub/sub transport (classic, or sharded with ``use_sharded_pub_sub``), a sharded
+router for the stream commands, and stream readers; everything else is the engine's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ._protocol.streams_wire import StreamsWire
 from ._transport.base import Transport, TransportHooks
 from ._transport.pubsub import RedisTransport
 from ._transport.sharded import ShardedTransport
-from ._transport.streams import Opener, StreamsTransport
+from ._transport.streams import StreamsTransport
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -97,19 +97,20 @@ class AsyncStreamsRedisAdapter(ClusterAPI):
         settings = adapter_options(url, channel_prefix, options)
         made: list[StreamsTransport] = []
 
-        def pubsub(hooks: TransportHooks) -> Opener:
+        def sharded(hooks: TransportHooks) -> ShardedTransport:
+            return ShardedTransport(**redis_transport_options(settings, hooks, logger))
+
+        def classic(hooks: TransportHooks) -> Transport:
             kwargs: dict[str, Any] = redis_transport_options(settings, hooks, logger)
-            if use_sharded_pub_sub:
-                return ShardedTransport(**kwargs)
             return RedisTransport(pub_client=None, sub_client=None, **kwargs)
 
         def transport(hooks: TransportHooks) -> Transport:
             made.append(
                 StreamsTransport(
                     hooks,
-                    pubsub,
+                    sharded if use_sharded_pub_sub else classic,
+                    None if use_sharded_pub_sub else sharded,
                     streams=wire.streams,
-                    one_reader=not use_sharded_pub_sub,
                     read_count=read_count,
                     block=block,
                     timeout=settings.requests_timeout,

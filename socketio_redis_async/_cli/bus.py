@@ -75,19 +75,21 @@ class CliBus:
         self.pending = PendingRequests(lambda answer, exc: None)
         self._timeout = timeout
         self._on_message = on_message
-        self.transport = transport(
-            url=url,
-            key=key,
-            redis_options={},
-            on_message=self._received,
-            on_change=on_change or (lambda subscribed: None),
-            uid=lambda: self.uid,
-            timeout=timeout,
-            publish_timeout=timeout,
-            health_check_interval=2.0,
-            max_message_size=512 * 1024 * 1024,
-            logger=_LOGGER,
-        )
+        self._settings: dict[str, Any] = {
+            "url": url,
+            "key": key,
+            "redis_options": {},
+            "on_message": self._received,
+            "on_change": on_change or (lambda subscribed: None),
+            "uid": lambda: self.uid,
+            "timeout": timeout,
+            "publish_timeout": timeout,
+            "health_check_interval": 2.0,
+            "max_message_size": 512 * 1024 * 1024,
+            "logger": _LOGGER,
+        }
+        self.transport = transport(**self._settings)
+        self._router: ShardedTransport | None = None
 
     @property
     def answers(self) -> str:
@@ -129,23 +131,34 @@ class CliBus:
         if isinstance(answer, dict):  # not a broadcast or request where answers arrive
             self.pending.on_response(answer)
 
-    def stream_reader(self, on_entry: OnEntry, start: str | None) -> StreamReader:
-        """A reader of every stream of the streams wire format (for ``monitor``)."""
+    async def stream_readers(self, on_entry: OnEntry, start: str | None) -> list[StreamReader]:
+        """Readers of every stream of the streams wire format (for ``monitor``): one for
+        all on a standalone Redis, one per stream on the shard owning it on a cluster."""
         assert isinstance(self.wire, StreamsWire)
+        router = self.transport
+        if not isinstance(router, ShardedTransport):
+            router = self._router = ShardedTransport(**self._settings)
+        router.listen()
         names = self.wire.streams
-        return StreamReader(
-            names,
-            lambda: self.transport.open_connection("monitor", names[0]),
-            on_entry,
-            read_count=100,
-            block=1.0,
-            timeout=self._timeout,
-            where=self.transport.where,
-            logger=_LOGGER,
-            on_change=lambda: None,
-            start=None if start is None else start.encode(),
-        )
+        groups = [[name] for name in names] if await router.is_cluster() else [names]
+        return [
+            StreamReader(
+                group,
+                functools.partial(router.open_connection, "monitor", group[0]),
+                on_entry,
+                read_count=100,
+                block=1.0,
+                timeout=self._timeout,
+                where=self.transport.where,
+                logger=_LOGGER,
+                on_change=lambda: None,
+                start=None if start is None else start.encode(),
+            )
+            for group in groups
+        ]
 
     async def aclose(self) -> None:
         self.pending.clear()
         await self.transport.aclose()
+        if self._router is not None:
+            await self._router.aclose()

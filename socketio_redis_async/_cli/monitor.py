@@ -69,7 +69,7 @@ async def monitor(args: argparse.Namespace) -> int:
         )
 
     bus = make_bus(args, on_message=show, on_change=link)
-    reading: asyncio.Future[None] | None = None
+    reading: asyncio.Future[list[None]] | None = None
     try:
         channels, patterns = bus.wire.monitor_subscriptions(args.key, args.namespace)
         await bus.start(channels, patterns)
@@ -79,12 +79,14 @@ async def monitor(args: argparse.Namespace) -> int:
             if start not in (None, "0"):
                 start = streams.check_offset(start)
             names += bus.wire.streams
-            reader = bus.stream_reader(show_entry, start)
-            reading = asyncio.ensure_future(reader.run())
+            readers = await bus.stream_readers(show_entry, start)
+            reading = asyncio.gather(*(reader.run() for reader in readers))
             try:
-                await asyncio.wait_for(reader.ready.wait(), args.timeout)
+                for reader in readers:
+                    await asyncio.wait_for(reader.ready.wait(), args.timeout)
             except TimeoutError:
-                raise CliError(f"cannot read the streams: {reader.last_error}") from None
+                errors = {r.last_error for r in readers} - {None}
+                raise CliError(f"cannot read the streams: {', '.join(map(str, errors))}") from None
         print(
             f"monitoring {redact_url(args.url)} key {args.key}: {', '.join(names)}"
             " (Ctrl-C to stop)",
@@ -95,6 +97,6 @@ async def monitor(args: argparse.Namespace) -> int:
     finally:
         if reading is not None:
             reading.cancel()
-            await asyncio.wait([reading])
+            await asyncio.wait([reading])  # gather: cancelled with its readers
         await bus.aclose()
     return 0

@@ -243,10 +243,6 @@ class RedisTransport:
                 await aclose_client(client, self._timeout)
         await self._cluster.aclose()
 
-    async def open_connection(self, role: str, key: str) -> AbstractConnection:
-        """A dedicated connection for ``role`` (a stream reader), bounded."""
-        return await self._open_connection(self.pub_client, role)
-
     async def _open_sub_connection(self) -> AbstractConnection:
         return await self._open_connection(self.sub_client, "sub")
 

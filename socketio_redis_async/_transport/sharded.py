@@ -216,6 +216,12 @@ class ShardedTransport:
 
     # -- links and commands ---------------------------------------------------------------
 
+    async def is_cluster(self) -> bool:
+        """Whether Redis is a cluster, once the topology is known (bounded)."""
+        if not await self._slots.wait_ready(self._timeout):
+            raise RedisCommandError(f"the shards of {self.where} are not known yet")
+        return self._slots.cluster
+
     async def open_connection(self, role: str, key: str) -> AbstractConnection:
         """A dedicated connection for ``role`` to the shard owning ``key``, bounded."""
         if not await self._slots.wait_ready(self._timeout):

@@ -1,10 +1,15 @@
 """``StreamsTransport``: a pub/sub transport plus stream readers (Node's streams adapter).
 
-Composed, not derived: the pub/sub part (``RedisTransport``, or ``ShardedTransport``
-for ``use_sharded_pub_sub``) keeps the channels, publishes, appends (XADD, on its
-pipelined publisher) and counts servers; ``StreamReader`` tasks read the streams and hand
-each entry to the engine's ``on_entry``. One reader reads every stream on a standalone
-Redis; over sharded pub/sub each stream has a reader on the shard that owns it.
+Composed, not derived, of three parts:
+
+* the pub/sub part (``RedisTransport``, or ``ShardedTransport`` for
+  ``use_sharded_pub_sub``) keeps the channels, publishes and counts servers;
+* the router, a ``ShardedTransport`` that subscribes nothing (the pub/sub part itself
+  when it is sharded), appends each entry (XADD) on the pipelined publisher of the
+  shard that owns its stream, and opens the readers' connections there;
+* ``StreamReader`` tasks read the streams and hand each entry to the engine's
+  ``on_entry``: one reader for every stream on a standalone Redis, one per stream on a
+  Redis Cluster (streams on different shards cannot share an ``XREAD``).
 
 The link is up (``on_change(True)``, ``health().healthy``) while the pub/sub part is
 subscribed and every reader is connected.
@@ -14,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Protocol
 
 from redis.asyncio.connection import AbstractConnection
@@ -27,14 +33,15 @@ from .histogram import LatencyHistogram
 from .stream_reader import StreamReader
 
 
-class Opener(Transport, Protocol):
-    """A pub/sub transport that also opens dedicated connections (for the readers)."""
+class Router(Transport, Protocol):
+    """What appends entries and opens reader connections on the right shard."""
+
+    async def is_cluster(self) -> bool: ...
 
     async def open_connection(self, role: str, key: str) -> AbstractConnection: ...
 
 
-STREAM_STATS = ("stream_entries_read", "stream_entries_lost", "stream_gaps", "stream_reconnects")
-"""The keys ``StreamsTransport.stats()`` adds to ``base.TRANSPORT_STATS``."""
+MakeRouter = Callable[[TransportHooks], Router]
 
 
 class StreamsTransport:
@@ -43,56 +50,46 @@ class StreamsTransport:
     def __init__(
         self,
         hooks: TransportHooks,
-        pubsub: Callable[[TransportHooks], Opener],
+        pubsub: Callable[[TransportHooks], Transport],
+        router: MakeRouter | None,
         *,
         streams: list[str],
-        one_reader: bool,
         read_count: int,
         block: float,
         timeout: float,
         logger: logging.Logger,
     ) -> None:
+        """``router`` None: the pub/sub part is the router (it must be a ``Router``)."""
         if hooks.on_entry is None:
             raise TypeError("a streams transport needs an on_entry hook")
         self._hooks = hooks
+        self._on_entry = hooks.on_entry
         self._up = False
         self._inner_up = False
-        inner = pubsub(dataclasses.replace(hooks, on_change=self._inner_changed, on_entry=None))
+        quiet = dataclasses.replace(hooks, on_entry=None)
+        inner = pubsub(dataclasses.replace(quiet, on_change=self._inner_changed))
         self._inner = inner
+        self._router: Router = (
+            router(dataclasses.replace(quiet, on_change=lambda up: None))
+            if router is not None
+            else inner  # type: ignore[assignment]
+        )
+        self._own_router = router is not None
         self.where = inner.where
-        groups = [streams] if one_reader else [[stream] for stream in streams]
-        self.readers = [
-            StreamReader(
-                group,
-                self._opener(group[0]),
-                hooks.on_entry,
-                read_count=read_count,
-                block=block,
-                timeout=timeout,
-                where=inner.where,
-                logger=logger,
-                on_change=self._changed,
-            )
-            for group in groups
-        ]
+        self._streams = streams
+        self._reading = {"read_count": read_count, "block": block, "timeout": timeout}
+        self.readers: list[StreamReader] = []
+        self._ready = asyncio.Event()  # the readers exist
         self._timeout = timeout
         self._logger = logger
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.want, self.unwant = inner.want, inner.unwant
         self.want_pattern, self.unwant_pattern = inner.want_pattern, inner.unwant_pattern
-        self.check_size = inner.check_size
-        self.publish, self.append = inner.publish, inner.append
+        self.check_size, self.publish = inner.check_size, inner.publish
         self.count_subscribers, self.channels = inner.count_subscribers, inner.channels
         self.confirm = inner.confirm
-
-    def _opener(self, key: str) -> Callable[[], Awaitable[AbstractConnection]]:
-        return lambda: self._inner.open_connection("streams", key)
-
-    @property
-    def inner(self) -> Transport:
-        """The pub/sub part."""
-        return self._inner
+        self.append = self._router.append
 
     @property
     def listening(self) -> bool:
@@ -103,31 +100,59 @@ class StreamsTransport:
         return self._inner.latency
 
     def listen(self) -> None:
-        """Start the pub/sub listener and the readers (idempotent)."""
+        """Start the pub/sub listener, the router and the readers (idempotent)."""
         if self._closed:
             raise AdapterClosedError("this adapter was closed; create a new one")
         self._inner.listen()
-        if not self._tasks:
-            loop = asyncio.get_running_loop()
-            self._tasks = [
-                loop.create_task(reader.run(), name="socketio-redis-async stream reader")
-                for reader in self.readers
-            ]
+        if self._own_router:
+            self._router.listen()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._read(), name="socketio-redis-async stream readers"
+            )
+
+    async def _read(self) -> None:
+        """Make the readers once the topology is known, and run them."""
+        while True:
+            try:
+                cluster = await self._router.is_cluster()
+                break
+            except RedisCommandError as exc:  # Redis not reachable yet: the router retries
+                self._logger.debug("waiting for the topology: %s", exc)
+        groups = [[s] for s in self._streams] if cluster else [self._streams]
+        self.readers = [
+            StreamReader(
+                group,
+                functools.partial(self._router.open_connection, "streams", group[0]),
+                self._on_entry,
+                where=self.where,
+                logger=self._logger,
+                on_change=self._changed,
+                **self._reading,  # type: ignore[arg-type]
+            )
+            for group in groups
+        ]
+        self._ready.set()
+        await asyncio.gather(*(reader.run() for reader in self.readers))
 
     async def start(self) -> None:
         """Listen; return once subscribed and every reader knows where it starts."""
         self.listen()
         await self._inner.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        waits = [asyncio.ensure_future(self._ready.wait())]
+        await asyncio.wait(waits, timeout=self._timeout)
         waits = [asyncio.ensure_future(reader.ready.wait()) for reader in self.readers]
-        _, late = await asyncio.wait(waits, timeout=self._timeout)
-        for wait in late:
+        if waits:
+            await asyncio.wait(waits, timeout=max(0.0, deadline - loop.time()))
+        for wait in waits:
             wait.cancel()
-        if late:
-            errors = {r.last_error for r in self.readers if not r.ready.is_set()}
+        if not self._ready.is_set() or not all(r.ready.is_set() for r in self.readers):
+            errors = "; ".join(sorted({r.last_error or "" for r in self.readers} - {""}))
             raise RedisCommandError(
                 f"could not start reading the streams at {self.where} within "
-                f"{self._timeout:g} s ({'; '.join(e for e in errors if e) or 'no answer'}); "
-                "the adapter keeps retrying"
+                f"{self._timeout:g} s ({errors or 'no answer'}); the adapter keeps retrying"
             )
 
     def _inner_changed(self, up: bool) -> None:
@@ -135,7 +160,8 @@ class StreamsTransport:
         self._changed()
 
     def _changed(self) -> None:
-        up = self._inner_up and all(reader.connected for reader in self.readers)
+        readers = self.readers
+        up = self._inner_up and bool(readers) and all(reader.connected for reader in readers)
         if up != self._up:
             self._up = up
             self._hooks.on_change(up)
@@ -144,17 +170,21 @@ class StreamsTransport:
         """The pub/sub link's health, unhealthy too while a reader is disconnected."""
         health = self._inner.health()
         down = [reader for reader in self.readers if not reader.connected]
-        if not down:
+        if self.readers and not down:
             return health
-        return dataclasses.replace(
-            health, healthy=False, last_error=down[0].last_error or health.last_error
-        )
+        error = down[0].last_error if down else "the stream readers are not started"
+        return dataclasses.replace(health, healthy=False, last_error=error or health.last_error)
 
     def stats(self) -> dict[str, int]:
-        """``base.TRANSPORT_STATS`` and ``STREAM_STATS``."""
+        """``base.TRANSPORT_STATS`` and the readers' counters."""
         readers = self.readers
+        stats = self._inner.stats()
+        if self._own_router:  # appends are published by the router
+            for name, value in self._router.stats().items():
+                if name.startswith("publish"):
+                    stats[name] += value
         return {
-            **self._inner.stats(),
+            **stats,
             "stream_entries_read": sum(r.entries_read for r in readers),
             "stream_entries_lost": sum(r.entries_lost for r in readers),
             "stream_gaps": sum(r.gaps for r in readers),
@@ -162,17 +192,20 @@ class StreamsTransport:
         }
 
     async def stop_listening(self) -> None:
-        """Cancel the readers and the pub/sub listener, and wait for them (bounded)."""
+        """Cancel the readers and the listeners, and wait for them (bounded)."""
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            _, stuck = await asyncio.wait(self._tasks, timeout=10)
+        if self._task is not None:
+            self._task.cancel()
+            _, stuck = await asyncio.wait([self._task], timeout=10)
             if stuck:
                 self._logger.error("the stream readers did not stop within 10 s")
         await self._inner.stop_listening()
+        if self._own_router:
+            await self._router.stop_listening()
 
     async def aclose(self) -> None:
-        """Stop reading, then close the pub/sub part."""
+        """Stop reading, then close the pub/sub part and the router."""
         await self.stop_listening()
         await self._inner.aclose()
+        if self._own_router:
+            await self._router.aclose()
