@@ -245,3 +245,34 @@ async def test_stream_names_match_nodes_for_any_namespace():
     expected = json.loads(out)
     ours = [streams.stream_for("s", count, name) for name in names for count in range(1, 8)]
     assert ours == expected
+
+
+async def test_python_and_node_share_streams_on_a_redis_cluster(redis_cluster, key):
+    """On a 3-shard Redis Cluster with 5 streams (Node on node-redis's cluster client),
+    broadcasts in two namespaces cross both ways and both sides count 2 servers."""
+    flags = ("--stream-name", key, "--stream-count", "5", "--read-count", "1")
+    node = await NodeServer.start(redis_cluster.url(1), key, cluster=True, streams=flags)
+    py = None
+    clients: list[Any] = []
+    try:
+        py = await start_streams(redis_cluster.url(0), key, stream_count=5)
+        on_py = await Client("on-py").connect(py, ["/", "/custom"])
+        clients.append(on_py)
+        on_node = await Client("on-node").connect(node, ["/", "/custom"])  # type: ignore[arg-type]
+        clients.append(on_node)
+        await node.wait_event(type="connection", sid=on_node.sid())
+        assert await py.adapter.server_count() == 2 and await node.cmd("serverCount") == 2
+        for nsp in ("/", "/custom"):
+            await py.sio.emit("from-py", nsp, namespace=nsp)
+            await node.cmd("emit", event="from-node", args=[nsp], nsp=nsp)
+        for client in clients:
+            for nsp in ("/", "/custom"):
+                assert await client.wait_for("from-py", namespace=nsp) == [[nsp]]
+                assert await client.wait_for("from-node", namespace=nsp) == [[nsp]]
+        assert node.errors == []
+    finally:
+        for client in clients:
+            await client.aclose()
+        if py is not None:
+            await py.aclose()
+        await node.aclose()

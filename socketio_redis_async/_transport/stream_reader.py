@@ -26,12 +26,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
 from .backoff import OutageLog, backoff_delay
 from .base import OnEntry
+
+try:
+    import hiredis
+except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
+    hiredis = None  # type: ignore[assignment]
 from .commands import describe, drop_connection, pack_command
 
 _FIRST = b"0-0"
@@ -128,16 +132,25 @@ class StreamReader:
     async def _calls(
         self, conn: AbstractConnection, bound: float, *commands: tuple[bytes, ...]
     ) -> list[Any]:
-        """Send ``commands`` in one write; their replies, an error reply as its exception."""
-        replies: list[Any] = []
-        with anyio.fail_after(bound):
+        """Send ``commands`` in one write; their replies, an error reply as its exception.
+
+        Past ``bound`` seconds the connection is aborted, so the wait fails at once. The
+        replies are parsed with a hiredis reader of our own when redis-py exposes the
+        connection's stream (as the pub/sub reader does): no coroutine chain per reply.
+        """
+        loop = asyncio.get_running_loop()
+        expired: list[bool] = []
+        timer = loop.call_later(bound, _expire, conn, expired)
+        try:
             await conn.send_packed_command(b"".join(map(_pack, commands)), check_health=False)
-            for _ in commands:
-                try:
-                    replies.append(await conn.read_response())
-                except ResponseError as exc:
-                    replies.append(exc)
-        self.last_contact = asyncio.get_running_loop().time()
+            replies = await _replies(conn, len(commands))
+        except Exception as exc:
+            if expired:
+                raise TimeoutError(f"Redis did not answer within {bound:g} s") from exc
+            raise
+        finally:
+            timer.cancel()
+        self.last_contact = loop.time()
         return replies
 
     async def _info(self, conn: AbstractConnection, stream: bytes) -> dict[bytes, Any] | None:
@@ -219,6 +232,37 @@ class StreamReader:
             self._handled.add(stream)
             if len(entries) >= self._read_count:
                 self._behind.add(stream)
+
+
+def _expire(conn: AbstractConnection, expired: list[bool]) -> None:
+    expired.append(True)
+    writer = getattr(conn, "_writer", None)
+    if writer is not None:
+        writer.transport.abort()
+
+
+async def _replies(conn: AbstractConnection, count: int) -> list[Any]:
+    """Read ``count`` replies; error replies are returned as ResponseError, not raised."""
+    stream = getattr(conn, "_reader", None)
+    replies: list[Any] = []
+    if hiredis is None or not isinstance(stream, asyncio.StreamReader):
+        for _ in range(count):
+            try:
+                replies.append(await conn.read_response())
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
+    parser = hiredis.Reader(replyError=ResponseError)
+    while len(replies) < count:
+        reply = parser.gets()
+        if reply is False:
+            data = await stream.read(65536)
+            if not data:
+                raise ConnectionError("Redis closed the connection")
+            parser.feed(data)
+        else:
+            replies.append(reply)
+    return replies
 
 
 def _xinfo(stream: bytes) -> tuple[bytes, ...]:
