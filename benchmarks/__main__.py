@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import machine, report
 from .config import FULL, QUICK, Config
+from .contenders import ADAPTER, ADAPTER_NOMUX, SHARDED, STREAMS
 from .profiling import profile
 from .results import Results
 from .scenarios import CONTENDERS, SCENARIOS
@@ -65,6 +66,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "profile", help="py-spy profile of a scenario-1 server (needs py-spy)"
     )
     profile_cmd.add_argument("--role", choices=("a", "b"), default="b", help="which server")
+    profile_cmd.add_argument(
+        "--contender",
+        choices=(ADAPTER, ADAPTER_NOMUX, SHARDED, STREAMS),
+        default=ADAPTER,
+        help="which Python adapter (default: adapter)",
+    )
     profile_cmd.add_argument("--k", type=int, default=20, help="clients on server B")
     profile_cmd.add_argument("--seconds", type=float, default=5.0, help="profiled run length")
     profile_cmd.add_argument("--rate", type=int, default=1000, help="samples per second")
@@ -137,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         render(args.results_json, args.out or args.results_json.parent)
         return 0
     if args.command == "profile":
-        profile(args.out or HERE / "out", args.k, args.seconds, args.role, args.rate)
+        out = args.out or HERE / "out"
+        profile(out, args.k, args.seconds, args.role, args.rate, args.contender)
         return 0
     return run(args, argv)
 

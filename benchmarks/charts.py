@@ -15,7 +15,17 @@ from matplotlib.figure import Figure
 
 from .contenders import LABELS
 from .results import Results
-from .scenarios import FANOUT, LATENCY, MEMORY, REQUEST_KINDS, REQUESTS, ROOMS, THROUGHPUT
+from .scenarios import (
+    FANOUT,
+    LATENCY,
+    MEMORY,
+    REQUEST_KINDS,
+    REQUESTS,
+    ROOMS,
+    SIDE_BY_SIDE,
+    THROUGHPUT,
+    cross_case,
+)
 
 COLORS = {
     "adapter": "#1f77b4",
@@ -24,6 +34,9 @@ COLORS = {
     "asyncmanager": "#ff7f0e",
     "raw": "#7f7f7f",
     "node": "#2ca02c",
+    "sharded": "#9467bd",
+    "streams": "#8c564b",
+    "node-streams": "#bcbd22",
 }
 # One bar group per x label: (label, {contender: (scenario case, metric)}).
 Groups = Sequence[tuple[str, dict[str, tuple[str, str]]]]
@@ -106,6 +119,8 @@ def _request_lines(axes: Sequence[Axes], results: Results) -> None:
                 for c, case in results.cases(scenario)
                 if c == contender and case.startswith(kind)
             ]
+            if not cases:  # the streams contenders have no all_rooms
+                continue
             servers = [int(case.split("S=")[1]) for case in cases]
             for metric, style in (("p50_ms", "-o"), ("p99_ms", "--^")):
                 ys = [results.median(scenario, contender, case, metric) or 0.0 for case in cases]
@@ -143,6 +158,22 @@ def draw(results: Results, out: Path) -> list[str]:
         _cpu_stack(ax, results)
         ax.set_title("1. CPU per event by process (medians, stacked)")
         save(fig, "cpu_per_message")
+    ran = {contender for contender, _ in results.cases(tp)}
+    if any(c in ran for c in SIDE_BY_SIDE):
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 4.8))
+        for ax, role, title in (
+            (ax1, "server_B", "receiving server (B)"),
+            (ax2, "redis", "redis-server"),
+        ):
+            picks = [c for c in SIDE_BY_SIDE if c in ran]
+            groups = [
+                (case, dict.fromkeys(picks, (case, f"cpu_us_{role}")))
+                for case in (cross_case(1, True), cross_case(20, True))
+            ]
+            _bars(ax, results, tp, groups)
+            ax.set_ylabel("CPU µs per event")
+            ax.set_title(f"1c. Streams side by side: {title} CPU per event, max rate")
+        save(fig, "streams")
     if results.cases(lat):
         fig, ax = _figure()
         _bars(

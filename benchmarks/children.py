@@ -26,7 +26,7 @@ import psutil
 
 from socketio_redis_async._cli.redis_server import RedisServer, find_redis_server, free_port
 
-from .contenders import NODE, NODE_SHARDED
+from .contenders import NODE_CONTENDERS, NODE_SHARDED, NODE_STREAMS, STREAM
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "tests" / "interop" / "node_modules"
@@ -52,12 +52,16 @@ def cluster_unavailable() -> str | None:
     return None
 
 
-def node_available() -> str | None:
-    """Why the Node contender cannot run, or None if it can."""
+def node_available(contender: str = "") -> str | None:
+    """Why the Node contenders (or ``contender``) cannot run, or None if they can."""
     if shutil.which("node") is None:
         return "node is not installed"
     if not (NODE_MODULES / "@socket.io" / "redis-adapter").exists():
         return "tests/interop/node_modules is missing (npm ci --prefix tests/interop)"
+    if contender == NODE_STREAMS:
+        for package in ("@socket.io/redis-streams-adapter", "redis-v5"):
+            if not (NODE_MODULES / package).exists():
+                return f"no {package} in tests/interop/node_modules (npm ci --prefix tests/interop)"
     return None
 
 
@@ -235,16 +239,25 @@ class Processes:
         return await self.spawn(name, [sys.executable, "-m", "benchmarks.worker", role, *args])
 
     async def server(
-        self, name: str, contender: str, redis_url: str, key: str, cluster: bool = False
+        self,
+        name: str,
+        contender: str,
+        redis_url: str,
+        key: str,
+        cluster: bool = False,
+        stream: str = STREAM,
     ) -> Child:
         """A server (or emitter) process of ``contender``: Node's script or a worker;
-        ``cluster``: ``redis_url`` is a node of a Redis Cluster (Node needs to be told)."""
-        if contender in (NODE, NODE_SHARDED):
+        ``cluster``: ``redis_url`` is a node of a Redis Cluster (Node needs to be told);
+        ``stream``: the Redis stream of the streams contenders."""
+        if contender in NODE_CONTENDERS:
             args = ["node", str(NODE_SCRIPT), "--redis", redis_url, "--key", key]
             args += ["--sharded", "yes" if contender == NODE_SHARDED else "no"]
+            args += ["--streams", "yes" if contender == NODE_STREAMS else "no"]
+            args += ["--stream", stream]
             return await self.spawn(name, [*args, "--cluster", "yes" if cluster else "no"])
         options = ("--contender", contender, "--redis", redis_url, "--key", key)
-        return await self.worker(name, "server", *options)
+        return await self.worker(name, "server", *options, "--stream", stream)
 
     async def close(self, child: Child) -> None:
         """Stop one child now (the rest stop with ``aclose``)."""

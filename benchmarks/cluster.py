@@ -3,12 +3,14 @@
 ``Cluster``: a fresh redis-server, N servers of one contender, a load-client process, and
 a CPU meter over all of their pids; ``async with`` always cleans up. ``blast_run``: the
 sender emits, a receiver counts, every process's CPU is metered. ``max_rate``: calibrate,
-then repeat ``blast_run`` and record each repetition.
+then repeat ``blast_run`` and record each repetition. ``Cluster.redis_memory``: what
+Redis holds (``used_memory``, and the streams contenders' stream).
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from redis.asyncio import Redis
 
 from .children import Child, CpuMeter, Processes
 from .config import Config
-from .contenders import RAW, REDIS_MANAGER
+from .contenders import RAW, REDIS_MANAGER, STREAMS_CONTENDERS
 from .results import Results
 
 KEY = "bench"
@@ -61,6 +63,8 @@ class Cluster:
         self.meter = CpuMeter()
         self.servers: list[Child] = []
         self.redis_url = ""
+        self.stream = f"{KEY}-stream-{secrets.token_hex(4)}"
+        """The Redis stream of the streams contenders: a new one for every cluster."""
         self._load: Child | None = None
 
     @property
@@ -111,6 +115,7 @@ class Cluster:
                     self.redis_urls[(first + i) % len(self.redis_urls)],
                     KEY,
                     cluster=self._shards > 0,
+                    stream=self.stream,
                 )
                 for i in range(count)
             )
@@ -124,7 +129,9 @@ class Cluster:
 
     async def add_sender(self, contender: str) -> Child:
         """Start one emitter process (no Socket.IO server), metered as "emitter"."""
-        sender = await self.procs.server(contender, contender, self.redis_url, KEY)
+        sender = await self.procs.server(
+            contender, contender, self.redis_url, KEY, stream=self.stream
+        )
         self.meter.add("emitter", sender.pid)
         return sender
 
@@ -155,6 +162,22 @@ class Cluster:
         finally:
             for client in clients:
                 await client.aclose()
+
+    async def redis_memory(self) -> dict[str, float]:
+        """``used_memory`` of the (first) Redis in bytes; for the streams contenders also
+        the stream's ``XLEN`` and ``MEMORY USAGE <stream> SAMPLES 0`` (every listpack
+        counted, not an estimate from a sample)."""
+        redis = Redis.from_url(self.redis_url)
+        try:
+            info = await redis.info("memory")
+            found = {"used_memory": float(info["used_memory"])}
+            if self.contender in STREAMS_CONTENDERS:
+                found["stream_entries"] = float(await redis.xlen(self.stream))
+                usage = await redis.memory_usage(self.stream, samples=0)
+                found["stream_bytes"] = float(usage or 0)
+            return found
+        finally:
+            await redis.aclose()
 
     async def _wait_subscribers(self) -> None:
         """python-socketio's AsyncRedisManager and raw redis-py subscribe in the

@@ -22,6 +22,12 @@ class Config:
     k_values: tuple[int, ...] = (1, 20)
     latency_rate: float = 500.0
     latency_seconds: float = 3.0
+    # Scenario 1's side-by-side contenders (classic, sharded, streams, Node's) are also
+    # paced at these rates, each for ``latency_seconds``.
+    more_latency_rates: tuple[float, ...] = (1_000.0,)
+    # Redis memory per message (scenario 1): ``reps`` runs of this many events each, on a
+    # fresh Redis, before anything else; kept under the streams' MAXLEN (10,000) in total.
+    redis_memory_events: int = 2_000
     rooms: tuple[int, ...] = (1, 1_000, 10_000)
     request_servers: tuple[int, ...] = (2, 4, 8)
     requests_per_rep: int = 100
@@ -45,6 +51,7 @@ QUICK = Config(
     quick=True,
     fixed=150,
     latency_seconds=0.3,
+    redis_memory_events=150,
     rooms=(1, 1_000, 10_000),
     requests_per_rep=10,
     clients_per_server=2,

@@ -23,6 +23,11 @@ RAW = "raw"
 NODE = "node"
 SHARDED = "sharded"
 NODE_SHARDED = "node-sharded"
+STREAMS = "streams"
+NODE_STREAMS = "node-streams"
+NODE_CONTENDERS = (NODE, NODE_SHARDED, NODE_STREAMS)  # run by node_bench.js
+STREAMS_CONTENDERS = (STREAMS, NODE_STREAMS)  # broadcasts are entries of a Redis stream
+STREAM = "bench-stream"  # the stream of the streams contenders when none is given
 
 LABELS = {
     ADAPTER: "AsyncRedisAdapter",
@@ -36,6 +41,8 @@ LABELS = {
     NODE: "Node @socket.io/redis-adapter 8.3",
     SHARDED: "AsyncShardedRedisAdapter (dynamic)",
     NODE_SHARDED: "Node createShardedAdapter 8.3 (dynamic)",
+    STREAMS: "AsyncStreamsRedisAdapter",
+    NODE_STREAMS: "Node @socket.io/redis-streams-adapter 0.3.1",
 }
 
 EVENT = "m"
@@ -52,17 +59,27 @@ def base_contender(contender: str) -> str:
     return contender.removesuffix(UVLOOP)
 
 
-def build_manager(contender: str, redis_url: str, key: str) -> socketio.AsyncManager:
-    """The client manager of ``contender`` on ``redis_url`` with channel prefix ``key``."""
+def build_manager(
+    contender: str, redis_url: str, key: str, stream: str = STREAM
+) -> socketio.AsyncManager:
+    """The client manager of ``contender`` on ``redis_url`` with channel prefix ``key``
+    (and, for the streams adapter, broadcasts on the Redis stream ``stream``)."""
     import socketio
 
-    from socketio_redis_async import AsyncRedisAdapter, AsyncShardedRedisAdapter
+    from socketio_redis_async import (
+        AsyncRedisAdapter,
+        AsyncShardedRedisAdapter,
+        AsyncStreamsRedisAdapter,
+    )
 
     contender = base_contender(contender)
     if contender == ADAPTER:
         return AsyncRedisAdapter(redis_url, key=key)
     if contender == SHARDED:
         return AsyncShardedRedisAdapter(redis_url, channel_prefix=key)
+    if contender == STREAMS:
+        # Node's defaults otherwise: MAXLEN ~ 10,000, COUNT 100, BLOCK 5 s.
+        return AsyncStreamsRedisAdapter(redis_url, stream_name=stream, channel_prefix=key)
     if contender == ADAPTER_NOMUX:
         return AsyncRedisAdapter(redis_url, key=key, with_channel_multiplexing=False)
     if contender == REDIS_MANAGER:
@@ -72,11 +89,23 @@ def build_manager(contender: str, redis_url: str, key: str) -> socketio.AsyncMan
     raise ValueError(f"not a python-socketio contender: {contender!r}")
 
 
-async def start_manager(sio: socketio.AsyncServer, manager: socketio.AsyncManager) -> None:
-    """Start listening before the first client connects (python-socketio does it lazily)."""
-    from socketio_redis_async import AsyncRedisAdapter, AsyncShardedRedisAdapter
+def adapter_classes() -> tuple[type[Any], ...]:
+    """This package's adapters (classic, sharded, streams): they start and close."""
+    from socketio_redis_async import (
+        AsyncRedisAdapter,
+        AsyncShardedRedisAdapter,
+        AsyncStreamsRedisAdapter,
+    )
 
-    if isinstance(manager, (AsyncRedisAdapter, AsyncShardedRedisAdapter)):
+    return (AsyncRedisAdapter, AsyncShardedRedisAdapter, AsyncStreamsRedisAdapter)
+
+
+async def start_manager(sio: socketio.AsyncServer, manager: socketio.AsyncManager) -> None:
+    """Start listening before the first client connects (python-socketio does it lazily).
+
+    The adapters' ``start()`` returns once subscribed; the streams adapter's also once its
+    reader knows where the stream ends, so no entry added after it is missed."""
+    if isinstance(manager, adapter_classes()):
         await manager.start()
         return
     sio.manager_initialized = True
@@ -84,8 +113,6 @@ async def start_manager(sio: socketio.AsyncServer, manager: socketio.AsyncManage
 
 
 async def stop_manager(manager: socketio.AsyncManager) -> None:
-    """Close what the manager opened (only the adapter has something to close)."""
-    from socketio_redis_async import AsyncRedisAdapter, AsyncShardedRedisAdapter
-
-    if isinstance(manager, (AsyncRedisAdapter, AsyncShardedRedisAdapter)):
+    """Close what the manager opened (only the adapters have something to close)."""
+    if isinstance(manager, adapter_classes()):
         await manager.aclose()

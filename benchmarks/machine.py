@@ -16,7 +16,8 @@ from .children import NODE_MODULES, node_available
 
 PACKAGES: tuple[str, ...] = ("socketio-redis-async", "python-socketio", "python-engineio", "redis")
 PACKAGES += ("hiredis", "msgpack", "aiohttp")
-NODE_PACKAGES = ("socket.io", "@socket.io/redis-adapter", "redis")
+NODE_PACKAGES: tuple[str, ...] = ("socket.io", "@socket.io/redis-adapter", "redis")
+NODE_PACKAGES += ("@socket.io/redis-streams-adapter", "redis-v5")
 
 
 def _cpu_model() -> str:

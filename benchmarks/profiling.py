@@ -1,6 +1,7 @@
 """``python -m benchmarks profile``: where does a server's CPU go during scenario 1?
 
-Starts the scenario-1 cluster for the adapter (K clients on B), attaches ``py-spy record``
+Starts the scenario-1 cluster for the adapter (``--contender``: another Python
+contender, e.g. ``streams``; K clients on B), attaches ``py-spy record``
 (sampling, non-blocking, idle frames excluded) to server B (or A) while A emits at full
 rate, and prints the functions with the most self and inclusive samples. The raw collapsed
 stacks are kept in ``benchmarks/out/profile-<role>-k<K>.txt``. Needs ``pip install py-spy``.
@@ -62,8 +63,10 @@ def _py_spy() -> str:
     return found
 
 
-async def _record(py_spy: str, raw: Path, k: int, seconds: float, role: str, rate: int) -> str:
-    async with Cluster(ADAPTER) as cluster:
+async def _record(
+    py_spy: str, raw: Path, k: int, seconds: float, role: str, rate: int, contender: str
+) -> str:
+    async with Cluster(contender) as cluster:
         blast = Blast(cluster.a, await cluster.connect("k", cluster.b, k, ["k"]), "k", k)
         probe = await blast_run(cluster, blast, 500)
         events = int(probe["msgs_per_s"] * seconds)
@@ -81,14 +84,18 @@ async def _record(py_spy: str, raw: Path, k: int, seconds: float, role: str, rat
             spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
             await asyncio.wait_for(spy.wait(), 30)
     return (
-        f"server {role.upper()}, K={k}: {metrics['msgs_per_s']:,.0f} msg/s, "
+        f"{contender} server {role.upper()}, K={k}: {metrics['msgs_per_s']:,.0f} msg/s, "
         f"B {metrics['cpu_us_server_B']:.0f} µs/msg, A {metrics['cpu_us_server_A']:.0f} µs/msg"
     )
 
 
-def profile(out: Path, k: int, seconds: float, role: str, rate: int) -> None:
-    """Record a profile of server ``role`` into ``out`` and print its summary."""
+def profile(
+    out: Path, k: int, seconds: float, role: str, rate: int, contender: str = ADAPTER
+) -> None:
+    """Record a profile of server ``role`` of ``contender`` into ``out`` and print its
+    summary."""
     out.mkdir(parents=True, exist_ok=True)
-    raw = out / f"profile-{role}-k{k}.txt"
-    print(asyncio.run(_record(_py_spy(), raw, k, seconds, role, rate)))
+    suffix = "" if contender == ADAPTER else f"-{contender}"
+    raw = out / f"profile-{role}-k{k}{suffix}.txt"
+    print(asyncio.run(_record(_py_spy(), raw, k, seconds, role, rate, contender)))
     print(summarize(raw.read_text()))

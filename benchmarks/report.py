@@ -9,20 +9,26 @@ from typing import Any
 
 from . import charts
 from .config import Config
-from .contenders import LABELS
+from .contenders import LABELS, STREAMS_CONTENDERS
 from .results import Results
 from .scenarios import (
+    CONCURRENT,
     EMITTERS,
     FANOUT,
     LATENCY,
     MEMORY,
+    REDIS_MEMORY,
     REQUESTS,
     ROOMS,
     ROOMS_PER_CLIENT,
     SHARD_LATENCY,
     SHARD_ROOMS,
     SHARDS,
+    SIDE_BY_SIDE,
+    STREAM_MAX_LEN,
     THROUGHPUT,
+    cross_case,
+    latency_case,
 )
 from .targets import Target, evaluate
 
@@ -108,6 +114,16 @@ TABLES: dict[str, list[Column]] = {
         _metric("p99 ms", "lat_p99_ms", 2),
         _metric("max ms", "lat_max_ms", 2),
         _metric("CPU µs/msg B", "cpu_us_server_B"),
+        _metric("CPU µs/msg redis", "cpu_us_redis", 1),
+    ],
+    REDIS_MEMORY: [
+        CONTENDER,
+        _metric("events per run", "events"),
+        _metric("used_memory growth, bytes/msg", "used_memory_b_per_msg", 1),
+        _metric("stream bytes/entry (MEMORY USAGE / XLEN)", "stream_b_per_entry", 1),
+        _metric("stream entries after the run", "stream_entries"),
+        _metric(f"stream MiB at MAXLEN {STREAM_MAX_LEN:,}", "stream_mib_at_max_len", 2),
+        _metric("CPU µs/msg redis", "cpu_us_redis", 1),
     ],
     FANOUT: [
         CONTENDER,
@@ -172,6 +188,79 @@ def _scenario_table(results: Results, scenario: str) -> list[str]:
         for contender, case in results.cases(scenario)
     ]
     return _table([header for header, _ in columns], rows)
+
+
+def _median(results: Results, key: Key, metric: str, digits: int = 0) -> str:
+    """The median alone (the full tables give min–max), or an em dash."""
+    value = results.median(*key, metric)
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def _side_by_side(results: Results, config: Config) -> list[str]:
+    """The streams adapter next to the classic, sharded and Node adapters: medians taken
+    from sections 1, 2 and 1b (the cases are named in the headers)."""
+    ran = {contender for contender, _ in results.cases(THROUGHPUT)}
+    contenders = [c for c in SIDE_BY_SIDE if c in ran]
+    if not contenders:
+        return []
+    k1, k20 = cross_case(1, True), cross_case(20, True)
+    busy = cross_case(20, True, CONCURRENT)
+    rates = [config.latency_rate, *config.more_latency_rates]
+
+    def latency(contender: str, rate: float) -> str:
+        key = (LATENCY, contender, latency_case(20, rate, config))
+        p50, p99 = _median(results, key, "lat_p50_ms", 2), _median(results, key, "lat_p99_ms", 2)
+        return f"{p50} / {p99}"
+
+    def memory(contender: str) -> str:
+        key = (REDIS_MEMORY, contender, k1)
+        if contender in STREAMS_CONTENDERS:
+            return _median(results, key, "stream_b_per_entry") + " (stream)"
+        return _median(results, key, "used_memory_b_per_msg") + " (used_memory)"
+
+    speed = _table(
+        [
+            "contender",
+            "max msg/s K=1",
+            "max msg/s K=20",
+            f"max msg/s K=20, {CONCURRENT} emitters",
+            *(f"p50 / p99 ms at {rate:,.0f} msg/s, K=20" for rate in rates),
+        ],
+        [
+            [
+                _label(c),
+                _median(results, (THROUGHPUT, c, k1), "msgs_per_s"),
+                _median(results, (THROUGHPUT, c, k20), "msgs_per_s"),
+                _median(results, (THROUGHPUT, c, busy), "msgs_per_s"),
+                *(latency(c, rate) for rate in rates),
+            ]
+            for c in contenders
+        ],
+    )
+    cost = _table(
+        [
+            "contender",
+            "receiver (B) CPU µs/msg K=1",
+            "receiver (B) CPU µs/msg K=20",
+            "Redis CPU µs/msg K=1",
+            "Redis CPU µs/msg K=20",
+            f"Redis CPU µs/msg at {config.latency_rate:,.0f} msg/s",
+            "Redis bytes/msg",
+        ],
+        [
+            [
+                _label(c),
+                _median(results, (THROUGHPUT, c, k1), "cpu_us_server_B", 1),
+                _median(results, (THROUGHPUT, c, k20), "cpu_us_server_B", 1),
+                _median(results, (THROUGHPUT, c, k1), "cpu_us_redis", 1),
+                _median(results, (THROUGHPUT, c, k20), "cpu_us_redis", 1),
+                _median(results, (LATENCY, c, k20), "cpu_us_redis", 1),
+                memory(c),
+            ]
+            for c in contenders
+        ],
+    )
+    return [*speed, *cost]
 
 
 def _client_check(results: Results) -> list[str]:
@@ -252,25 +341,47 @@ def markdown(
         "",
         *_scenario_table(results, THROUGHPUT),
         *_client_check(results),
-        "## 2. Cross-node latency at 500 msg/s",
+        "## 1b. Redis memory per message",
         "",
-        "Paced at 500 events/s; latency = client receive time - send timestamp in the "
-        "payload (`time.time()`, same machine), over every delivery of every event.",
+        "First thing on each contender's fresh Redis: K=1 cross-node runs at max rate, "
+        "adding fewer stream entries in total than the streams' MAXLEN, so nothing is "
+        "trimmed. *used_memory growth*: `INFO memory` `used_memory` after the run minus "
+        "before, per message (pub/sub keeps nothing: about 0). *Stream bytes/entry*: "
+        "`MEMORY USAGE <stream> SAMPLES 0` / `XLEN` after the run (the streams contenders); "
+        f"a stream is trimmed to about MAXLEN ~ {STREAM_MAX_LEN:,} entries, so it holds at "
+        "most about the last column.",
+        "",
+        *_scenario_table(results, REDIS_MEMORY),
+        "## 1c. Streams side by side",
+        "",
+        "`AsyncStreamsRedisAdapter` next to this package's classic and sharded adapters "
+        "and Node's classic and streams adapters, all on one Redis: medians from sections "
+        "1, 1b and 2 (min–max there). Node's emits never wait, so its max-rate runs "
+        "pipeline XADDs/PUBLISHes like the Python servers' 16-emitter case.",
+        "",
+        *_side_by_side(results, config),
+        "## 2. Cross-node latency at paced rates",
+        "",
+        f"Paced at {config.latency_rate:,.0f} events/s (the side-by-side contenders of "
+        "section 1c also at the rates their case names); latency = client receive time - "
+        "send timestamp in the payload (`time.time()`, same machine), over every delivery "
+        "of every event.",
         "",
         *_scenario_table(results, LATENCY),
         "## 3. Local fan-out",
         "",
         "One broadcast to every socket of the process. In-process fake Engine.IO sockets: "
-        "`sio.eio.send_packet` is replaced by a counting coroutine, identically for both "
-        "contenders, so this times the manager's delivery path, not websocket I/O. The "
-        "adapter's time includes its PUBLISH.",
+        "`sio.eio.send_packet` is replaced by a counting coroutine, identically for every "
+        "contender, so this times the manager's delivery path, not websocket I/O. The "
+        "adapters' time includes their PUBLISH (the streams adapter's XADD).",
         "",
         *_scenario_table(results, FANOUT),
         "## 4. Room scaling",
         "",
         "R rooms spread over two servers (A holds ceil(R/2), B the rest); A emits "
         "round-robin to its own rooms only. Server B's CPU per message is what it spends "
-        "on traffic for rooms it does not hold.",
+        "on traffic for rooms it does not hold. The streams protocol has no room channels: "
+        "every server reads every entry of the stream, whatever its rooms.",
         "",
         *_scenario_table(results, ROOMS),
         "## 5. Cluster-wide requests",
@@ -278,7 +389,8 @@ def markdown(
         f"Sequential requests from server 0, {config.requests_per_rep} per repetition; "
         "each server is its own OS process with "
         f"{config.clients_per_server} connected clients in {ROOMS_PER_CLIENT} "
-        "rooms each. AsyncRedisManager has no such requests.",
+        "rooms each. AsyncRedisManager has no such requests; the streams protocol (Node's "
+        "ClusterAdapter) has no all_rooms request.",
         "",
         *_scenario_table(results, REQUESTS),
         "## 6. Memory",

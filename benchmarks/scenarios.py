@@ -19,10 +19,13 @@ from .contenders import (
     EMITTER,
     EMITTER_UVLOOP,
     NODE,
+    NODE_CONTENDERS,
     NODE_SHARDED,
+    NODE_STREAMS,
     RAW,
     REDIS_MANAGER,
     SHARDED,
+    STREAMS,
 )
 from .results import Results, percentile
 
@@ -30,28 +33,49 @@ from .results import Results, percentile
 THROUGHPUT, LATENCY, FANOUT, ROOMS = "throughput", "latency", "fanout", "rooms"
 REQUESTS, MEMORY, EMITTERS = "requests", "memory", "emitters"
 SHARDS, SHARD_LATENCY = "shards", "shard_latency"
+REDIS_MEMORY = "redis_memory"
 SHARD_ROOMS = 64  # rooms A emits to in turn; their clients are on B
 SHARD_COUNTS = (0, 3)  # a standalone Redis, then a cluster of 3 masters
 CONCURRENT = 16  # emitting tasks on the sender in the "concurrent emits" cases
 REQUEST_KINDS = ("all_rooms", "fetch_sockets")
+# The streams protocol (Node's ClusterAdapter) has no all_rooms request.
+CONTENDER_REQUEST_KINDS = {STREAMS: ("fetch_sockets",), NODE_STREAMS: ("fetch_sockets",)}
+STREAM_MAX_LEN = 10_000  # MAXLEN ~ of both streams contenders (Node's default)
 ROOMS_PER_CLIENT = 3
 REQUEST_WARMUP = 5
 MEMORY_CASE = "per 10k"
-# Who runs in each scenario (node is skipped, and listed as such, without Node.js).
+# Who runs in each scenario (the Node ones are skipped, and listed as such, without Node.js).
 CONTENDERS = {
-    "cross_node": (ADAPTER, ADAPTER_UVLOOP, REDIS_MANAGER, NODE, RAW),
-    "fanout": (ADAPTER, ASYNC_MANAGER),
-    "rooms": (ADAPTER, ADAPTER_NOMUX, REDIS_MANAGER),
-    "requests": (ADAPTER, NODE),
-    "memory": (ADAPTER, ASYNC_MANAGER, REDIS_MANAGER),
+    "cross_node": (
+        ADAPTER,
+        ADAPTER_UVLOOP,
+        SHARDED,
+        STREAMS,
+        REDIS_MANAGER,
+        NODE,
+        NODE_STREAMS,
+        RAW,
+    ),
+    "fanout": (ADAPTER, STREAMS, ASYNC_MANAGER),
+    "rooms": (ADAPTER, ADAPTER_NOMUX, STREAMS, REDIS_MANAGER),
+    "requests": (ADAPTER, STREAMS, NODE, NODE_STREAMS),
+    "memory": (ADAPTER, STREAMS, ASYNC_MANAGER, REDIS_MANAGER),
     "emitters": (EMITTER, EMITTER_UVLOOP),
     "shards": (ADAPTER, SHARDED, NODE_SHARDED),
 }
+# Scenario 1's side-by-side of the streams adapter: also paced at config.more_latency_rates.
+SIDE_BY_SIDE = (ADAPTER, SHARDED, STREAMS, NODE, NODE_STREAMS)
 
 
 def cross_case(k: int, cross: bool, concurrency: int = 1) -> str:
     name = f"K={k} {'cross-node' if cross else 'single-node'}"
     return name if concurrency == 1 else f"{name}, {concurrency} concurrent emits"
+
+
+def latency_case(k: int, rate: float, config: Config) -> str:
+    """The latency case at ``rate``: the base rate keeps the plain cross-node case name."""
+    name = cross_case(k, True)
+    return name if rate == config.latency_rate else f"{name}, {rate:,.0f} msg/s"
 
 
 def fanout_case(size: int) -> str:
@@ -77,25 +101,55 @@ def emitter_case(k: int, concurrency: int) -> str:
 async def cross_node(config: Config, results: Results) -> None:
     """1, 2: A emits to K clients on B (and on A) at max rate, then paced for latency.
 
-    The raw contender has no clients: its subscriber process (B) counts for itself."""
+    First, on the fresh Redis, Redis memory per message (K=1). The raw contender has no
+    clients: its subscriber process (B) counts for itself."""
     for contender in CONTENDERS["cross_node"]:
-        if contender == NODE and (why := node_available()):
-            results.skipped[NODE] = why
+        if contender in NODE_CONTENDERS and (why := node_available(contender)):
+            results.skipped[contender] = why
             continue
         print(f"[cross-node] {contender}", flush=True)
         async with Cluster(contender) as cluster:
             cases = await _cross_cases(cluster, contender, config)
+            await _redis_memory(cluster, config, results, next(iter(cases.values())))
             for name, blast in cases.items():
                 await max_rate(cluster, config, results, (THROUGHPUT, contender, name), blast)
             # Latency: the first case (a cross-node one) with the most clients.
             most = max(blast.recipients for blast in cases.values())
-            name, blast = next((n, b) for n, b in cases.items() if b.recipients == most)
-            events = int(config.latency_rate * config.latency_seconds)
-            for rep in range(config.reps):
-                metrics = await blast_run(
-                    cluster, blast, events, rate=config.latency_rate, latency=True
-                )
-                results.add(LATENCY, contender, name, rep, **metrics)
+            blast = next(b for b in cases.values() if b.recipients == most)
+            rates = [config.latency_rate]
+            if contender in SIDE_BY_SIDE:
+                rates += [r for r in config.more_latency_rates if r not in rates]
+            for rate in rates:
+                events = int(rate * config.latency_seconds)
+                name = latency_case(most, rate, config)
+                for rep in range(config.reps):
+                    metrics = await blast_run(cluster, blast, events, rate=rate, latency=True)
+                    results.add(LATENCY, contender, name, rep, paced_rate=rate, **metrics)
+
+
+async def _redis_memory(cluster: Cluster, config: Config, results: Results, blast: Blast) -> None:
+    """What Redis keeps per message: ``used_memory`` growth over a run of max-rate
+    emits, and for the streams contenders the stream's bytes per entry (``MEMORY USAGE``
+    / ``XLEN``). Runs first, on a fresh Redis, and adds fewer entries in total than the
+    streams' MAXLEN, so nothing is trimmed: the growth is every message's cost."""
+    events = min(config.redis_memory_events, STREAM_MAX_LEN // (config.reps + 1))
+    for rep in range(config.reps):
+        before = await cluster.redis_memory()
+        metrics = await blast_run(cluster, blast, events)
+        after = await cluster.redis_memory()
+        row = {
+            "events": float(events),
+            "used_memory_b_per_msg": (after["used_memory"] - before["used_memory"]) / events,
+            "msgs_per_s": metrics["msgs_per_s"],
+            "cpu_us_redis": metrics["cpu_us_redis"],
+        }
+        if "stream_entries" in after:
+            entries = after["stream_entries"]
+            per_entry = after["stream_bytes"] / entries if entries else 0.0
+            row["stream_entries"] = entries
+            row["stream_b_per_entry"] = per_entry
+            row["stream_mib_at_max_len"] = per_entry * STREAM_MAX_LEN / 2**20
+        results.add(REDIS_MEMORY, cluster.contender, cross_case(blast.recipients, True), rep, **row)
 
 
 async def _cross_cases(cluster: Cluster, contender: str, config: Config) -> dict[str, Blast]:
@@ -109,7 +163,7 @@ async def _cross_cases(cluster: Cluster, contender: str, config: Config) -> dict
     k = max(config.k_values)
     local = await cluster.connect("local", a, k, ["local"])
     cases[cross_case(k, False)] = Blast(a, local, "local", k)
-    if contender != NODE:  # Node's emits never wait: they are always "concurrent"
+    if contender not in NODE_CONTENDERS:  # Node's emits never wait: always "concurrent"
         busy = cases[cross_case(k, True)]
         cases[cross_case(k, True, CONCURRENT)] = replace(busy, concurrency=CONCURRENT)
     return cases
@@ -166,8 +220,8 @@ async def rooms(config: Config, results: Results) -> None:
 async def requests(config: Config, results: Results) -> None:
     """5: all_rooms()/fetch_sockets() latency from the first of 2, 4 and 8 servers."""
     for contender in CONTENDERS["requests"]:
-        if contender == NODE and (why := node_available()):
-            results.skipped[NODE] = why
+        if contender in NODE_CONTENDERS and (why := node_available(contender)):
+            results.skipped[contender] = why
             continue
         print(f"[requests] {contender}", flush=True)
         async with Cluster(contender, servers=0) as cluster:
@@ -178,7 +232,7 @@ async def requests(config: Config, results: Results) -> None:
                         rooms = [f"s{index}-c{i}-r{j}" for j in range(ROOMS_PER_CLIENT)]
                         await cluster.connect(f"s{index}", server, 1, rooms)
                 first = cluster.servers[0]
-                for kind in REQUEST_KINDS:
+                for kind in CONTENDER_REQUEST_KINDS.get(contender, REQUEST_KINDS):
                     await first.call("requests", bound=300, kind=kind, n=REQUEST_WARMUP)
                     for rep in range(config.reps):
                         answer = await first.call(
@@ -236,7 +290,7 @@ async def shards(config: Config, results: Results) -> None:
     events = int(config.latency_rate * config.latency_seconds)
     for count in SHARD_COUNTS:
         for contender in CONTENDERS["shards"]:
-            if contender == NODE_SHARDED and (why := node_available()):
+            if contender == NODE_SHARDED and (why := node_available(contender)):
                 results.skipped[NODE_SHARDED] = why
                 continue
             print(f"[shards] {contender} {shard_case(count)}", flush=True)

@@ -1,8 +1,9 @@
 """The Python servers under test, as ``worker.py server --contender C`` roles.
 
-* ``SocketIOServer`` (adapter, adapter-nomux, redismanager): python-socketio's
-  ``AsyncServer`` on aiohttp (websocket only) with that client manager. A client that
-  connects with ``auth={"rooms": [...]}`` joins those rooms before its CONNECT is answered.
+* ``SocketIOServer`` (adapter, adapter-nomux, sharded, streams, redismanager):
+  python-socketio's ``AsyncServer`` on aiohttp (websocket only) with that client manager.
+  A client that connects with ``auth={"rooms": [...]}`` joins those rooms before its
+  CONNECT is answered.
 * ``EmitterServer`` (emitter): no Socket.IO server, an ``AsyncEmitter`` emits.
 * ``RawServer`` (raw): no Socket.IO at all: it PUBLISHes msgpack payloads and a redis-py
   (hiredis) subscriber decodes and counts them, the ceiling for Python.
@@ -28,9 +29,17 @@ import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
-from socketio_redis_async import AsyncEmitter, AsyncRedisAdapter, AsyncShardedRedisAdapter
+from socketio_redis_async import AsyncEmitter
 
-from .contenders import EVENT, build_manager, payload, start_manager, stop_manager
+from .contenders import (
+    EVENT,
+    STREAM,
+    adapter_classes,
+    build_manager,
+    payload,
+    start_manager,
+    stop_manager,
+)
 from .loadclients import Counters
 
 
@@ -73,8 +82,8 @@ class Sender:
 class SocketIOServer(Sender):
     """python-socketio on aiohttp with the contender's client manager."""
 
-    def __init__(self, contender: str, redis_url: str, key: str) -> None:
-        self.manager = build_manager(contender, redis_url, key)
+    def __init__(self, contender: str, redis_url: str, key: str, stream: str = STREAM) -> None:
+        self.manager = build_manager(contender, redis_url, key, stream)
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp", client_manager=self.manager, transports=["websocket"]
         )
@@ -114,7 +123,7 @@ class SocketIOServer(Sender):
         return {"rooms": len(self.manager.rooms.get("/", {}))}
 
     async def requests(self, kind: str, n: int) -> Any:
-        if not isinstance(self.manager, (AsyncRedisAdapter, AsyncShardedRedisAdapter)):
+        if not isinstance(self.manager, adapter_classes()):
             raise ValueError("only the adapter answers cluster-wide requests")
         if kind not in ("all_rooms", "fetch_sockets"):
             raise ValueError(f"unknown request kind {kind!r}")

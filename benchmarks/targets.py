@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .contenders import ADAPTER, ASYNC_MANAGER, REDIS_MANAGER
+from .contenders import ADAPTER, ASYNC_MANAGER, NODE_STREAMS, REDIS_MANAGER, STREAMS
 from .results import Results
 from .scenarios import CONCURRENT, FANOUT, LATENCY, ROOMS, THROUGHPUT, cross_case, fanout_case
 
@@ -98,6 +98,33 @@ def _zero_cpu_target(results: Results) -> Target:
     )
 
 
+def _streams_receiver(name: str, scenario: str, case: str) -> Check:
+    """The streams adapter's receiving server spends at most 1.2x the classic one's CPU."""
+    return _ratio(
+        name,
+        "streams <= 1.2x AsyncRedisAdapter",
+        "cpu_us_server_B",
+        "µs",
+        (scenario, STREAMS, case),
+        (scenario, ADAPTER, case),
+        lambda ratio: ratio <= 1.2,
+    )
+
+
+def _streams_redis(name: str, scenario: str, case: str, node_case: str | None = None) -> Check:
+    """Redis spends at most 2x as much CPU per message on the Python streams adapter as
+    on Node's (``node_case``: Node's case to compare with, when it differs)."""
+    return _ratio(
+        name,
+        "Python streams <= 2x Node streams",
+        "cpu_us_redis",
+        "µs",
+        (scenario, STREAMS, case),
+        (scenario, NODE_STREAMS, node_case or case),
+        lambda ratio: ratio <= 2,
+    )
+
+
 BUSY = f"K=20, {CONCURRENT} concurrent emits"
 # Every target of the issue, in the order RESULTS.md lists them.
 TARGETS: list[Check] = [
@@ -137,6 +164,23 @@ TARGETS: list[Check] = [
         f"*supplementary:* Sending-server CPU per message, {BUSY}", K20_BUSY, "cpu_us_server_A", 3
     ),
     _vs_manager(f"*supplementary:* Redis CPU per message, {BUSY}", K20_BUSY, "cpu_us_redis", 5),
+    # The streams adapter (scenario 1 side by side).
+    _streams_receiver("Streams: receiving-server CPU per message, K=1", THROUGHPUT, K1),
+    _streams_redis("Streams: Redis CPU per message, K=20 at max rate", THROUGHPUT, K20),
+    _streams_receiver(
+        "*supplementary:* Streams: receiving-server CPU per message, K=20", THROUGHPUT, K20
+    ),
+    _streams_redis(
+        "*supplementary:* Streams: Redis CPU per message, K=20 paced at 500 msg/s",
+        LATENCY,
+        K20,
+    ),
+    _streams_redis(
+        f"*supplementary:* Streams: Redis CPU per message, {BUSY} (Node: K=20)",
+        THROUGHPUT,
+        K20_BUSY,
+        K20,
+    ),
 ]
 
 

@@ -1,10 +1,11 @@
 """Every Python child process of a run: ``python -m benchmarks.worker ROLE [options]``.
 
-Roles: ``server --contender C --redis URL --key K`` (``servers.py``; a contender ending in
-``-uvloop`` runs on uvloop), ``clients`` (``loadclients.py``) and ``inproc --contender C
---redis URL`` (``inproc.py``). The role starts, the worker prints its ready line, then
-answers one JSON command per stdin line (the protocol in ``children.py``) until stdin
-closes or SIGTERM/SIGINT arrives.
+Roles: ``server --contender C --redis URL --key K [--stream S]`` (``servers.py``; a
+contender ending in ``-uvloop`` runs on uvloop; ``--stream``: the streams adapter's
+stream), ``clients`` (``loadclients.py``) and ``inproc --contender C --redis URL``
+(``inproc.py``). The role starts, the worker prints its ready line, then answers one
+JSON command per stdin line (the protocol in ``children.py``) until stdin closes or
+SIGTERM/SIGINT arrives.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from .contenders import EMITTER, RAW, UVLOOP, base_contender
+from .contenders import EMITTER, RAW, STREAM, UVLOOP, base_contender
 
 SHUTDOWN_SECONDS = 2.0
 
@@ -99,7 +100,7 @@ def make_role(args: argparse.Namespace) -> Role:
         return RawServer(args.redis, args.key)
     if base_contender(args.contender) == EMITTER:
         return EmitterServer(args.redis, args.key)
-    return SocketIOServer(args.contender, args.redis, args.key)
+    return SocketIOServer(args.contender, args.redis, args.key, args.stream)
 
 
 def main() -> None:
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--contender", default="")
     parser.add_argument("--redis", default="")
     parser.add_argument("--key", default="bench")
+    parser.add_argument("--stream", default=STREAM)
     args = parser.parse_args()
 
     async def run() -> None:
