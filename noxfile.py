@@ -125,6 +125,7 @@ CLUSTER_TESTS = [
     "--ignore=tests/faults/test_cluster_nodes.py",
     "--ignore=tests/faults/test_sharded_faults.py",
     "--ignore=tests/test_sharded_cluster.py",
+    "--ignore=tests/test_streams_cluster.py",
 ]
 # Tests of sharded pub/sub (SSUBSCRIBE/SPUBLISH: Redis 7 and later).
 SHARDED_TESTS = ["--ignore=tests/test_sharded.py", "--ignore=tests/test_sharded_interop.py"]
