@@ -14,9 +14,10 @@ offsets it handled: whatever was added meanwhile is delivered, in order, once. E
 Gaps are reported, never silent: after each reconnect, after a full read (the server is
 behind), and after handling a read took 10 ms or more, the next read is preceded in the
 same write by an ``XINFO STREAM`` that compares what Redis still holds with what this
-server handled. Entries trimmed
-(``MAXLEN``) before they were read, and a stream Redis lost (restarted without its data:
-its count of entries went back), are logged and counted in ``entries_lost`` / ``gaps``.
+server handled; after a reconnect it also asks whether the entry at its offset still
+exists. Entries trimmed (``MAXLEN``) before they were read, and entries Redis lost
+(restarted without its data: the entry at the offset is gone), are logged and counted
+by its ``ledger`` (see ``stream_gaps``).
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ try:
 except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
     hiredis = None  # type: ignore[assignment]
 from .commands import describe, drop_connection, pack_command
+from .stream_gaps import FIRST as _FIRST
+from .stream_gaps import GapLedger
 
-_FIRST = b"0-0"
 CHECK_AFTER = 0.01
 """Handling a reply this long (seconds) makes the next read check its streams for a gap:
 in less, only a ``max_len`` under about 2,000 could be overrun (at 200k entries/s)."""
@@ -83,7 +85,8 @@ class StreamReader:
         self._on_change = on_change
         self.offsets: dict[bytes, bytes] = {}
         """Per stream, the id of the last entry handled (``0-0``: none yet)."""
-        self._added: dict[bytes, int] = {}  # per stream: entries ever added up to the offset
+        self.ledger = GapLedger(logger)
+        """Entries trimmed or lost before they were read (``gaps``, ``entries_lost``)."""
         self._behind: set[bytes] = set()  # streams to check for a gap before the next read
         self._handled: set[bytes] = set()  # streams that had entries in the last reply
         self._replied_at = 0.0
@@ -91,8 +94,6 @@ class StreamReader:
         """Set once the start offsets are known: entries added from then on will be read."""
         self.connected = False
         self.entries_read = 0
-        self.entries_lost = 0
-        self.gaps = 0
         self.reconnects = 0
         self.handler_errors = 0
         self.last_error: str | None = None
@@ -158,47 +159,25 @@ class StreamReader:
         return _info_of((await self._calls(conn, self._timeout, _xinfo(stream)))[0])
 
     async def _position(self, conn: AbstractConnection) -> None:
-        """At the first connection, start at each stream's end; later, check for gaps."""
-        for stream in self._names:
-            info = await self._info(conn, stream)
+        """At the first connection, start at each stream's end; after a reconnect, check
+        each stream for a gap, asking whether the entry at its offset still exists."""
+        ranges = [
+            (b"XRANGE", s, self.offsets.get(s, _FIRST), self.offsets.get(s, _FIRST))
+            for s in self._names
+        ]
+        replies = await self._calls(conn, self._timeout, *map(_xinfo, self._names), *ranges)
+        infos, held = replies[: len(self._names)], replies[len(self._names) :]
+        for stream, reply, found in zip(self._names, infos, held, strict=True):
+            info = _info_of(reply)
             if stream not in self.offsets:
                 self.offsets[stream] = info[b"last-generated-id"] if info else _FIRST
-                self._added[stream] = int(info.get(b"entries-added", 0)) if info else 0
-                if self._start is not None and info:  # a replay: no gap accounting before it
+                if self._start is not None and info:  # a replay: from there
                     self.offsets[stream] = self._start
-                    self._added[stream] -= int(info.get(b"length", 0))
+                self.ledger.start(stream, info, replay=self._start is not None)
             else:
-                self._check_gap(stream, info)
+                exists = bool(found) and not isinstance(found, Exception)
+                self.ledger.check(stream, self.offsets[stream], info, exists)
         self.ready.set()
-
-    def _check_gap(self, stream: bytes, info: dict[bytes, Any] | None) -> None:
-        """Report entries that Redis no longer holds and this server never handled."""
-        added = int(info.get(b"entries-added", -1)) if info else 0
-        if added < 0:  # Redis 6: no count; only the first id tells of a trim
-            first = info.get(b"first-entry") if info else None
-            if first and _newer(first[0], self.offsets[stream]) and self.offsets[stream] != _FIRST:
-                self._lost(stream, None, "trimmed before this server read them")
-            return
-        if added < self._added[stream]:
-            self._lost(stream, None, "lost by Redis (its count of entries went back)")
-            self._added[stream] = added
-            return
-        oldest = added - int(info.get(b"length", 0)) if info else 0
-        if oldest > self._added[stream]:
-            self._lost(stream, oldest - self._added[stream], "trimmed before this server read them")
-            self._added[stream] = oldest
-
-    def _lost(self, stream: bytes, count: int | None, why: str) -> None:
-        self.gaps += 1
-        self.entries_lost += count or 0
-        self._logger.error(
-            "%s entries of stream %r were %s: broadcasts from other servers were LOST "
-            "(raise max_len, or make this server keep up); %d gaps so far",
-            "some" if count is None else count,
-            stream.decode(errors="replace"),
-            why,
-            self.gaps,
-        )
 
     async def _read(self, conn: AbstractConnection) -> None:
         """One XREAD from the offsets, preceded (same write) by an XINFO of each stream that
@@ -216,13 +195,13 @@ class StreamReader:
         )
         self._replied_at = asyncio.get_running_loop().time()
         for stream, info in zip(checked, infos, strict=True):
-            self._check_gap(stream, _info_of(info))
+            self.ledger.check(stream, self.offsets[stream], _info_of(info), None)
         if isinstance(reply, Exception):
             raise reply
         for stream, entries in reply or ():
             for entry_id, fields in entries:
                 self.offsets[stream] = entry_id
-                self._added[stream] += 1
+                self.ledger.handled(stream)
                 self.entries_read += 1
                 try:
                     await self._on_entry(stream, entry_id, fields)
@@ -280,10 +259,3 @@ def _info_of(reply: Any) -> dict[bytes, Any] | None:
             return None
         raise reply
     return _fields(reply)
-
-
-def _newer(a: bytes, b: bytes) -> bool:
-    """Whether stream id ``a`` comes after ``b``."""
-    ams, _, aseq = a.partition(b"-")
-    bms, _, bseq = b.partition(b"-")
-    return (int(ams), int(aseq or 0)) > (int(bms), int(bseq or 0))

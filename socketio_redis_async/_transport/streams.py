@@ -186,8 +186,8 @@ class StreamsTransport:
         return {
             **stats,
             "stream_entries_read": sum(r.entries_read for r in readers),
-            "stream_entries_lost": sum(r.entries_lost for r in readers),
-            "stream_gaps": sum(r.gaps for r in readers),
+            "stream_entries_lost": sum(r.ledger.entries_lost for r in readers),
+            "stream_gaps": sum(r.ledger.gaps for r in readers),
             "stream_reconnects": sum(r.reconnects for r in readers),
         }
 
