@@ -85,6 +85,23 @@ STATS: dict[str, tuple[str, str, str]] = {
         "counter",
         "Volatile packets not sent to a backed-up client connection.",
     ),
+    # AsyncStreamsRedisAdapter only:
+    "stream_entries_read": ("stream_entries_read_total", "counter", "Stream entries read."),
+    "stream_entries_lost": (
+        "stream_entries_lost_total",
+        "counter",
+        "Stream entries trimmed before this server read them (counted ones).",
+    ),
+    "stream_gaps": (
+        "stream_gaps_total",
+        "counter",
+        "Gaps found in a stream: entries trimmed or lost by Redis before they were read.",
+    ),
+    "stream_reconnects": (
+        "stream_reconnects_total",
+        "counter",
+        "Re-established stream reader connections.",
+    ),
 }
 
 HEALTH: dict[str, tuple[str, str]] = {
