@@ -154,7 +154,9 @@ def test_broadcasts_are_entries_of_the_namespaces_stream():
     nsp, msg = wire.decode_entry(list(out.fields), ME)
     assert nsp == "/notifications"
     assert msg == Broadcast(UID, "/notifications", ["ev", 1], ["r"], ["x"], {}, False)
-    assert wire.decode_entry(list(out.fields), UID) == ("/notifications", None)  # its own
+    assert wire.decode_entry(list(out.fields), UID) == ("", None)  # its own: not decoded
+    garbled = [*out.fields[:-1], b"{not json"]
+    assert wire.decode_entry(garbled, UID) == ("", None)
 
 
 def test_requests_that_wait_use_pub_sub_as_msgpack():

@@ -132,6 +132,8 @@ class StreamsWire:
         return None if msg.nsp != nsp else cluster_incoming(msg, own_uid)
 
     def decode_entry(self, fields: list[bytes], own_uid: str) -> tuple[str, Incoming | None]:
+        if fields[1:2] == [own_uid.encode()] and fields[:1] == [b"uid"]:
+            return "", None  # this server's own entry (Node's field order): not even decoded
         msg = streams.decode_entry(fields)
         if msg.kind in sharded.ANSWERS:
             raise MalformedMessage(f"an answer (type {msg.kind}) has no place in the stream")
