@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import pytest
 
-from socketio_redis_async import AsyncEmitter
+from socketio_redis_async import AsyncEmitter, RequestTimeoutError
 from socketio_redis_async._protocol import streams
 from tests.helpers import Client, Node, wait_until
 from tests.node_harness import INTEROP, NodeClient, NodeServer, require_node
@@ -276,3 +276,97 @@ async def test_python_and_node_share_streams_on_a_redis_cluster(redis_cluster, k
         if py is not None:
             await py.aclose()
         await node.aclose()
+
+
+# The rest of Node's streams suite (streams-and-recovery.md §E), both ways where it has two.
+
+
+async def test_local_broadcasts_stay_on_their_server(mixed):
+    """broadcasts to local clients only: neither side's local emit crosses."""
+    m = mixed
+    await m.py.adapter.of("/").local.emit("py-local", 1)
+    await m.node.cmd("emit", event="node-local", args=[2], local=True)
+    await m.py.sio.emit("marker")
+    await m.node.cmd("emit", event="marker", args=[])
+    await m.py_client.wait_for("marker", 2)
+    await m.on_node.wait_for("marker", 2)
+    assert m.py_client.received("py-local") == [[1]] and m.py_client.received("node-local") == []
+    assert m.on_node.received("node-local") == [[2]] and m.on_node.received("py-local") == []
+
+
+async def test_acks_with_no_client_a_single_client_and_a_timeout(mixed):
+    """broadcasts with acknowledgements: no client ([]), a single remote client (one ack),
+    and a timeout with the acks received so far, both ways."""
+    m = mixed
+    await m.node_client.aclose()  # client.js never acks
+    await m.node.wait_event(type="disconnect", sid=m.node_client.sid())
+    m.py_client.ack_value = lambda event, args: "py"
+    m.on_node.ack_value = lambda event, args: "node"
+    assert await m.py.adapter.emit_with_ack("q", to="nobody", timeout=2) == []
+    none = await m.node.cmd("emitWithAck", event="q", args=[], to=["nobody"], timeout=2000)
+    assert none == {"error": None, "responses": []}
+    assert await m.py.adapter.emit_with_ack("q", to=m.on_node.sid(), timeout=2) == ["node"]
+    one = await m.node.cmd("emitWithAck", event="q", args=[], to=[m.py_client.sid()])
+    assert one == {"error": None, "responses": ["py"]}
+    assert await m.py.sio.call("single", to=m.on_node.sid(), timeout=2) == "node"
+    m.on_node.never_ack.add("slow")
+    with pytest.raises(RequestTimeoutError, match="operation has timed out") as info:
+        await m.py.adapter.emit_with_ack("slow", timeout=0.5)
+    assert info.value.responses == ["py"]
+    m.py_client.never_ack.add("slow2")
+    late = await m.node.cmd("emitWithAck", event="slow2", args=[], timeout=500)
+    assert late == {"error": "operation has timed out", "responses": ["node"]}
+
+
+async def test_join_leave_and_fetch_target_matching_or_given_sockets(mixed):
+    """socketsJoin/Leave of the matching sockets (a room) and of a given socket (its id);
+    fetchSockets of a single socket and of local sockets only."""
+    m = mixed
+    pc, on_node = m.py_client, m.on_node
+    await m.py.sio.enter_room(pc.sid(), "vip")
+    await m.node.cmd("socketsJoin", rooms=["matched"], to=["vip"])
+    await wait_until(lambda: "matched" in m.py.sio.manager.get_rooms(pc.sid(), "/"))
+    await m.py.adapter.sockets_join(["given"], to=on_node.sid())
+
+    async def node_rooms() -> set[str]:
+        local = await m.node.cmd("localSockets")
+        return {room for s in local if s["id"] == on_node.sid() for room in s["rooms"]}
+
+    await wait_until_node(lambda rooms: "given" in rooms, node_rooms)
+    assert "matched" not in await node_rooms()
+    await m.node.cmd("socketsLeave", rooms=["matched"], to=[pc.sid()])
+    await wait_until(lambda: "matched" not in m.py.sio.manager.get_rooms(pc.sid(), "/"))
+    single = await m.py.adapter.fetch_sockets(on_node.sid())
+    assert [s.id for s in single] == [on_node.sid()] and "given" in single[0].rooms
+    node_single = await m.node.cmd("fetchSockets", to=[pc.sid()])
+    assert [s["id"] for s in node_single] == [pc.sid()]
+    local = await m.node.cmd("fetchSockets", local=True)
+    assert {s["id"] for s in local} == {on_node.sid(), m.node_client.sid()}
+
+
+async def test_a_packet_sent_before_disconnecting_arrives_first(mixed):
+    """disconnectSockets: a packet emitted just before it reaches the client first, both
+    ways (both travel in the stream, in order)."""
+    m = mixed
+    await m.node.cmd("emit", event="bye", args=[1], to=[m.py_client.sid()])
+    await m.node.cmd("disconnectSockets", close=False, to=[m.py_client.sid()])
+    await m.py_client.wait_disconnected()
+    assert m.py_client.received("bye") == [[1]]
+    await m.py.sio.emit("bye", 2, to=m.on_node.sid())
+    await m.py.adapter.disconnect_sockets(to=m.on_node.sid())
+    await m.on_node.wait_disconnected()
+    assert m.on_node.received("bye") == [[2]]
+
+
+async def test_a_server_side_emit_times_out_when_a_server_does_not_answer(mixed):
+    """serverSideEmit with an ack times out with Node's text when the other side is silent."""
+    m = mixed
+    await m.node.cmd("onServerSideEmit", event="silent")  # never answers
+    with pytest.raises(RequestTimeoutError) as info:
+        await m.py.adapter.server_side_emit_with_ack("silent")
+    assert info.value.args[0] == "timeout reached: only 0 responses received out of 1"
+    reply = await m.node.cmd("serverSideEmitWithAck", event="nobody-here", args=[])
+    assert reply == {
+        "error": "timeout reached: only 0 responses received out of 1",
+        "responses": [],
+    }
