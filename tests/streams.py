@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 import redis.asyncio
 
 from socketio_redis_async import AsyncStreamsRedisAdapter
@@ -36,3 +38,26 @@ async def kill_readers(client: redis.asyncio.Redis, node: Node) -> int:
     for client_id in ids:
         await client.client_kill_filter(_id=client_id)
     return len(ids)
+
+
+@contextlib.asynccontextmanager
+async def reader_stalled(node: Node, sender: Node, event: Any) -> AsyncIterator[None]:
+    """Inside: ``node``'s stream reader is stuck handling an entry (a long GC pause, a busy
+    loop...), the one ``sender`` emits as ``event`` on entering; on leaving it goes on."""
+    (reader,) = node.adapter._streams.readers
+    handle, stalled, release = reader._on_entry, anyio.Event(), anyio.Event()
+
+    async def stall(stream: bytes, entry_id: bytes, fields: list[bytes]) -> None:
+        stalled.set()
+        await release.wait()
+        await handle(stream, entry_id, fields)
+
+    reader._on_entry = stall
+    try:
+        await sender.sio.emit(*event)
+        with anyio.fail_after(5):
+            await stalled.wait()
+        yield
+    finally:
+        reader._on_entry = handle
+        release.set()

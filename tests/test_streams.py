@@ -10,7 +10,7 @@ import pytest
 
 from socketio_redis_async import AsyncStreamsRedisAdapter
 from tests.helpers import cli_process, run_cli, wait_until, wait_until_async
-from tests.streams import kill_readers, reader_clients
+from tests.streams import kill_readers, reader_clients, reader_stalled
 
 pytestmark = pytest.mark.anyio
 
@@ -114,23 +114,10 @@ async def test_a_gap_left_by_trimming_is_reported(make_streams, make_client, red
     await a.sio.emit("seed")  # b starts after an entry: its offset is a real id
     b = await make_streams()
     client = await make_client(b)
-    (reader,) = b.adapter._streams.readers
-    handle, stalled, release = reader._on_entry, anyio.Event(), anyio.Event()
-
-    async def stall(stream: bytes, entry_id: bytes, fields: list[bytes]) -> None:
-        stalled.set()
-        await release.wait()
-        await handle(stream, entry_id, fields)
-
-    reader._on_entry = stall
-    await a.sio.emit("n", 0)
-    with anyio.fail_after(5):
-        await stalled.wait()
-    for i in range(1, 400):
-        await a.sio.emit("n", i)
-    assert await redis_client.xlen(a.adapter.stream_name) < 400
-    reader._on_entry = handle
-    release.set()
+    async with reader_stalled(b, a, ("n", 0)):
+        for i in range(1, 400):
+            await a.sio.emit("n", i)
+        assert await redis_client.xlen(a.adapter.stream_name) < 400
     await wait_until(lambda: b.adapter.stats["stream_gaps"] == 1, timeout=10)
     await a.sio.emit("after")
     await client.wait_for("after")

@@ -9,13 +9,14 @@ while reading a reply), so a timed-out command never leaves a stray reply behind
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import anyio
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from .._errors import RedisCommandError
 
@@ -94,3 +95,30 @@ def pack_command(*args: bytes) -> bytes:
 def xadd(stream: str, fields: tuple[bytes, ...], max_len: int) -> tuple[bytes, ...]:
     """``XADD stream MAXLEN ~ max_len * fields...``, as command arguments."""
     return (b"XADD", stream.encode(), b"MAXLEN", b"~", b"%d" % max_len, b"*", *fields)
+
+
+async def read_replies(conn: AbstractConnection, count: int, parser: Any) -> list[Any]:
+    """Read ``count`` replies; an error reply is returned (as its exception), not raised.
+
+    ``parser``: a hiredis reader fed straight from the connection's stream when redis-py
+    exposes it (no coroutine chain per reply), or None for redis-py's own parsing.
+    """
+    stream = getattr(conn, "_reader", None)
+    replies: list[Any] = []
+    if parser is None or not isinstance(stream, asyncio.StreamReader):
+        for _ in range(count):
+            try:
+                replies.append(await conn.read_response())
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
+    while len(replies) < count:
+        reply = parser.gets()
+        if reply is False:
+            data = await stream.read(65536)
+            if not data:
+                raise ConnectionError("Redis closed the connection")
+            parser.feed(data)
+        else:
+            replies.append(reply)
+    return replies

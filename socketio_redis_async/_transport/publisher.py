@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import anyio
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 try:
     import hiredis
@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
     hiredis = None  # type: ignore[assignment]
 
 from .._errors import AdapterClosedError, PublishError, RedisCommandError
-from .commands import drop_connection, pack_command
+from .commands import drop_connection, pack_command, read_replies
 from .histogram import LatencyHistogram
 
 
@@ -246,7 +246,7 @@ class Publisher:
                     left = min(item.deadline for item in batch) - self._now()
                     await self._ready(min(left / 2, 2.0))
                 await conn.send_packed_command(packed, check_health=False)
-            replies = await self._replies(conn, len(batch))
+            replies = await read_replies(conn, len(batch), self._parser)
         except RedisCommandError as exc:  # from the bounded connect
             await self._drop_connection()
             raise PublishError(f"could not publish: {exc}") from exc.__cause__
@@ -265,30 +265,6 @@ class Publisher:
     @staticmethod
     def _now() -> float:
         return asyncio.get_running_loop().time()
-
-    async def _replies(self, conn: AbstractConnection, count: int) -> list[Any]:
-        """Read ``count`` replies; error replies are returned, not raised."""
-        stream = getattr(conn, "_reader", None)
-        parser = self._parser
-        if parser is None or not isinstance(stream, asyncio.StreamReader):
-            replies: list[Any] = []
-            for _ in range(count):
-                try:
-                    replies.append(await conn.read_response())
-                except ResponseError as exc:
-                    replies.append(exc)
-            return replies
-        replies = []
-        while len(replies) < count:
-            reply = parser.gets()
-            if reply is False:
-                data = await stream.read(65536)
-                if not data:
-                    raise ConnectionError("Redis closed the connection")
-                parser.feed(data)
-            else:
-                replies.append(reply)
-        return replies
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None

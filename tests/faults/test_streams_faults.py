@@ -41,7 +41,7 @@ from tests.helpers import (
     wait_until,
 )
 from tests.sentinel import SentinelTopology
-from tests.streams import kill_readers, reader_clients, start_streams
+from tests.streams import kill_readers, reader_clients, reader_stalled, start_streams
 
 pytestmark = pytest.mark.anyio
 
@@ -767,6 +767,16 @@ async def test_hostile_stream_entries(
 # -- a reconnect after Redis lost its data ----------------------------------------------------
 
 
+async def emit_until_taken(sender: Node, number: int) -> None:
+    """Emit ``number``, again after each PublishError, until Redis takes it."""
+    while True:
+        try:
+            await sender.sio.emit("n", number)
+            return
+        except PublishError:
+            await anyio.sleep(RETRY_PAUSE)
+
+
 @pytest.mark.timeout(60)
 async def test_a_reconnect_after_redis_lost_its_stream_reports_no_phantom_gap(
     own_redis, key, make_client
@@ -781,29 +791,11 @@ async def test_a_reconnect_after_redis_lost_its_stream_reports_no_phantom_gap(
         await barrier(a, client)
         # B's reader is away (its handler stalls: a long GC pause, a busy loop...) while
         # Redis loses its data and A adds entries to the new stream.
-        (reader,) = b.adapter._streams.readers
-        handle, stalled, release = reader._on_entry, anyio.Event(), anyio.Event()
-
-        async def stall(stream: bytes, entry_id: bytes, fields: list[bytes]) -> None:
-            stalled.set()
-            await release.wait()
-            await handle(stream, entry_id, fields)
-
-        reader._on_entry = stall
-        await a.sio.emit("n", 30)
-        with anyio.fail_after(5):
-            await stalled.wait()
-        own_redis.kill()
-        own_redis.start()  # without its data: the stream is gone
-        for i in range(100, 110):
-            while True:
-                try:
-                    await a.sio.emit("n", i)
-                    break
-                except PublishError:
-                    await anyio.sleep(RETRY_PAUSE)
-        reader._on_entry = handle
-        release.set()
+        async with reader_stalled(b, a, ("n", 30)):
+            own_redis.kill()
+            own_redis.start()  # without its data: the stream is gone
+            for i in range(100, 110):
+                await emit_until_taken(a, i)
         await wait_until(lambda: b.adapter.stats["stream_gaps"] == 1, timeout=10)
         await barrier(a, client)
         assert numbers(client) == [*range(31), *range(100, 110)]
@@ -839,31 +831,13 @@ async def test_entries_redis_lost_before_a_reader_read_them_are_reported(
     try:
         await Sender(a, pace=0).send(30)
         await barrier(a, client)
-        (reader,) = b.adapter._streams.readers
-        handle, stalled, release = reader._on_entry, anyio.Event(), anyio.Event()
-
-        async def stall(stream: bytes, entry_id: bytes, fields: list[bytes]) -> None:
-            stalled.set()
-            await release.wait()
-            await handle(stream, entry_id, fields)
-
-        reader._on_entry = stall  # B's reader is away from here on
-        await a.sio.emit("n", 30)
-        with anyio.fail_after(5):
-            await stalled.wait()
-        for i in range(31, 40):
-            await a.sio.emit("n", i)
-        own_redis.kill()
-        own_redis.start()  # without its data: 31..39, never read by B, are gone
-        for i in range(100, 100 + added_since):
-            while True:
-                try:
-                    await a.sio.emit("n", i)
-                    break
-                except PublishError:
-                    await anyio.sleep(RETRY_PAUSE)
-        reader._on_entry = handle
-        release.set()
+        async with reader_stalled(b, a, ("n", 30)):
+            for i in range(31, 40):
+                await a.sio.emit("n", i)
+            own_redis.kill()
+            own_redis.start()  # without its data: 31..39, never read by B, are gone
+            for i in range(100, 100 + added_since):
+                await emit_until_taken(a, i)
         await barrier(a, client)
         got = numbers(client)
         assert got == [*range(31), *range(100, 100 + added_since)]
