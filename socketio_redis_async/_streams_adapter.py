@@ -51,6 +51,10 @@ class AsyncStreamsRedisAdapter(ClusterAPI):
     :param max_len: trim each stream to about this many entries (``MAXLEN ~``, default
         10,000); a server that falls further behind loses entries, and says so.
     :param read_count: entries read per ``XREAD`` (default 100).
+    :param read_linger: seconds to wait before the next ``XREAD`` when the last one found
+        its entries already waiting, so that one read takes several (default 0.001: far
+        less CPU per entry at high rates, up to a millisecond of latency there); 0 reads
+        again at once, as Node does. A reader that waited for its entry never lingers.
     :param block_time: seconds an ``XREAD`` waits for entries (Node's ``blockTimeInMs``
         / 1000, default 5.0); never delays shutdown or a request.
     :param session_key_prefix: key prefix of recovery sessions (``sio:session:``).
@@ -71,6 +75,7 @@ class AsyncStreamsRedisAdapter(ClusterAPI):
         use_sharded_pub_sub: bool = False,
         max_len: int = 10_000,
         read_count: int = 100,
+        read_linger: float = 0.001,
         block_time: float = 5.0,
         session_key_prefix: str = "sio:session:",
         only_plaintext: bool = False,
@@ -86,6 +91,10 @@ class AsyncStreamsRedisAdapter(ClusterAPI):
         if not isinstance(session_key_prefix, str):
             raise TypeError("session_key_prefix must be a str, such as 'sio:session:'")
         block = check_seconds("block_time", block_time)
+        if isinstance(read_linger, bool) or not isinstance(read_linger, (int, float)):
+            raise TypeError("read_linger must be a number of seconds, such as 0.001 (0: off)")
+        if not 0 <= read_linger <= 1:
+            raise ValueError(f"read_linger must be between 0 and 1 second, not {read_linger}")
         wire = StreamsWire(
             stream_name=stream_name,
             stream_count=stream_count,
@@ -112,6 +121,7 @@ class AsyncStreamsRedisAdapter(ClusterAPI):
                     None if use_sharded_pub_sub else sharded,
                     streams=wire.streams,
                     read_count=read_count,
+                    linger=float(read_linger),
                     block=block,
                     timeout=settings.requests_timeout,
                     logger=logger or logging.getLogger("socketio_redis_async"),

@@ -137,6 +137,10 @@ def test_options_are_checked():
         AsyncStreamsRedisAdapter(max_len=0)
     with pytest.raises(ValueError, match="connection_state_recovery"):
         AsyncStreamsRedisAdapter(connection_state_recovery=object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="read_linger must be between 0 and 1"):
+        AsyncStreamsRedisAdapter(read_linger=5)
+    with pytest.raises(TypeError, match="read_linger must be a number"):
+        AsyncStreamsRedisAdapter(read_linger="1ms")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="unknown option 'keys'"):
         AsyncStreamsRedisAdapter(keys="x")  # type: ignore[call-arg]
 

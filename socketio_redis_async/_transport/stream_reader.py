@@ -42,8 +42,8 @@ from .stream_gaps import FIRST as _FIRST
 from .stream_gaps import GapLedger
 
 LINGER = 0.001
-"""Seconds a reader that found entries waiting lets the next ones gather (asyncio sleeps
-a millisecond at least anyway)."""
+"""The default of ``linger``: seconds a reader that found entries waiting lets the next
+ones gather (asyncio sleeps a millisecond at least anyway)."""
 BUSY = 0.0005
 """An XREAD answered this fast found its entries waiting: the stream is busy."""
 CHECK_AFTER = 0.01
@@ -71,9 +71,11 @@ class StreamReader:
         logger: logging.Logger,
         on_change: Callable[[], None],
         start: bytes | None = None,
+        linger: float = LINGER,
     ) -> None:
         """``start``: read every stream from this id (``0``: all it holds), not its end."""
         self._start = start
+        self._linger = linger
         self._names = [s.encode() for s in streams]
         self._connect = connect
         self._on_entry = on_entry
@@ -218,13 +220,13 @@ class StreamReader:
             self._handled.add(stream)
             if len(entries) >= self._read_count:
                 self._behind.add(stream)
-        if reply and not self._behind and self._replied_at - asked < BUSY:
+        if reply and self._linger and not self._behind and self._replied_at - asked < BUSY:
             # The entries were waiting when the XREAD came, fewer than a full read: the
             # stream is busier than this reader. Let the next ones gather for a moment, so
             # that one XREAD takes several (at max rate: a third of the reader's CPU and
             # half of Redis' per entry). A reader that waited for its entry reads again at
             # once: a quiet stream's latency does not change.
-            await asyncio.sleep(LINGER)
+            await asyncio.sleep(self._linger)
 
 
 def _expire(conn: AbstractConnection, expired: list[bool]) -> None:

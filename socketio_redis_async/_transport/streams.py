@@ -56,6 +56,7 @@ class StreamsTransport:
         streams: list[str],
         read_count: int,
         block: float,
+        linger: float,
         timeout: float,
         logger: logging.Logger,
     ) -> None:
@@ -77,7 +78,12 @@ class StreamsTransport:
         self._own_router = router is not None
         self.where = inner.where
         self._streams = streams
-        self._reading = {"read_count": read_count, "block": block, "timeout": timeout}
+        self._reading = {
+            "read_count": read_count,
+            "block": block,
+            "timeout": timeout,
+            "linger": linger,
+        }
         self.readers: list[StreamReader] = []
         self._ready = asyncio.Event()  # the readers exist
         self._timeout = timeout
