@@ -294,10 +294,18 @@ class ServerProcess:
 
 
 async def start_server_process(
-    redis_url: str, key: str, *, admin: bool = False, cors: str | None = None
+    redis_url: str,
+    key: str,
+    *,
+    admin: bool = False,
+    cors: str | None = None,
+    streams: bool = False,
 ) -> ServerProcess:
-    """A Socket.IO server in a process of its own (see tests/server_process.py)."""
+    """A Socket.IO server in a process of its own (see tests/server_process.py); with
+    ``streams``, on AsyncStreamsRedisAdapter (stream and channel prefix ``key``)."""
     args = [redis_url, key, *(["--cors", cors] if cors else [])]
+    if streams:
+        args.append("--streams")
     if admin:
         args += ["--admin", f"{AUTH['username']}:{AUTH['password']}"]
     proc = await asyncio.create_subprocess_exec(

@@ -5,8 +5,10 @@ each instrumented server of a test cluster runs in a process of its own; fault t
 and SIGKILL such a process. Started by ``tests/helpers.py`` (``start_server_process``) as
 
     python tests/server_process.py REDIS_URL KEY [--admin USER:PASSWORD] [--cors ORIGIN]
+                                                [--streams]
 
-it serves websocket clients on a free loopback port with an AsyncRedisAdapter, answers
+it serves websocket clients on a free loopback port with an AsyncRedisAdapter (with
+``--streams`` an AsyncStreamsRedisAdapter whose stream and channel prefix are KEY), answers
 ``server_side_emit_with_ack("ping")`` with ``"pong"``, ``custom_request`` with ``"peer"`` and
 a client's ``join`` event by joining that room; prints ``{"port", "uid"}`` as one JSON line
 once it listens and Redis confirmed its subscriptions, and stops when its stdin closes.
@@ -24,11 +26,19 @@ import anyio
 import socketio
 from aiohttp import web
 
-from socketio_redis_async import AsyncRedisAdapter, instrument
+from socketio_redis_async import AsyncRedisAdapter, AsyncStreamsRedisAdapter, instrument
 
 
-async def serve(redis_url: str, key: str, admin: str | None, cors: list[str]) -> None:
-    adapter = AsyncRedisAdapter(redis_url, key=key, requests_timeout=3)
+async def serve(
+    redis_url: str, key: str, admin: str | None, cors: list[str], streams: bool
+) -> None:
+    adapter: AsyncRedisAdapter | AsyncStreamsRedisAdapter
+    if streams:
+        adapter = AsyncStreamsRedisAdapter(
+            redis_url, stream_name=key, channel_prefix=key, requests_timeout=3
+        )
+    else:
+        adapter = AsyncRedisAdapter(redis_url, key=key, requests_timeout=3)
     # A long ping interval when instrumented: python-socketio's instrumentation re-announces
     # every socket at each ping, which would hide a socket list that is not cluster-wide.
     sio = socketio.AsyncServer(
@@ -74,5 +84,6 @@ if __name__ == "__main__":
     parser.add_argument("key")
     parser.add_argument("--admin", help="instrument for the admin UI, with USER:PASSWORD")
     parser.add_argument("--cors", action="append", default=[])
+    parser.add_argument("--streams", action="store_true", help="AsyncStreamsRedisAdapter")
     args = parser.parse_args()
-    asyncio.run(serve(args.redis_url, args.key, args.admin, args.cors))
+    asyncio.run(serve(args.redis_url, args.key, args.admin, args.cors, args.streams))

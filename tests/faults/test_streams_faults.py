@@ -11,16 +11,13 @@ read) and records what it measured: retries, duplicates, losses, the time to res
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, cast
 
 import anyio
@@ -37,7 +34,7 @@ from tests.helpers import (
     FaultyRedis,
     Node,
     ServerProcess,
-    stop_process,
+    start_server_process,
     wait_until,
 )
 from tests.sentinel import SentinelTopology
@@ -48,7 +45,6 @@ pytestmark = pytest.mark.anyio
 SLACK = 2.0  # seconds allowed past a bound (scheduling on a loaded 2-core machine)
 RETRY_PAUSE = 0.05  # between a failed send and its retry
 AOF = ("--appendonly", "yes", "--appendfsync", "always")
-STREAMS_SERVER = Path(__file__).parent / "streams_server.py"
 
 
 # -- numbered broadcasts ---------------------------------------------------------------------
@@ -458,28 +454,6 @@ async def test_sentinel_failover_loses_only_what_redis_lost(replica, sentinel, k
 # -- 4. a server process SIGKILLed ------------------------------------------------------------
 
 
-async def start_streams_process(redis_url: str, prefix: str) -> ServerProcess:
-    """A streams server in a process of its own (tests/faults/streams_server.py)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(STREAMS_SERVER),
-        redis_url,
-        prefix,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    try:
-        with anyio.fail_after(30):
-            line = await proc.stdout.readline()
-        assert line, "the streams server process exited before it was ready"
-    except BaseException:
-        await stop_process(proc, grace=0)
-        raise
-    info = json.loads(line)
-    return ServerProcess(proc, f"http://127.0.0.1:{info['port']}", info["uid"])
-
-
 async def connections_of(client: redis.asyncio.Redis, uid: str) -> list[str]:
     """Names of the connections a server (by uid) holds on Redis."""
     return [
@@ -500,7 +474,7 @@ async def test_a_killed_server_leaves_the_count_at_once(
     peers: list[ServerProcess] = []
     try:
         for _ in range(2):
-            peers.append(await start_streams_process(redis_server.url, key))
+            peers.append(await start_server_process(redis_server.url, key, streams=True))
         assert await survivor.adapter.server_count() == 3
         victim, other = peers
         assert await connections_of(redis_client, victim.uid)
