@@ -126,6 +126,7 @@ CLUSTER_TESTS = [
     "--ignore=tests/faults/test_sharded_faults.py",
     "--ignore=tests/test_sharded_cluster.py",
     "--ignore=tests/test_streams_cluster.py",
+    "--ignore=tests/test_queued_emits_cluster.py",
 ]
 # Tests of sharded pub/sub (SSUBSCRIBE/SPUBLISH: Redis 7 and later).
 SHARDED_TESTS = ["--ignore=tests/test_sharded.py", "--ignore=tests/test_sharded_interop.py"]

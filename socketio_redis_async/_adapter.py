@@ -76,10 +76,28 @@ class AsyncRedisAdapter(ClusterAPI):
     :param logger: a ``logging.Logger``; default ``logging.getLogger("socketio_redis_async")``.
     :param publish_timeout: seconds an emit may wait for Redis to accept its PUBLISH
         (default 5); past that it fails with PublishError and the connection is re-opened.
+    :param queued_emits: True: an emit without a callback (``sio.emit(...)``,
+        ``adapter.to(...).emit(...)``) returns once its message is queued for the pipelined
+        publisher, as Node's adapters do, instead of once Redis accepted it (default False).
+        For apps that emit from one loop (a ticker, a queue consumer): each awaited emit
+        otherwise costs Redis a round trip of its own; queued, a loop's emits reach Redis
+        in batches. Requests, acks and ``emit_with_ack`` still wait for Redis. Order holds:
+        what a task emits and then awaits (a join, a request) reaches Redis in that order.
+        The bound holds: while 4 x ``max_message_size`` bytes wait, an emit waits for room
+        at most ``publish_timeout``, then raises PublishError (it was not queued). A queued
+        message that Redis does not accept (after ``publish_timeout``, or refused) is not
+        raised to anyone and not retried: it is counted (``stats["queued_publish_failures"]``
+        and ``publish_failures``), logged (one warning per burst of failures, at most one
+        every 10 s, with the count), and ``on_connection_change(False)`` is called;
+        ``True`` follows once a queued message is accepted again while every subscription
+        is confirmed. ``aclose()`` sends what is queued (waiting at most ``publish_timeout``
+        + 1 s) and logs and counts (``stats["queued_dropped_at_close"]``) what it dropped.
     :param on_connection_change: ``callback(subscribed)``, sync or async, run in a task the
         adapter owns: ``False`` when the pub/sub link to Redis is lost or cannot be made
         (messages from other servers are being missed), ``True`` once it is back and every
         subscription is confirmed (re-sync what may have been missed). See ``health()``.
+        With ``queued_emits``, also ``False`` while queued messages fail: ``True`` means
+        the link works both ways.
     :param redis_options: keyword arguments for the Redis clients created from ``url``
         (python-socketio ``AsyncRedisManager``'s ``redis_options``).
     :param bridge_channel: while a fleet moves over from ``AsyncRedisManager``, its
@@ -108,6 +126,7 @@ class AsyncRedisAdapter(ClusterAPI):
         redact_query: Iterable[str] | None = None,
         logger: logging.Logger | None = None,
         publish_timeout: float = 5.0,
+        queued_emits: bool = False,
         on_connection_change: ConnectionCallback | None = None,
         bridge_channel: str | None = None,
         redis_options: dict[str, Any] | None = None,
@@ -131,6 +150,7 @@ class AsyncRedisAdapter(ClusterAPI):
             health_check_interval=health_check_interval,
             max_socket_backlog=max_socket_backlog,
             publish_timeout=publish_timeout,
+            queued_emits=queued_emits,
             share_sensitive_headers=share_sensitive_headers,
             redact_headers=redact_headers,
             redact_query=redact_query,

@@ -48,6 +48,16 @@ STATS: dict[str, tuple[str, str, str]] = {
         "gauge",
         "Bytes queued or in flight to Redis.",
     ),
+    "queued_publish_failures": (
+        "queued_publish_failures_total",
+        "counter",
+        "Queued emits (queued_emits=True) that Redis did not accept; nobody awaited them.",
+    ),
+    "queued_dropped_at_close": (
+        "queued_dropped_at_close_total",
+        "counter",
+        "Queued emits not published before the adapter closed.",
+    ),
     "dropped_messages": (
         "dropped_messages_total",
         "counter",

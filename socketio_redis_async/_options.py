@@ -151,6 +151,7 @@ class Options:
     publish_timeout: float
     redact_headers: frozenset[str]
     redact_query: frozenset[str]
+    queued_emits: bool
     redis_options: dict[str, Any] = field(repr=False)
 
 
@@ -172,6 +173,7 @@ def build_options(
     redact_headers: Iterable[str] | None,
     redact_query: Iterable[str] | None,
     redis_options: dict[str, Any] | None,
+    queued_emits: bool = False,
 ) -> Options:
     """Validate the adapter's keyword arguments (ValueError/TypeError saying what to pass)."""
     options_ok = isinstance(redis_options, dict) and all(type(k) is str for k in redis_options)
@@ -203,6 +205,7 @@ def build_options(
         redact_query=DEFAULT_REDACTED_QUERY
         if redact_query is None
         else check_names("redact_query", redact_query, headers=False),
+        queued_emits=check_bool("queued_emits", queued_emits),
         redis_options=dict(redis_options or {}),
     )
 
@@ -223,6 +226,7 @@ class AdapterOptions(TypedDict, total=False):
     redact_headers: Iterable[str] | None
     redact_query: Iterable[str] | None
     publish_timeout: float
+    queued_emits: bool
     redis_options: dict[str, Any] | None
     logger: Any
     on_connection_change: Any
@@ -241,6 +245,7 @@ ADAPTER_DEFAULTS: dict[str, Any] = {
     "redact_headers": None,
     "redact_query": None,
     "publish_timeout": 5.0,
+    "queued_emits": False,
     "redis_options": None,
 }
 

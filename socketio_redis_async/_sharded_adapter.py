@@ -42,7 +42,8 @@ class AsyncShardedRedisAdapter(ClusterAPI):
         ``"static"``: only the namespace's and this server's channels.
     :param requests_timeout: seconds to wait for other servers' answers (Node waits 5).
 
-    Every other option is :class:`AsyncRedisAdapter`'s. The protocol has no request for
+    Every other option is :class:`AsyncRedisAdapter`'s (``queued_emits`` included: a
+    queued SPUBLISH answered ``MOVED`` is reported, not sent again). The protocol has no request for
     ``clients()`` and ``all_rooms()``: both are answered from ``fetch_sockets()``; and
     ``remote_join``/``remote_leave``/``remote_disconnect`` of a socket on another server
     look it up with ``fetch_sockets()`` first.
@@ -67,6 +68,7 @@ class AsyncShardedRedisAdapter(ClusterAPI):
         redact_query: Iterable[str] | None = None,
         logger: logging.Logger | None = None,
         publish_timeout: float = 5.0,
+        queued_emits: bool = False,
         on_connection_change: ConnectionCallback | None = None,
         redis_options: dict[str, Any] | None = None,
     ) -> None:
@@ -84,6 +86,7 @@ class AsyncShardedRedisAdapter(ClusterAPI):
             health_check_interval=health_check_interval,
             max_socket_backlog=max_socket_backlog,
             publish_timeout=publish_timeout,
+            queued_emits=queued_emits,
             share_sensitive_headers=share_sensitive_headers,
             redact_headers=redact_headers,
             redact_query=redact_query,

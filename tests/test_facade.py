@@ -115,6 +115,8 @@ async def test_stats_has_its_documented_keys(cluster: UnitCluster, wire: str):
         "unusable_answers",
         "slow_consumers_disconnected",
         "volatile_skipped",
+        "queued_publish_failures",
+        "queued_dropped_at_close",
     }
     assert set(stats) == engine_keys | set(TRANSPORT_STATS)
     assert all(type(value) is int for value in stats.values())

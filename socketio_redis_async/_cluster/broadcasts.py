@@ -14,6 +14,7 @@ from .._protocol.rooms import Room
 from . import bridge
 
 if TYPE_CHECKING:
+    from .._protocol.wire import Outgoing
     from .cluster import Cluster
     from .requests import AckCollector
 
@@ -37,16 +38,44 @@ class Broadcasts:
         or the one room is a local socket's own)."""
         c = self._c
         out = None
-        if not local and not c.local.only_local_sid(nsp, rooms):
+        volatile = flags.get("volatile") is True
+        if not local and (c.offsets is not None or not c.local.only_local_sid(nsp, rooms)):
             channels = c.plan.channels_of(nsp)
             out = c.wire.broadcast(c.uid, channels, data, rooms, except_rooms, flags)
             c.transport.check_size(out.payload)
+            if c.offsets is not None and out.fields is not None and not volatile:
+                await self._with_offset(nsp, data, rooms, except_rooms, out)
+                return
         recipients = c.local.recipients(nsp, rooms, except_rooms)
-        await c.delivery.deliver(nsp, data, recipients, volatile=flags.get("volatile") is True)
+        await c.delivery.deliver(nsp, data, recipients, volatile=volatile)
         if out is not None:
-            await c.send(out)
+            await c.send(out, queued=True)
             if c.bridge is not None:
                 await c.bridge.publish(bridge.emit_message(nsp, data, rooms, except_rooms))
+
+    async def _with_offset(
+        self,
+        nsp: str,
+        data: list[Any],
+        rooms: list[Room],
+        except_rooms: list[Room],
+        out: Outgoing,
+    ) -> None:
+        """Connection-state recovery: append to the stream first, then deliver locally with
+        the entry id appended to the packet (as Node does); without it if the append
+        failed, and the caller gets the error."""
+        c = self._c
+        assert c.offsets is not None
+        try:
+            entry_id = await c.send(out)
+        except Exception:
+            recipients = c.local.recipients(nsp, rooms, except_rooms)
+            await c.delivery.deliver(nsp, data, recipients)
+            raise
+        assert entry_id is not None
+        recipients = c.local.recipients(nsp, rooms, except_rooms)
+        c.offsets.sent_locally(out.target, entry_id)
+        await c.delivery.deliver(nsp, [*data, entry_id.decode()], recipients)
 
     async def with_callback(
         self,

@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from .requests import Requester
 
 
+class Offsets(Protocol):
+    """Where a broadcast's stream offset is reported (connection-state recovery on)."""
+
+    def sent_locally(self, stream: str, entry_id: bytes) -> None:
+        """This server delivered its own entry ``entry_id`` to its local sockets."""
+
+
 class Cluster(Protocol):
     """The engine as its operations use it."""
 
@@ -40,6 +47,8 @@ class Cluster(Protocol):
     logger: logging.Logger
     handlers: dict[tuple[str, str], Callable[..., Any]]
     custom_hook: Callable[[Any], Any] | None
+    offsets: Offsets | None
+    """Set with connection-state recovery: broadcasts carry their stream offset."""
 
     @property
     def uid(self) -> str: ...
@@ -50,7 +59,7 @@ class Cluster(Protocol):
 
     async def publish_request(self, nsp: str, request: dict[str, Any]) -> None: ...
 
-    async def send(self, out: Outgoing) -> None: ...
+    async def send(self, out: Outgoing, *, queued: bool = False) -> bytes | None: ...
 
     async def bridged(self, method: str, namespace: str, **fields: Any) -> None: ...
 

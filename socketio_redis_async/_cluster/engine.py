@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from .._health import ConnectionCallback, notify
+from .._health import ConnectionCallback
 from .._local.delivery import Delivery
 from .._local.host import Host
 from .._local.sockets import LocalSockets
@@ -32,6 +32,8 @@ from .._protocol.wire import Outgoing, WireFormat
 from .._transport.base import TRANSPORT_STATS, TransportFactory, TransportHooks
 from .bridge import Bridge
 from .broadcasts import Broadcasts
+from .cluster import Offsets
+from .link_state import LinkState
 from .plan import NamespacePlan
 from .queries import Queries
 from .receiver import Receiver
@@ -65,12 +67,13 @@ class ClusterEngine:
         self._uid = wire.new_uid()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
-        self._on_connection_change = on_connection_change
+        self.link = LinkState(on_connection_change, self.spawn, logger)
         self.handlers: dict[tuple[str, str], Callable[..., Any]] = {}
+        self.offsets: Offsets | None = None
         self.custom_hook: Callable[[Any], Any] | None = None
         hooks = TransportHooks(
             on_message=self._on_message,
-            on_change=self._connection_changed,
+            on_change=self.link.subscription_changed,
             uid=lambda: self.uid,
             on_entry=self._on_entry,
         )
@@ -195,13 +198,15 @@ class ClusterEngine:
         """Send a request (a classic request map) where the wire format says it goes."""
         await self.send(self.wire.request(self.uid, self.plan.channels_of(nsp), request))
 
-    async def send(self, out: Outgoing) -> None:
-        """Publish ``out`` on its channel, or append it to its stream."""
+    async def send(self, out: Outgoing, *, queued: bool = False) -> bytes | None:
+        """Publish or append ``out`` (its entry id); ``queued``: see ``LinkState.queue``."""
+        if queued and self.options.queued_emits:
+            return await self.link.queue(self.transport, out)
         if out.fields is None:
             await self.transport.publish(out.target, out.payload)
-        else:
-            self.transport.check_size(out.payload)
-            await self.transport.append(out.target, out.fields, out.max_len)
+            return None
+        self.transport.check_size(out.payload)
+        return await self.transport.append(out.target, out.fields, out.max_len)
 
     async def bridged(self, method: str, namespace: str, **fields: Any) -> None:
         """Tell AsyncRedisManager servers too, in bridge mode."""
@@ -213,6 +218,10 @@ class ClusterEngine:
     ) -> tuple[str, bytes, str | None]:
         channels = self.plan.channels_of(nsp)
         return self.wire.encode_answer(self.uid, channels, request, value, limit)
+
+    def add_offsets(self, offsets: Offsets) -> None:
+        """Recovery on: packets carry stream offsets; own entries are told to ``offsets``."""
+        self.offsets, self.receiver.offsets = offsets, True
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -245,7 +254,7 @@ class ClusterEngine:
                     self.logger.error("%d adapter tasks did not stop within 10 s", len(stuck))
             self.requests.clear()
             self.delivery.close()
-            await self.transport.aclose()
+            await self.link.close(self.transport)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run user code (handlers, ack callbacks) in a task the engine owns and awaits."""
@@ -267,10 +276,6 @@ class ClusterEngine:
     async def _on_entry(self, stream: bytes, entry_id: bytes, fields: list[bytes]) -> None:
         await self.receiver.on_entry(stream, entry_id, fields)
 
-    def _connection_changed(self, subscribed: bool) -> None:
-        if self._on_connection_change is not None:
-            self.spawn(notify(self._on_connection_change, subscribed))
-
     # -- monitoring ---------------------------------------------------------------------
 
     def stats(self) -> dict[str, int]:
@@ -290,5 +295,6 @@ class ClusterEngine:
             "volatile_skipped": delivery.volatile_skipped,
             "publish_failures": transport["publish_failures"],
             "publish_backlog_bytes": transport["publish_backlog_bytes"],
+            **self.link.stats(),
             **{k: v for k, v in transport.items() if k not in TRANSPORT_STATS},
         }

@@ -54,6 +54,10 @@ class Receiver:
         self._bridge = bridge
         self._logger = logger
         self.dropped = 0
+        self.offsets = False
+        """Connection-state recovery: append each broadcast entry's id to its packet."""
+        self.positions: dict[bytes, bytes] = {}
+        """Per stream, the entry whose recipients were chosen last."""
         self._last_drop_log = -1e9
         self._last_unusable_log = -1e9
 
@@ -82,11 +86,12 @@ class Receiver:
         except MalformedMessage as exc:
             self._drop(channel, str(exc))
 
-    async def _handle(self, nsp: str, msg: Incoming | None) -> None:
+    async def _handle(self, nsp: str, msg: Incoming | None, offset: bytes | None = None) -> None:
         if isinstance(msg, Broadcast):
             recipients = self._local.recipients(nsp, msg.rooms, msg.except_rooms)
             volatile = msg.flags.get("volatile") is True
-            await self._delivery.deliver(nsp, msg.data, recipients, msg.binary, volatile)
+            data = msg.data if offset is None or volatile else [*msg.data, offset.decode()]
+            await self._delivery.deliver(nsp, data, recipients, msg.binary, volatile)
         elif isinstance(msg, Request):
             await self._responders.respond(nsp, msg)
         elif msg is not None:
@@ -99,10 +104,11 @@ class Receiver:
         if sum(map(len, fields)) > limit:
             self._drop(stream, f"entry {entry_id!r} is over the {limit} bytes allowed")
             return
+        self.positions[stream] = entry_id
         try:
             nsp, msg = self._wire.decode_entry(fields, self._uid())
             if nsp in self._plan:
-                await self._handle(nsp, msg)
+                await self._handle(nsp, msg, entry_id if self.offsets else None)
         except MalformedMessage as exc:
             self._drop(stream, f"entry {entry_id!r}: {exc}")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .._health import AdapterHealth
+from .backlog import Report as Report
 from .histogram import LatencyHistogram
 
 OnMessage = Callable[[bytes, bytes, "bytes | None"], Awaitable[None]]
@@ -88,6 +89,21 @@ class Transport(Protocol):
     async def append(self, stream: str, fields: tuple[bytes, ...], max_len: int) -> bytes:
         """``XADD stream MAXLEN ~ max_len * fields...`` in this server's order, with the
         publishes; the entry's id. Raises PublishError like ``publish``."""
+
+    async def publish_queued(self, channel: str, payload: bytes, report: Report) -> None:
+        """Queue a publish in this server's order and return without waiting for the bus:
+        ``report(count, error)`` hears how queued messages went. Waits for room while the
+        publisher's backlog is full, at most ``publish_timeout``; then PublishError (the
+        message was not queued). A publish or append awaited afterwards, on any
+        connection, reaches the bus after it."""
+
+    async def append_queued(
+        self, stream: str, fields: tuple[bytes, ...], max_len: int, report: Report
+    ) -> None:
+        """``append``, queued like ``publish_queued`` (its entry id is not known)."""
+
+    async def settle_queued(self) -> None:
+        """Wait (bounded) until every message queued so far was answered or failed."""
 
     async def count_subscribers(self, channel: str) -> int:
         """How many connections subscribe ``channel`` (NUMSUB), cluster-wide."""

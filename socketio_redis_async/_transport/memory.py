@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from .._errors import AdapterClosedError, PublishError
 from .._health import AdapterHealth
-from .base import TRANSPORT_STATS, TransportFactory, TransportHooks
+from .base import TRANSPORT_STATS, Report, TransportFactory, TransportHooks
 from .glob import glob_match
 from .histogram import LatencyHistogram
 from .publisher import check_size
@@ -162,7 +162,33 @@ class MemoryTransport:
         """XADD through the hub; the entry's id."""
         return await self._send(b"", None, lambda: self._hub.append(stream, fields, max_len))
 
+    async def publish_queued(self, channel: str, payload: bytes, report: Report) -> None:
+        """``publish``, its outcome (at once: the hub has no queue) told to ``report``."""
+        self._queued(payload, lambda: self._hub.publish(channel, payload), report)
+
+    async def append_queued(
+        self, stream: str, fields: tuple[bytes, ...], max_len: int, report: Report
+    ) -> None:
+        """``append``, its outcome told to ``report``."""
+        self._queued(b"", lambda: self._hub.append(stream, fields, max_len), report)
+
+    async def settle_queued(self) -> None:
+        """Nothing waits: queued messages are delivered when queued."""
+
+    def _queued(self, payload: bytes, send: Callable[[], object], report: Report) -> None:
+        try:
+            self._deliver(payload, None, send)
+        except PublishError as exc:
+            report(1, exc)
+        else:
+            report(1, None)
+
     async def _send(self, payload: bytes, limit: int | None, send: Callable[[], _T]) -> _T:
+        answer = self._deliver(payload, limit, send)
+        await asyncio.sleep(0)  # a checkpoint, as a round trip to Redis would be
+        return answer
+
+    def _deliver(self, payload: bytes, limit: int | None, send: Callable[[], _T]) -> _T:
         if self._closed:
             raise AdapterClosedError("this adapter was closed; create a new one")
         check_size(payload, self._max, limit)
@@ -175,7 +201,6 @@ class MemoryTransport:
         self._stats["published"] += 1
         self._contact = time.monotonic()
         self.latency.observe(self._contact - started)
-        await asyncio.sleep(0)  # a checkpoint, as a round trip to Redis would be
         return answer
 
     async def count_subscribers(self, channel: str) -> int:

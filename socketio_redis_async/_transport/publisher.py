@@ -12,14 +12,18 @@ queued); a batch that is not answered by its oldest message's deadline fails wit
 next batch reconnects, the handshake included, within its own deadline. Any other error,
 even an unexpected one such as a corrupt reply, fails only the batch it hit. The bytes
 waiting (queued or in flight) are bounded too: past 4 x ``max_message_size`` a publish
-fails at once instead of growing memory while Redis does not answer.
+fails at once instead of growing memory while Redis does not answer (``backlog``).
+
+``publish_queued`` (the ``queued_emits`` option) returns once the message is queued, as
+Node's adapters do: nobody awaits it, so its outcome goes to a ``Report`` callback, once
+per batch; while the backlog is full it waits for room, at most ``timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import anyio
 from redis.asyncio.connection import AbstractConnection
@@ -31,17 +35,11 @@ except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
     hiredis = None  # type: ignore[assignment]
 
 from .._errors import AdapterClosedError, PublishError, RedisCommandError
+from .backlog import Backlog, Item, Report
 from .commands import drop_connection, pack_command, read_replies
 from .histogram import LatencyHistogram
 
-
-class _Item(NamedTuple):
-    channel: bytes
-    payload: bytes
-    future: asyncio.Future[Any]
-    deadline: float
-    command: bytes | None = None
-    """Another command, packed (``channel`` is then its key); None for a publish."""
+_YIELD_EVERY = 64  # queued messages the writer has not taken yet: give it a turn
 
 
 def check_size(payload: bytes, max_message_size: int, limit: int | None = None) -> None:
@@ -66,20 +64,21 @@ class Publisher:
         timeout: float = 5.0,
         ready: Callable[[float], Awaitable[object]] | None = None,
         command: bytes = b"PUBLISH",
+        on_error: Callable[[PublishError], None] | None = None,
     ) -> None:
+        """``on_error``: called with each error that failed messages (e.g. MOVED)."""
         self._connect = connect
         self._name = command.decode()
         self._command = b"*3\r\n$%d\r\n%b\r\n" % (len(command), command)
         self._max = max_message_size
         self._where = where
         self._timeout = timeout
-        self._max_backlog = 4 * max_message_size  # bytes queued or in flight
+        self._backlog = Backlog(4 * max_message_size, where=where, on_error=on_error)
         # Before reconnecting, wait (at most the given seconds) for this process's own
         # subscriptions: after a Redis restart, re-subscribe first, then publish.
         self._ready = ready
         self._conn: AbstractConnection | None = None
         self._parser: Any = None
-        self._queue: list[_Item] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -87,10 +86,6 @@ class Publisher:
         self._closed = False
         self.batches = 0
         self.published = 0
-        self.failures = 0
-        self.backlog_bytes = 0
-        self.backlog_entries = 0
-        self.last_error: tuple[float, str | None] = (0.0, None)  # (loop time, text)
         self.last_success = 0.0  # loop time of the last answered batch
         self.latency = LatencyHistogram()  # queued -> answered, per published message
 
@@ -110,34 +105,73 @@ class Publisher:
         Errors as ``publish``."""
         return await self._queued(key.encode(), b"", pack_command(*args))
 
+    async def publish_queued(self, channel: str, payload: bytes, report: Report) -> None:
+        """Queue a PUBLISH and return without its reply: ``report(count, error)`` hears
+        how it went. While the backlog is full, wait for room, at most ``timeout`` s:
+        PublishError past that (the message was not queued)."""
+        self.check_size(payload)
+        await self._queue_only(channel.encode(), payload, None, report)
+
+    async def command_queued(self, key: str, report: Report, *args: bytes) -> None:
+        """Another command (XADD...), queued like ``publish_queued``."""
+        await self._queue_only(key.encode(), b"", pack_command(*args), report)
+
+    async def settle_queued(self) -> None:
+        """Wait until every message queued so far is answered or failed (bounded)."""
+        if self._backlog.unsettled:
+            await self._backlog.settle(self._timeout + 1)
+
+    @property
+    def unsettled(self) -> int:
+        """Queued messages (nobody awaits them) not answered yet."""
+        return self._backlog.unsettled
+
+    @property
+    def backlog_bytes(self) -> int:
+        return self._backlog.bytes
+
+    @property
+    def backlog_entries(self) -> int:
+        return self._backlog.entries
+
+    @property
+    def failures(self) -> int:
+        """Messages that failed with PublishError."""
+        return self._backlog.failures
+
+    @property
+    def last_error(self) -> tuple[float, str | None]:
+        """(loop time, text) of the last PublishError."""
+        return self._backlog.last_error
+
     async def _queued(self, channel: bytes, payload: bytes, command: bytes | None) -> Any:
-        if self._closed:
-            raise AdapterClosedError("cannot publish: the adapter is closed")
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._append(Item(channel, payload, fut, self._now() + self._timeout, command))
+        return await fut
+
+    async def _queue_only(
+        self, channel: bytes, payload: bytes, command: bytes | None, report: Report
+    ) -> None:
         size = len(channel) + len(payload) + len(command or b"")
-        if self.backlog_bytes + size > self._max_backlog and self.backlog_entries:
-            error = PublishError(
-                f"cannot publish to Redis at {self._where}: {self.backlog_bytes} bytes in "
-                f"{self.backlog_entries} messages are already waiting for it (limit "
-                f"{self._max_backlog} bytes, 4 x max_message_size); Redis is slow or "
-                "unreachable"
-            )
-            self.failures += 1
-            self.last_error = (self._now(), str(error))
-            raise error
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        self._queue.append(_Item(channel, payload, fut, loop.time() + self._timeout, command))
-        self.backlog_bytes += size
-        self.backlog_entries += 1
+        if self._backlog.full(size):
+            await self._backlog.room(size, self._timeout)
+        deadline = self._now() + self._timeout
+        self._append(Item(channel, payload, None, deadline, command, report))
+        if len(self._backlog.items) % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a loop that never yields: the writer's turn
+
+    def _append(self, item: Item) -> None:
+        self._backlog.append(item)
         self._idle.clear()
         if self._task is None or self._task.done():
+            loop = asyncio.get_running_loop()
             self._task = loop.create_task(self._run(), name="socketio-redis-async publisher")
         self._wake.set()
-        return await fut
 
     async def aclose(self) -> None:
         """Send what is queued, refuse further publishes, close the connection."""
-        self._closed = True
+        self._closed = self._backlog.closed = True
+        self._backlog.wake()  # who waits for room: the adapter is closed
         with anyio.CancelScope(shield=True):
             if self._task is not None and not self._task.done():
                 with anyio.move_on_after(self._timeout + 1):
@@ -145,27 +179,27 @@ class Publisher:
             if self._task is not None:
                 self._task.cancel()
                 await asyncio.wait([self._task])
-            self._fail(self._queue, AdapterClosedError("the adapter closed before publishing"))
-            self._queue = []
+            left = self._backlog.take()
+            self._backlog.fail(left, AdapterClosedError("the adapter closed before publishing"))
+            self._backlog.done(left)
             await self._drop_connection()
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
-                batch, self._queue = self._queue, []
+            while self._backlog.items:
+                batch = self._backlog.take()
                 try:
                     await self._flush(batch)
                 finally:
-                    self.backlog_entries -= len(batch)
-                    self.backlog_bytes -= sum(_size(i) for i in batch)
+                    self._backlog.done(batch)
             self._idle.set()
 
-    async def _flush(self, batch: list[_Item]) -> None:
+    async def _flush(self, batch: list[Item]) -> None:
         """Send one batch and settle every future in it, whatever happens."""
         now = asyncio.get_running_loop().time()
-        live = [item for item in batch if not item.future.done()]
+        live = [item for item in batch if item.live]
         late = [item for item in live if item.deadline <= now]
         if late:
             self._fail(late, self._timeout_error("waiting behind an unanswered batch"))
@@ -195,15 +229,8 @@ class Publisher:
             self._fail(live, PublishError("publishing was cancelled"))
             raise
         self.last_success = answered = asyncio.get_running_loop().time()
-        for item, reply in zip(live, replies, strict=True):
-            if item.future.done():
-                continue
-            if isinstance(reply, int) or (item.command and not isinstance(reply, Exception)):
-                self.latency.observe(answered - (item.deadline - self._timeout))
-                item.future.set_result(reply)
-            else:
-                name = item.command.split(b"\r\n")[2].decode() if item.command else self._name
-                self._fail([item], PublishError(f"Redis refused {name}: {reply}"))
+        for item in self._backlog.accepted(live, replies, self._name):
+            self.latency.observe(answered - (item.deadline - self._timeout))
 
     def _timeout_error(self, what: str) -> PublishError:
         return PublishError(
@@ -211,16 +238,10 @@ class Publisher:
             f"{self._timeout:g} s ({what}); the connection is dropped and re-opened"
         )
 
-    def _fail(self, batch: list[_Item], error: BaseException) -> None:
-        if batch and isinstance(error, PublishError):
-            self.last_error = (self._now(), str(error))
-        for item in batch:
-            if not item.future.done():
-                if isinstance(error, PublishError):
-                    self.failures += 1
-                item.future.set_exception(error)
+    def _fail(self, batch: list[Item], error: BaseException) -> None:
+        self._backlog.fail(batch, error)
 
-    async def _send(self, batch: list[_Item]) -> list[Any]:
+    async def _send(self, batch: list[Item]) -> list[Any]:
         head = self._command
         packed = b"".join(
             item.command
@@ -270,7 +291,3 @@ class Publisher:
         conn, self._conn = self._conn, None
         if conn is not None:
             await drop_connection(conn)
-
-
-def _size(item: _Item) -> int:
-    return len(item.channel) + len(item.payload) + len(item.command or b"")

@@ -19,7 +19,7 @@ from redis.asyncio.connection import AbstractConnection
 from .._errors import AccessDeniedError, AdapterClosedError, RedisCommandError
 from .._health import AdapterHealth
 from .access import access_error, acl_user, client_location, set_client_name
-from .base import OnMessage
+from .base import OnMessage, Report
 from .clients import async_client, redact_url
 from .cluster_nodes import ClusterNodes, node_client
 from .commands import aclose_client, drop_connection, redis_call, xadd
@@ -92,6 +92,8 @@ class RedisTransport:
         self.want_pattern = self.subscriber.want_pattern
         self.unwant_pattern = self.subscriber.unwant_pattern
         self.check_size = self.publisher.check_size
+        self.publish_queued = self.publisher.publish_queued  # AdapterClosedError once closed
+        self.settle_queued = self.publisher.settle_queued
 
     @property
     def pub_client(self) -> Redis:
@@ -155,10 +157,8 @@ class RedisTransport:
 
     async def confirm(self, channels: list[str]) -> None:
         """Wait until Redis confirmed these subscriptions, at most the requests timeout.
-
-        Not while the listener is not started or Redis is known to be unreachable: a
-        join must not stall for the whole outage. A late confirmation is logged.
-        """
+        Not while the listener is not started or Redis is known to be unreachable: a join
+        must not stall for the whole outage. A late confirmation is logged."""
         if self._task is None or self.subscriber.failing or not channels:
             return
         if not await self.subscriber.wait(channels, self._timeout):
@@ -182,6 +182,12 @@ class RedisTransport:
             raise AdapterClosedError("this adapter was closed; create a new one")
         entry_id: bytes = await self.publisher.command(stream, *xadd(stream, fields, max_len))
         return entry_id
+
+    async def append_queued(
+        self, stream: str, fields: tuple[bytes, ...], max_len: int, report: Report
+    ) -> None:
+        """XADD, queued like ``publish_queued``."""
+        await self.publisher.command_queued(stream, report, *xadd(stream, fields, max_len))
 
     async def count_subscribers(self, channel: str) -> int:
         """``PUBSUB NUMSUB`` of one channel (summed over the nodes of a cluster)."""
@@ -252,12 +258,10 @@ class RedisTransport:
     async def _open_connection(self, client: Redis, role: str) -> AbstractConnection:
         """A dedicated connection with the client's settings (TLS, auth, db...).
 
-        On a cluster, to the first node that answers, the one this role lost last.
-
-        RESP2, raw bytes, and no socket timeout: a timeout wraps every read and write in
-        a timer, which costs more than the rest of the hot path; silence on the pub/sub
-        connection is caught by the subscriber's PING watchdog instead.
-        """
+        On a cluster, to the first node that answers, the one this role lost last. RESP2,
+        raw bytes, and no socket timeout: a timeout wraps every read and write in a timer,
+        which costs more than the rest of the hot path; silence on the pub/sub connection
+        is caught by the subscriber's PING watchdog instead."""
         pool = client.connection_pool
         kwargs = dict(pool.connection_kwargs)
         # The client name is set afterwards, best effort: an ACL user may lack CLIENT.

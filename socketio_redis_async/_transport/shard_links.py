@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from .._errors import AccessDeniedError
+from .publisher import Publisher
 from .shards import Address, Link, Publishers, Subscribers
 from .slot_map import SlotMap
 
@@ -55,6 +56,10 @@ class ShardLinks:
         if link is None:
             link = self._links[node] = self._new_link(node)
         return link
+
+    def publishers(self) -> list[Publisher]:
+        """The publisher of every link."""
+        return [link.publisher for link in self._links.values()]
 
     def failing(self) -> set[Address]:
         """The nodes whose link is failing (the slot map asks them last)."""

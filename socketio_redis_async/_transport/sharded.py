@@ -16,26 +16,25 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
-from .._errors import AccessDeniedError, AdapterClosedError, PublishError, RedisCommandError
+from .._errors import AccessDeniedError, AdapterClosedError, RedisCommandError
 from .._health import AdapterHealth
 from .access import access_error, acl_user
 from .clients import async_client, redact_url
-from .commands import aclose_client, xadd
+from .commands import aclose_client
 from .histogram import LatencyHistogram
 from .link_health import health_of, transport_stats
 from .publisher import Publisher, check_size
 from .shard_links import ShardLinks
+from .shard_publish import ShardPublishing
 from .shards import STANDALONE, Address, Link, NodeConnections, numsub, settled, slot_of
 from .slot_map import SlotMap
 from .subscriber import MessageHandler, Subscriber
-
-_MOVED = ("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN", "could not publish", "cannot open")
 
 
 class ShardedTransport:
@@ -79,6 +78,16 @@ class ShardedTransport:
             apply=lambda: self._links.apply(),
         )
         self._links = ShardLinks(self._slots, self._new_link, logger)
+        publishing = self._publishing = ShardPublishing(
+            self._slots, self._links, self.where, publish_timeout
+        )
+        self.publish, self.append = publishing.publish, publishing.append
+        self.publish_queued, self.append_queued = (
+            publishing.publish_queued,
+            publishing.append_queued,
+        )
+        self.settle_queued = publishing.settle_queued
+        self.command = publishing.command  # recovery sessions and XRANGE, on the owner
         self._task: asyncio.Task[None] | None = None
         self._announced: bool | None = None
         self.latency = LatencyHistogram()
@@ -152,38 +161,6 @@ class ShardedTransport:
             self._timeout,
         )
 
-    async def publish(self, channel: str, payload: bytes, limit: int | None = None) -> int:
-        """SPUBLISH on the shard that owns ``channel``; once more after a topology change."""
-        reply: int = await self._on_owner(channel, lambda p: p.publish(channel, payload, limit))
-        return reply
-
-    async def append(self, stream: str, fields: tuple[bytes, ...], max_len: int) -> bytes:
-        """XADD on the shard that owns ``stream``, in order with its publishes."""
-        args = xadd(stream, fields, max_len)
-        entry_id: bytes = await self._on_owner(stream, lambda p: p.command(stream, *args))
-        return entry_id
-
-    async def _on_owner(self, key: str, send: Callable[[Publisher], Awaitable[Any]]) -> Any:
-        if self._links.closed:
-            raise AdapterClosedError("this adapter was closed; create a new one")
-        if not await self._slots.wait_ready(self._publish_timeout):
-            raise PublishError(f"cannot publish: the shards of {self.where} are not known yet")
-        for attempt in (1, 2):
-            version = self._slots.version
-            try:
-                return await send(self._links.link(self._slots.owner(key)).publisher)
-            except PublishError as exc:
-                if (
-                    attempt == 2
-                    or not self._slots.cluster
-                    or not any(m in str(exc) for m in _MOVED)
-                ):
-                    raise
-                self._slots.mark_stale()
-                if not await self._slots.wait_newer(version, self._publish_timeout):
-                    raise
-        raise AssertionError("unreachable")
-
     async def count_subscribers(self, channel: str) -> int:
         """``PUBSUB SHARDNUMSUB`` of ``channel``, summed over every master."""
         replies = await self._ask_all("PUBSUB SHARDNUMSUB failed", "SHARDNUMSUB", channel)
@@ -249,6 +226,7 @@ class ShardedTransport:
             timeout=self._publish_timeout,
             ready=functools.partial(settled, subscriber, _now() if self._slots.version else None),
             command=b"SPUBLISH",
+            on_error=self._publishing.failed,
         )
         publisher.latency = self.latency
         return Link(subscriber, publisher)

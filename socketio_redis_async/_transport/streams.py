@@ -12,7 +12,9 @@ Composed, not derived, of three parts:
   Redis Cluster (streams on different shards cannot share an ``XREAD``).
 
 The link is up (``on_change(True)``, ``health().healthy``) while the pub/sub part is
-subscribed and every reader is connected.
+subscribed and every reader is connected. With a router of its own, a publish awaited on
+one part first waits for what was queued (``queued_emits``) on the other, so that what a
+task queues and then awaits reaches Redis in that order.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio.connection import AbstractConnection
 
@@ -39,6 +41,8 @@ class Router(Transport, Protocol):
     async def is_cluster(self) -> bool: ...
 
     async def open_connection(self, role: str, key: str) -> AbstractConnection: ...
+
+    async def command(self, key: str, *args: bytes) -> Any: ...
 
 
 MakeRouter = Callable[[TransportHooks], Router]
@@ -92,10 +96,37 @@ class StreamsTransport:
         self._closed = False
         self.want, self.unwant = inner.want, inner.unwant
         self.want_pattern, self.unwant_pattern = inner.want_pattern, inner.unwant_pattern
-        self.check_size, self.publish = inner.check_size, inner.publish
+        self.check_size, self.confirm = inner.check_size, inner.confirm
         self.count_subscribers, self.channels = inner.count_subscribers, inner.channels
-        self.confirm = inner.confirm
-        self.append = self._router.append
+        self.publish_queued, self.append_queued = inner.publish_queued, self._router.append_queued
+        self.publish, self.append = inner.publish, self._router.append
+        if self._own_router:
+            self.publish, self.append = self._publish_in_order, self._append_in_order
+        self.command = self._router.command  # recovery sessions and XRANGE
+
+    async def _publish_in_order(
+        self, channel: str, payload: bytes, limit: int | None = None
+    ) -> int:
+        await self._router.settle_queued()
+        return await self._inner.publish(channel, payload, limit)
+
+    async def _append_in_order(self, stream: str, fields: tuple[bytes, ...], max_len: int) -> bytes:
+        await self._inner.settle_queued()
+        return await self._router.append(stream, fields, max_len)
+
+    async def settle_queued(self) -> None:
+        """Wait (bounded) for what is queued on either part."""
+        await self._inner.settle_queued()
+        if self._own_router:
+            await self._router.settle_queued()
+
+    def offset(self, stream: str) -> bytes | None:
+        """The id of the last entry of ``stream`` handled (where reading resumes)."""
+        name = stream.encode()
+        for reader in self.readers:
+            if name in reader.offsets:
+                return reader.offsets[name]
+        return None
 
     @property
     def listening(self) -> bool:
@@ -175,6 +206,9 @@ class StreamsTransport:
     def health(self) -> AdapterHealth:
         """The pub/sub link's health, unhealthy too while a reader is disconnected."""
         health = self._inner.health()
+        if self._own_router:  # the appends' failures count too
+            failed = health.publish_failures + self._router.stats()["publish_failures"]
+            health = dataclasses.replace(health, publish_failures=failed)
         down = [reader for reader in self.readers if not reader.connected]
         if self.readers and not down:
             return health
