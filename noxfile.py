@@ -89,7 +89,10 @@ def faults(session: nox.Session) -> None:
     Serial (not ``_suite``) so that one process records every figure into the file.
     """
     session.install(".", *nox.project.dependency_groups(PYPROJECT, "tests"))
-    env = {"SOCKETIO_REDIS_RELIABILITY": str(ROOT / "RELIABILITY.md")}
+    env = {
+        "SOCKETIO_REDIS_RELIABILITY": str(ROOT / "RELIABILITY.md"),
+        "SOCKETIO_REDIS_SOAK": "1000",  # forced disconnects of the recovery soak (suite: 120)
+    }
     session.run("pytest", "tests/faults", *session.posargs, env=env)
 
 

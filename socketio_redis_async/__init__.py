@@ -24,6 +24,7 @@ from ._metrics import (
 )
 from ._operator import BroadcastOperator
 from ._protocol.messages import CUSTOM_REQUEST_EVENT
+from ._recovery.options import ConnectionStateRecovery
 from ._sharded_adapter import AsyncShardedRedisAdapter
 from ._sockets import RemoteSocket
 from ._streams_adapter import AsyncStreamsRedisAdapter
@@ -41,6 +42,7 @@ __all__ = [
     "BroadcastOperator",
     "CUSTOM_REQUEST_EVENT",
     "ClusterInstrumentedAsyncServer",
+    "ConnectionStateRecovery",
     "DEFAULT_REDACTED_HEADERS",
     "DEFAULT_REDACTED_QUERY",
     "Emitter",

@@ -15,6 +15,7 @@ from ._operator import BroadcastOperator, RoomArg, check_namespace, packet_data,
 from ._options import check_bool, check_seconds
 from ._protocol.messages import check_event
 from ._protocol.rooms import Room, check_room
+from ._recovery.sessions import Session, encode_session
 from ._sockets import RemoteSocket
 
 
@@ -148,7 +149,23 @@ class ClusterAPI(ClusterManager):
             raise KeyError(
                 f"socket {sid!r} is not connected to this server in namespace {namespace!r}"
             )
+        if self._recovery is not None:
+            encode_session(Session(sid, "", [], data))  # TypeError: it could not be stored
+            self._recovery.changed(namespace, sid)
         info[1] = data
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters for monitoring: dropped messages, reconnects, subscriptions, pending
+        acks, and with connection-state recovery its own (``recovered_sessions``...)."""
+        stats = self._engine.stats()
+        return stats if self._recovery is None else {**stats, **self._recovery.stats()}
+
+    def recovered(self, sid: str, *, namespace: str = "/") -> bool:
+        """Whether local socket ``sid`` got its session back (connection-state recovery):
+        the same sid, rooms and data, and the packets it missed, already sent. The
+        ``connect`` handler can ask it."""
+        return self._recovery is not None and self._recovery.is_recovered(namespace, sid)
 
     def get_socket_data(self, sid: str, *, namespace: str = "/") -> Any:
         """The ``data`` of a local socket (None until set)."""

@@ -16,11 +16,14 @@ import socketio
 
 from ._cluster.engine import ClusterEngine
 from ._health import AdapterHealth, ConnectionCallback
-from ._local.connects import Connects, watch_connects
+from ._local.connects import Connects, Leaving, watch_connects
 from ._operator import packet_data, rooms_of
 from ._options import Options
 from ._protocol.rooms import check_room
 from ._protocol.wire import WireFormat
+from ._recovery import host as recovery_host
+from ._recovery import resume
+from ._recovery.recovery import Recovery
 from ._transport.base import TransportFactory
 from ._transport.histogram import LatencyHistogram
 
@@ -48,6 +51,9 @@ class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
         self.logger = logger or logging.getLogger("socketio_redis_async")
         self._options = options
         self._connects: Connects = {}
+        self._leaving: Leaving = set()
+        self._recovery: Recovery | None = None
+        """Connection-state recovery, when the adapter turns it on."""
         self._engine = ClusterEngine(
             host=self,
             options=options,
@@ -91,11 +97,6 @@ class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
         self._engine.custom_hook = hook
 
     @property
-    def stats(self) -> dict[str, int]:
-        """Counters for monitoring: dropped messages, reconnects, subscriptions, pending acks."""
-        return self._engine.stats()
-
-    @property
     def publish_latency(self) -> LatencyHistogram:
         """Seconds from queueing each publish to Redis answering it (a live histogram)."""
         return self._engine.transport.latency
@@ -129,6 +130,8 @@ class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
 
     async def aclose(self) -> None:
         """Stop listening, drop pending acks and close the Redis clients this adapter owns."""
+        if self._recovery is not None:
+            await self._recovery.aclose()
         await self._engine.aclose()
 
     async def __aenter__(self: _Self) -> _Self:
@@ -151,9 +154,11 @@ class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
     # -- python-socketio's manager contract ---------------------------------------------
 
     def set_server(self, server: Any) -> None:
-        """Attach to the server; also watch CONNECT packets for ``handshake.auth``."""
+        """Attach; watch CONNECTs (``handshake.auth``); check the hooks of recovery."""
+        if self._recovery is not None:
+            recovery_host.check(server, self._recovery.pid_of)
         super().set_server(server)
-        watch_connects(server, self._connects, self.logger)
+        watch_connects(server, self._connects, self.logger, self._leaving)
 
     async def emit(
         self,
@@ -188,14 +193,26 @@ class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
         auth = connect[1] if connect is not None and connect[0] == namespace else None
         engine = self._engine
         channels = engine.plan.ensure(namespace)
-        sid: str | None = await super().pre_connect(eio_sid, namespace)
+        recovery = self._recovery
+        restore = await recovery.restore(namespace, auth) if recovery is not None else None
+        sid: str | None = None
+        if restore is not None and recovery is not None:
+            sid = await resume.resume(
+                self, engine.local, engine.sockets.disconnect_one, recovery, eio_sid, auth, restore
+            )
+            restore = restore if sid is not None else None
+        if sid is None:
+            sid = await super().pre_connect(eio_sid, namespace)
+            if sid is not None:
+                engine.local.connected(namespace, sid, auth)
         if sid is None:
             engine.release_if_idle(namespace)
             return None
-        engine.local.connected(namespace, sid, auth)
         if engine.wire.multiplexing:
             own = engine.plan.room_channels(namespace, [sid])
             await engine.transport.confirm([channels.broadcast, *own])
+        if recovery is not None:
+            await recovery.connected(namespace, sid, restore)
         return sid
 
     async def enter_room(
@@ -228,6 +245,7 @@ class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
     async def can_disconnect(self, sid: str, namespace: str) -> bool:
         """True for a local socket; for a remote one, ask its server and return False."""
         if self._engine.local.is_local(sid, namespace):
+            self._engine.local.closing.add((namespace, sid))  # by the server: not recoverable
             return bool(self.is_connected(sid, namespace))
         await self._engine.sockets.disconnect_one(namespace, sid)
         return False
@@ -237,7 +255,16 @@ class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
         if not kwargs.get("ignore_queue") and not self._engine.local.is_local(sid, namespace):
             await self._engine.sockets.disconnect_one(namespace, sid)
             return
+        if self._recovery is not None:
+            await self._recovery.disconnected(namespace, sid, self._recoverable(sid, namespace))
         self.basic_disconnect(sid, namespace, **kwargs)
+
+    def _recoverable(self, sid: str, namespace: str) -> bool:
+        """Lost, not closed on purpose by the client (a DISCONNECT packet), the server, or
+        a connect handler that refused it."""
+        eio_sid = self.rooms.get(namespace, {}).get(None, {}).get(sid)
+        on_purpose = (eio_sid, namespace) in self._leaving or self.is_pre_connected(sid, namespace)
+        return not (on_purpose or (namespace, sid) in self._engine.local.closing)
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         """Forget a local socket, its rooms and its ``data``; a namespace's last socket
@@ -257,12 +284,16 @@ class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
         if created:
             self._engine.plan.room_created(namespace, room)
+        if self._recovery is not None:
+            self._recovery.changed(namespace, sid)
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
         """Leave a room locally; a room's last member unsubscribes its channel."""
         ns = self.rooms.get(namespace)
         existed = ns is not None and room in ns
         super().basic_leave_room(sid, namespace, room)
+        if self._recovery is not None:
+            self._recovery.changed(namespace, sid)
         ns = self.rooms.get(namespace)
         if existed and room is not None and (ns is None or room not in ns):
             self._engine.plan.room_emptied(namespace, room)

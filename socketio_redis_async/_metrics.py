@@ -112,6 +112,26 @@ STATS: dict[str, tuple[str, str, str]] = {
         "counter",
         "Re-established stream reader connections.",
     ),
+    "recovered_sessions": (
+        "recovered_sessions_total",
+        "counter",
+        "Connections that got their session back (connection-state recovery).",
+    ),
+    "recovery_failures": (
+        "recovery_failures_total",
+        "counter",
+        "Recoveries not possible (expired, trimmed, unknown pid...): a new session instead.",
+    ),
+    "recovery_store_errors": (
+        "recovery_store_errors_total",
+        "counter",
+        "Recovery sessions Redis did not store or delete when asked.",
+    ),
+    "recovery_sessions_live": (
+        "recovery_sessions",
+        "gauge",
+        "Sessions this server keeps stored for its connected sockets.",
+    ),
 }
 
 HEALTH: dict[str, tuple[str, str]] = {

@@ -15,6 +15,9 @@ from ._adapter import redis_transport_options
 from ._api import ClusterAPI
 from ._options import adapter_options, check_seconds
 from ._protocol.streams_wire import StreamsWire
+from ._recovery.attach import attach
+from ._recovery.options import ConnectionStateRecovery
+from ._recovery.store import RedisSessionStore
 from ._transport.base import Transport, TransportHooks
 from ._transport.pubsub import RedisTransport
 from ._transport.sharded import ShardedTransport
@@ -59,7 +62,9 @@ class AsyncStreamsRedisAdapter(ClusterAPI):
         / 1000, default 5.0); never delays shutdown or a request.
     :param session_key_prefix: key prefix of recovery sessions (``sio:session:``).
     :param only_plaintext: never base64(msgpack) an entry, even with bytes in it.
-    :param connection_state_recovery: not available yet: must be None.
+    :param connection_state_recovery: a :class:`ConnectionStateRecovery` to let clients
+        that lost their connection get back their sid, rooms, data and missed packets,
+        from any Python or Node server of the cluster (off by default, as in Node).
 
     Every other option is :class:`AsyncRedisAdapter`'s (``requests_timeout``,
     ``ack_timeout``, ``max_message_size``, ``publish_timeout``, ``logger``...).
@@ -79,12 +84,14 @@ class AsyncStreamsRedisAdapter(ClusterAPI):
         block_time: float = 5.0,
         session_key_prefix: str = "sio:session:",
         only_plaintext: bool = False,
-        connection_state_recovery: None = None,
+        connection_state_recovery: ConnectionStateRecovery | None = None,
         **options: Unpack[AdapterOptions],
     ) -> None:
-        if connection_state_recovery is not None:
-            raise ValueError(
-                "connection_state_recovery is not available yet on this adapter; pass None"
+        csr = connection_state_recovery
+        if csr is not None and not isinstance(csr, ConnectionStateRecovery):
+            raise TypeError(
+                "connection_state_recovery must be None or a ConnectionStateRecovery(...), "
+                f"not {type(csr).__name__}"
             )
         if type(read_count) is not int or read_count < 1:
             raise ValueError(f"read_count must be an int of at least 1, not {read_count!r}")
@@ -139,6 +146,16 @@ class AsyncStreamsRedisAdapter(ClusterAPI):
         self._streams = made[0]
         self._stream_wire = wire
         self.session_key_prefix = session_key_prefix
+        if csr is not None:
+            attach(
+                self,
+                csr,
+                RedisSessionStore(self._streams.command),
+                key_prefix=session_key_prefix,
+                stream_of=wire.stream_of,
+                offset=self._streams.offset,
+                max_len=max_len,
+            )
 
     @property
     def stream_name(self) -> str:

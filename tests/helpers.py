@@ -300,12 +300,14 @@ async def start_server_process(
     admin: bool = False,
     cors: str | None = None,
     streams: bool = False,
+    csr: float = 0,
 ) -> ServerProcess:
     """A Socket.IO server in a process of its own (see tests/server_process.py); with
-    ``streams``, on AsyncStreamsRedisAdapter (stream and channel prefix ``key``)."""
+    ``streams``, on AsyncStreamsRedisAdapter (stream and channel prefix ``key``), with
+    ``csr`` seconds of connection-state recovery."""
     args = [redis_url, key, *(["--cors", cors] if cors else [])]
     if streams:
-        args.append("--streams")
+        args += ["--streams", *(["--csr", str(csr)] if csr else [])]
     if admin:
         args += ["--admin", f"{AUTH['username']}:{AUTH['password']}"]
     proc = await asyncio.create_subprocess_exec(

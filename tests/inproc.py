@@ -272,6 +272,15 @@ class InProcClient:
         elif packets:
             await self._post(packets)
 
+    async def drop(self) -> None:
+        """Close the Engine.IO session without leaving any namespace, as a lost transport
+        does (the server sees ``client disconnect`` with no DISCONNECT packet)."""
+        self._sids.clear()
+        if not self._closed and self._eio_sid is not None:
+            self._closed = True
+            await self._post(["1"])
+            await self._stop()
+
     async def aclose(self) -> None:
         """Disconnect (if still connected), then cancel and await every task. A session the
         server already ended (its answer not read yet) is not an error."""

@@ -226,3 +226,78 @@ class NodeClient(_Harness):
     async def wait_event(self, timeout: float = 10, **fields: Any) -> dict[str, Any]:
         """Wait for the first event matching ``fields`` and return it."""
         return (await self._wait_matching(1, timeout, **fields))[0]
+
+
+class CsrClient(_Harness):
+    """A real socket.io-client that reconnects by itself (tests/interop/csr_client.js)."""
+
+    @classmethod
+    async def connect(cls, url: str, nsp: str = "/") -> CsrClient:
+        """Start the client and wait until it is connected."""
+        client = cls(await _spawn("csr_client.js", url, nsp))
+        try:
+            await client.wait_connects(1)
+        except BaseException:
+            await client.aclose()
+            raise
+        return client
+
+    def command(self, cmd: str, **args: Any) -> None:
+        """``close`` (drop the connection; it reconnects), ``disconnect``, ``connect``."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
+
+    async def call(self, event: str, *args: Any) -> Any:
+        """Emit with an ack; the server's reply."""
+        call_id = len(self.events)
+        self.command("call", id=call_id, event=event, args=list(args))
+        reply = (await self._wait_matching(1, 10, type="reply", id=call_id))[0]
+        assert reply["error"] is None, reply
+        return reply["value"]
+
+    @property
+    def connects(self) -> list[dict[str, Any]]:
+        """Every CONNECT: ``{sid, recovered}``."""
+        return self.matching(type="connect")
+
+    async def wait_connects(self, count: int, timeout: float = 20) -> dict[str, Any]:
+        """Wait for the ``count``-th CONNECT and return it."""
+        return (await self._wait_matching(count, timeout, type="connect"))[count - 1]
+
+    def received(self, event: str) -> list[list[Any]]:
+        """The arguments of every ``event`` received, the offset last when there is one."""
+        return [e["args"] for e in self.matching(type="event", event=event)]
+
+
+class CsrSoak(_Harness):
+    """Many real reconnecting socket.io-clients in one Node process (csr_soak.js)."""
+
+    @classmethod
+    async def connect(cls, url: str, count: int) -> CsrSoak:
+        """Start ``count`` clients and wait until each is connected."""
+        soak = cls(await _spawn("csr_soak.js", url, str(count)))
+        try:
+            await soak._wait_matching(count, 30, type="connect")
+        except BaseException:
+            await soak.aclose()
+            raise
+        return soak
+
+    def connects(self, i: int) -> int:
+        """How many CONNECTs client ``i`` has had."""
+        return len(self.matching(type="connect", i=i))
+
+    def close(self, i: int) -> None:
+        """Close client ``i``'s Engine.IO connection (it reconnects by itself)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"cmd": "close", "i": i}).encode() + b"\n")
+
+    async def report(self) -> list[dict[str, Any]]:
+        """Every client's ``{i, sids, recovered, numbers, offsets}``."""
+        reports = len(self.matching(type="report"))
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b'{"cmd": "report"}\n')
+        clients: list[dict[str, Any]] = (await self._wait_matching(reports + 1, 20, type="report"))[
+            -1
+        ]["clients"]
+        return clients

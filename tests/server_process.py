@@ -5,10 +5,11 @@ each instrumented server of a test cluster runs in a process of its own; fault t
 and SIGKILL such a process. Started by ``tests/helpers.py`` (``start_server_process``) as
 
     python tests/server_process.py REDIS_URL KEY [--admin USER:PASSWORD] [--cors ORIGIN]
-                                                [--streams]
+                                                [--streams] [--csr SECONDS]
 
 it serves websocket clients on a free loopback port with an AsyncRedisAdapter (with
-``--streams`` an AsyncStreamsRedisAdapter whose stream and channel prefix are KEY), answers
+``--streams`` an AsyncStreamsRedisAdapter whose stream and channel prefix are KEY, and with
+``--csr`` connection-state recovery with that window), answers
 ``server_side_emit_with_ack("ping")`` with ``"pong"``, ``custom_request`` with ``"peer"`` and
 a client's ``join`` event by joining that room; prints ``{"port", "uid"}`` as one JSON line
 once it listens and Redis confirmed its subscriptions, and stops when its stdin closes.
@@ -26,16 +27,25 @@ import anyio
 import socketio
 from aiohttp import web
 
-from socketio_redis_async import AsyncRedisAdapter, AsyncStreamsRedisAdapter, instrument
+from socketio_redis_async import (
+    AsyncRedisAdapter,
+    AsyncStreamsRedisAdapter,
+    ConnectionStateRecovery,
+    instrument,
+)
 
 
 async def serve(
-    redis_url: str, key: str, admin: str | None, cors: list[str], streams: bool
+    redis_url: str, key: str, admin: str | None, cors: list[str], streams: bool, csr: float
 ) -> None:
     adapter: AsyncRedisAdapter | AsyncStreamsRedisAdapter
     if streams:
         adapter = AsyncStreamsRedisAdapter(
-            redis_url, stream_name=key, channel_prefix=key, requests_timeout=3
+            redis_url,
+            stream_name=key,
+            channel_prefix=key,
+            requests_timeout=3,
+            connection_state_recovery=ConnectionStateRecovery(csr) if csr else None,
         )
     else:
         adapter = AsyncRedisAdapter(redis_url, key=key, requests_timeout=3)
@@ -85,5 +95,6 @@ if __name__ == "__main__":
     parser.add_argument("--admin", help="instrument for the admin UI, with USER:PASSWORD")
     parser.add_argument("--cors", action="append", default=[])
     parser.add_argument("--streams", action="store_true", help="AsyncStreamsRedisAdapter")
+    parser.add_argument("--csr", type=float, default=0, help="recovery window, seconds")
     args = parser.parse_args()
-    asyncio.run(serve(args.redis_url, args.key, args.admin, args.cors, args.streams))
+    asyncio.run(serve(args.redis_url, args.key, args.admin, args.cors, args.streams, args.csr))

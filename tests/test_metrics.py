@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from socketio_redis_async import (
     AsyncRedisAdapter,
     AsyncStreamsRedisAdapter,
+    ConnectionStateRecovery,
     PrometheusCollector,
     metrics_app,
     metrics_handler,
@@ -50,10 +51,14 @@ async def scrape(url: str) -> str:
 @pytest.mark.unit
 def test_every_stat_is_a_metric():
     """Each key of adapter.stats has a metric, so a new counter cannot go unexported: the
-    streams adapter has them all, the others all but the stream readers' counters."""
-    streams = AsyncStreamsRedisAdapter()
-    assert set(streams.stats) == set(STATS)
-    assert set(AsyncRedisAdapter().stats) == {k for k in STATS if not k.startswith("stream_")}
+    streams adapter with recovery has them all, without it all but recovery's, the others
+    all but the stream readers' and recovery's."""
+    recovery = AsyncStreamsRedisAdapter(connection_state_recovery=ConnectionStateRecovery())
+    assert set(recovery.stats) == set(STATS)
+    mine = {k for k in STATS if k.startswith("recover")}
+    assert set(AsyncStreamsRedisAdapter().stats) == set(STATS) - mine
+    classic = set(AsyncRedisAdapter().stats)
+    assert classic == {k for k in STATS if not k.startswith("stream_")} - mine
 
 
 async def test_aiohttp_route_serves_the_cluster_metrics(make_node, make_client):

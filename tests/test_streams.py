@@ -135,7 +135,7 @@ def test_options_are_checked():
         AsyncStreamsRedisAdapter(stream_count="2")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_len must be at least 1"):
         AsyncStreamsRedisAdapter(max_len=0)
-    with pytest.raises(ValueError, match="connection_state_recovery"):
+    with pytest.raises(TypeError, match="connection_state_recovery must be None or a"):
         AsyncStreamsRedisAdapter(connection_state_recovery=object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="read_linger must be between 0 and 1"):
         AsyncStreamsRedisAdapter(read_linger=5)

@@ -15,9 +15,16 @@ from typing import Any
 Connects = dict[str, tuple[str, Any]]
 """eio sid -> (namespace, auth) of the CONNECT being handled."""
 
+Leaving = set[tuple[str, str]]
+"""(eio sid, namespace) of each DISCONNECT packet from a client being handled: python-
+socketio reports it as ``client disconnect``, like a closed transport."""
 
-def watch_connects(server: Any, connects: Connects, logger: logging.Logger) -> None:
-    """Note each CONNECT's namespace and auth in ``connects`` while it is handled."""
+
+def watch_connects(
+    server: Any, connects: Connects, logger: logging.Logger, leaving: Leaving | None = None
+) -> None:
+    """Note each CONNECT's namespace and auth in ``connects``, and each DISCONNECT's in
+    ``leaving``, while python-socketio handles it."""
     eio = getattr(server, "eio", None)
     handlers = getattr(eio, "handlers", None)
     original = handlers.get("message") if isinstance(handlers, dict) else None
@@ -26,6 +33,13 @@ def watch_connects(server: Any, connects: Connects, logger: logging.Logger) -> N
         return
 
     async def on_message(eio_sid: str, data: Any) -> Any:
+        if leaving is not None and isinstance(data, str) and data[:1] == "1":
+            nsp = (data[1:].split(",", 1)[0] or "/") if data[1:2] == "/" else "/"
+            leaving.add((eio_sid, nsp))
+            try:
+                return await original(eio_sid, data)
+            finally:
+                leaving.discard((eio_sid, nsp))
         if not (isinstance(data, str) and data[:1] == "0"):
             return await original(eio_sid, data)
         try:

@@ -79,7 +79,7 @@ class Delivery:
             return
         server = self._manager.server
         packet_class = server.packet_class
-        if binary is False and packet_class is _TEXT_PACKET:
+        if binary is False and getattr(packet_class, "plain", packet_class) is _TEXT_PACKET:
             encoded: Any = encode_event_text(packet_class.json, nsp, data)
         else:
             encoded = packet_class(EVENT_TYPE, namespace=nsp, data=data, binary=binary).encode()

@@ -38,6 +38,8 @@ class LocalSockets:
         self._close_timeout = close_timeout
         self.info: dict[tuple[str, str], list[Any]] = {}
         """(namespace, sid) -> [issued, data, auth] of each local socket."""
+        self.closing: set[tuple[str, str]] = set()
+        """(namespace, sid) of each socket the server is disconnecting."""
 
     def recipients(self, nsp: str, rooms: Iterable[Room], excluded: Iterable[Room]) -> Recipients:
         """Local (sid, eio_sid) pairs in any of ``rooms`` (all if none) and in no excluded room."""
@@ -91,6 +93,7 @@ class LocalSockets:
 
     def forget(self, nsp: str, sid: str) -> None:
         self.info.pop((nsp, sid), None)
+        self.closing.discard((nsp, sid))
 
     def describe(self, nsp: str, recipients: Recipients) -> list[dict[str, Any]]:
         """``{id, handshake, rooms, data}`` of local sockets, as fetch_sockets reports them.
@@ -153,7 +156,16 @@ class LocalSockets:
             if close:
                 await self._close_connection(eio_sid)
             else:
-                await self._manager.server.disconnect(sid, namespace=nsp, ignore_queue=True)
+                await self.server_disconnect(nsp, sid)
+
+    async def server_disconnect(self, nsp: str, sid: str) -> None:
+        """python-socketio's ``disconnect(sid)``, noted in ``closing`` while it runs (a
+        disconnect by the server cannot be recovered)."""
+        self.closing.add((nsp, sid))
+        try:
+            await self._manager.server.disconnect(sid, namespace=nsp, ignore_queue=True)
+        finally:
+            self.closing.discard((nsp, sid))
 
     async def _close_connection(self, eio_sid: str) -> None:
         """Disconnect every namespace of an Engine.IO connection, then close the connection.
@@ -167,7 +179,7 @@ class LocalSockets:
         for namespace in list(manager.get_namespaces()):
             sid = manager.sid_from_eio_sid(eio_sid, namespace)
             if sid is not None:
-                await server.disconnect(sid, namespace=namespace, ignore_queue=True)
+                await self.server_disconnect(namespace, sid)
         # python-engineio waits until the connection's queue is written out, which a client
         # that stopped reading never lets happen; the connection is closed either way.
         with anyio.move_on_after(self._close_timeout):

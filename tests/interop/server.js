@@ -261,13 +261,17 @@ function setupNamespace(name) {
   nsp.on("connection", (socket) => {
     socket.onAny((event, ...args) => {
       const ack = popAck(args);
+      if (event === "whoami" && ack) {  // the recovery tests' view of a socket
+        const rooms = [...socket.rooms].map(String).sort();
+        return ack({ sid: socket.id, recovered: socket.recovered, rooms, data: socket.data ?? null });
+      }
       send({ type: "clientEvent", nsp: name, sid: socket.id, event, args, withAck: !!ack });
       if (ack && state.clientAckEnabled) ack(state.clientAck);
     });
     socket.on("disconnect", (reason) => send({ type: "disconnect", nsp: name, sid: socket.id, reason }));
     // Sharded (dynamic-private): the socket-id room's SSUBSCRIBE is in Redis before the line.
     syncRooms(name, [socket.id]).then(
-      () => send({ type: "connection", nsp: name, sid: socket.id }),
+      () => send({ type: "connection", nsp: name, sid: socket.id, recovered: socket.recovered }),
       (err) => reportError("syncRooms", err),
     );
   });
