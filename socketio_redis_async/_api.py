@@ -15,7 +15,12 @@ from ._operator import BroadcastOperator, RoomArg, check_namespace, packet_data,
 from ._options import check_bool, check_seconds
 from ._protocol.messages import check_event
 from ._protocol.rooms import Room, check_room
+from ._recovery import host as recovery_host
+from ._recovery.options import ConnectionStateRecovery
+from ._recovery.recovery import Recovery
+from ._recovery.replay import replayable
 from ._recovery.sessions import Session, encode_session
+from ._recovery.store import SessionStore
 from ._sockets import RemoteSocket
 
 
@@ -153,6 +158,43 @@ class ClusterAPI(ClusterManager):
             encode_session(Session(sid, "", [], data))  # TypeError: it could not be stored
             self._recovery.changed(namespace, sid)
         info[1] = data
+
+    def _recover_connections(
+        self,
+        settings: ConnectionStateRecovery,
+        store: SessionStore,
+        *,
+        key_prefix: str,
+        stream_of: Callable[[str], str],
+        offset: Callable[[str], bytes | None],
+        max_len: int,
+    ) -> None:
+        """Turn connection-state recovery on (before or after the server is attached);
+        ``offset(stream)``: where the transport started reading ``stream``."""
+        engine = self._engine
+        positions = engine.receiver.positions
+
+        def snapshot(nsp: str, sid: str) -> tuple[list[Any], Any] | None:
+            info = engine.local.info.get((nsp, sid))
+            rooms = self.get_rooms(sid, nsp)
+            return None if info is None else ([r for r in rooms if r is not None], info[1])
+
+        self._recovery = Recovery(
+            settings,
+            store,
+            key_prefix=key_prefix,
+            stream_of=stream_of,
+            position=lambda s: positions.get(s.encode()) or offset(s),
+            decode=replayable,
+            uid=lambda: engine.uid,
+            snapshot=snapshot,
+            timeout=self._options.requests_timeout,
+            max_entries=2 * max_len + 1000,
+            logger=self.logger,
+        )
+        engine.add_offsets(self._recovery)
+        if self.server is not None:  # attached already: check and hook it now
+            recovery_host.check(self.server, self._recovery.pid_of)
 
     @property
     def stats(self) -> dict[str, int]:

@@ -15,7 +15,6 @@ from ._adapter import redis_transport_options
 from ._api import ClusterAPI
 from ._options import adapter_options, check_seconds
 from ._protocol.streams_wire import StreamsWire
-from ._recovery.attach import attach
 from ._recovery.options import ConnectionStateRecovery
 from ._recovery.store import RedisSessionStore
 from ._transport.base import Transport, TransportHooks
@@ -147,8 +146,7 @@ class AsyncStreamsRedisAdapter(ClusterAPI):
         self._stream_wire = wire
         self.session_key_prefix = session_key_prefix
         if csr is not None:
-            attach(
-                self,
+            self._recover_connections(
                 csr,
                 RedisSessionStore(self._streams.command),
                 key_prefix=session_key_prefix,

@@ -7,6 +7,7 @@ holding new connections keeps it away while the cluster goes on broadcasting.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import anyio
@@ -36,6 +37,21 @@ async def offline(proxy: Proxy, client: CsrClient, server: Node, sid: str) -> No
     proxy.cut()
     await client._wait_matching(disconnects + 1, 10, type="disconnect")
     await wait_until(lambda: sid not in server.sids())
+
+
+@contextlib.asynccontextmanager
+async def dropped(py: Node) -> AsyncIterator[tuple[Proxy, CsrClient, str]]:
+    """A client of ``py`` (through a proxy) that got one packet, then went offline."""
+    async with Proxy(py.port) as proxy:
+        client = await CsrClient.connect(proxy.url)
+        try:
+            sid = client.connects[0]["sid"]
+            await py.sio.emit("e", 1)
+            await client._wait_matching(1, 10, type="event", event="e")
+            await offline(proxy, client, py, sid)
+            yield proxy, client, sid
+        finally:
+            await client.aclose()
 
 
 def offsets(received: list[list[object]]) -> list[str]:
@@ -138,25 +154,18 @@ async def test_a_client_back_before_its_old_connection_timed_out_is_recovered(py
 async def test_a_client_back_after_the_window_gets_a_new_session(redis_server, key):
     """Past ``max_disconnection_duration`` the session is gone: a new sid, not recovered,
     and the failure is counted."""
-    py = await start_recovering(redis_server.url, key, window=0.5)
+    prefix = f"{key}:session:"
+    py = await start_recovering(redis_server.url, key, window=0.5, session_key_prefix=prefix)
     client_redis = redis.asyncio.Redis.from_url(redis_server.url)
     try:
-        async with Proxy(py.port) as proxy:
-            client = await CsrClient.connect(proxy.url)
-            try:
-                sid = client.connects[0]["sid"]
-                await py.sio.emit("e", 1)
-                await client._wait_matching(1, 10, type="event", event="e")
-                await offline(proxy, client, py, sid)
-                with anyio.fail_after(10):  # the window passes: Redis expires the session
-                    while await client_redis.keys("sio:session:*"):
-                        await anyio.sleep(0.05)
-                proxy.refusing = False
-                again = await client.wait_connects(2)
-                assert again["sid"] != sid and again["recovered"] is False
-                assert py.adapter.stats["recovery_failures"] == 1
-            finally:
-                await client.aclose()
+        async with dropped(py) as (proxy, client, sid):
+            with anyio.fail_after(10):  # the window passes: Redis expires the session
+                while await client_redis.keys(prefix + "*"):
+                    await anyio.sleep(0.05)
+            proxy.refusing = False
+            again = await client.wait_connects(2)
+            assert again["sid"] != sid and again["recovered"] is False
+            assert py.adapter._recovery.failures == {"no_session": 1}
     finally:
         await client_redis.aclose()
         await py.aclose()
@@ -166,20 +175,12 @@ async def test_a_client_whose_offset_was_trimmed_gets_a_new_session(redis_server
     """Entries trimmed past the client's offset cannot be replayed: a new session."""
     py = await start_recovering(redis_server.url, key, max_len=10)
     try:
-        async with Proxy(py.port) as proxy:
-            client = await CsrClient.connect(proxy.url)
-            try:
-                sid = client.connects[0]["sid"]
-                await py.sio.emit("e", 1)
-                await client._wait_matching(1, 10, type="event", event="e")
-                await offline(proxy, client, py, sid)
-                for n in range(300):  # MAXLEN ~ 10 trims whole nodes of 100 entries
-                    await py.sio.emit("e", n)
-                proxy.refusing = False
-                again = await client.wait_connects(2)
-                assert again["sid"] != sid and again["recovered"] is False
-                assert py.adapter._recovery.failures == {"offset_not_found": 1}
-            finally:
-                await client.aclose()
+        async with dropped(py) as (proxy, client, sid):
+            for n in range(300):  # MAXLEN ~ 10 trims whole nodes of 100 entries
+                await py.sio.emit("e", n)
+            proxy.refusing = False
+            again = await client.wait_connects(2)
+            assert again["sid"] != sid and again["recovered"] is False
+            assert py.adapter._recovery.failures == {"offset_not_found": 1}
     finally:
         await py.aclose()

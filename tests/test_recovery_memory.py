@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from socketio_redis_async import ConnectionStateRecovery
-from socketio_redis_async._recovery.attach import attach
 from socketio_redis_async._recovery.memory_store import MemorySessionStore
 from tests.unit_cluster import UnitCluster, UnitServer, open_cluster, received
 
@@ -24,8 +23,7 @@ async def cluster() -> AsyncIterator[UnitCluster]:
 
 async def recovering(cluster: UnitCluster, store: MemorySessionStore) -> UnitServer:
     server = await cluster.add("streams")
-    attach(
-        server.mgr,
+    server.mgr._recover_connections(
         ConnectionStateRecovery(5),
         store,
         key_prefix="sio:session:",

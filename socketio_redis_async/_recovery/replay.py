@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .._errors import MalformedMessage
+from .._protocol import sharded, streams
+from .._protocol.messages import Broadcast
 from .sessions import RecoveryFailed, Restore, Session, offset_key, replays_to, with_offset
 from .store import SessionStore
 
@@ -82,3 +84,9 @@ class Replay:
             for entry_id, sender, msg in restore.entries
             if offset_key(entry_id) <= (mine_key if sender == uid else handled_key)
         ]
+
+
+def replayable(fields: list[bytes]) -> tuple[str, Broadcast | None]:
+    """A stream entry read back for a replay: its sender, and its broadcast if it is one."""
+    msg = streams.decode_entry(fields)
+    return msg.uid, sharded.as_broadcast(msg)

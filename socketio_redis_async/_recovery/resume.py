@@ -8,6 +8,7 @@ replay, and none is in both (see ``Recovery.missed``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,7 +37,8 @@ async def resume(
     if local.is_local(sid, nsp):
         await local.server_disconnect(nsp, sid)
     else:
-        await disconnect_remote(nsp, sid)
+        with contextlib.suppress(Exception):  # if Redis refused it: gone at its ping timeout
+            await disconnect_remote(nsp, sid)
     if not await recovery.catch_up(restore):  # what came while this awaited
         return None
     if not register(host, eio_sid, nsp, restore.session):
@@ -48,8 +50,8 @@ async def resume(
 
 
 def register(host: Host, eio_sid: str, nsp: str, session: Session) -> bool:
-    """Enter the old sid into its rooms for ``eio_sid`` (False if that connection is
-    already in ``nsp``), with its data."""
+    """Enter the old sid, for ``eio_sid``, into the session's rooms (False if that
+    connection is already in ``nsp``)."""
     sid = session.sid
     ns = host.rooms.get(nsp, {})
     if eio_sid in ns.get(None, {}).values():
