@@ -26,7 +26,7 @@ import psutil
 
 from socketio_redis_async._cli.redis_server import RedisServer, find_redis_server, free_port
 
-from .contenders import NODE_CONTENDERS, NODE_SHARDED, NODE_STREAMS, STREAM
+from .contenders import NODE_CONTENDERS, NODE_SHARDED, NODE_STREAMS, NODE_STREAMS_CSR, STREAM
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "tests" / "interop" / "node_modules"
@@ -58,7 +58,7 @@ def node_available(contender: str = "") -> str | None:
         return "node is not installed"
     if not (NODE_MODULES / "@socket.io" / "redis-adapter").exists():
         return "tests/interop/node_modules is missing (npm ci --prefix tests/interop)"
-    if contender == NODE_STREAMS:
+    if contender.startswith(NODE_STREAMS):
         for package in ("@socket.io/redis-streams-adapter", "redis-v5"):
             if not (NODE_MODULES / package).exists():
                 return f"no {package} in tests/interop/node_modules (npm ci --prefix tests/interop)"
@@ -253,7 +253,8 @@ class Processes:
         if contender in NODE_CONTENDERS:
             args = ["node", str(NODE_SCRIPT), "--redis", redis_url, "--key", key]
             args += ["--sharded", "yes" if contender == NODE_SHARDED else "no"]
-            args += ["--streams", "yes" if contender == NODE_STREAMS else "no"]
+            args += ["--streams", "yes" if contender.startswith(NODE_STREAMS) else "no"]
+            args += ["--csr", "yes" if contender == NODE_STREAMS_CSR else "no"]
             args += ["--stream", stream]
             return await self.spawn(name, [*args, "--cluster", "yes" if cluster else "no"])
         options = ("--contender", contender, "--redis", redis_url, "--key", key)

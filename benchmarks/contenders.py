@@ -17,6 +17,7 @@ ADAPTER_UVLOOP = "adapter-uvloop"
 EMITTER = "emitter"
 EMITTER_UVLOOP = "emitter-uvloop"
 UVLOOP = "-uvloop"  # a contender name ending in this runs its process on uvloop
+QUEUED = "-queued"  # this package's adapter with queued_emits=True
 REDIS_MANAGER = "redismanager"
 ASYNC_MANAGER = "asyncmanager"
 RAW = "raw"
@@ -25,8 +26,15 @@ SHARDED = "sharded"
 NODE_SHARDED = "node-sharded"
 STREAMS = "streams"
 NODE_STREAMS = "node-streams"
-NODE_CONTENDERS = (NODE, NODE_SHARDED, NODE_STREAMS)  # run by node_bench.js
-STREAMS_CONTENDERS = (STREAMS, NODE_STREAMS)  # broadcasts are entries of a Redis stream
+ADAPTER_QUEUED = ADAPTER + QUEUED
+SHARDED_QUEUED = SHARDED + QUEUED
+STREAMS_QUEUED = STREAMS + QUEUED
+CSR = "-csr"  # a streams contender with connection-state recovery on
+STREAMS_CSR = STREAMS + CSR
+NODE_STREAMS_CSR = NODE_STREAMS + CSR
+NODE_CONTENDERS = (NODE, NODE_SHARDED, NODE_STREAMS, NODE_STREAMS_CSR)  # run by node_bench.js
+# Broadcasts are entries of a Redis stream:
+STREAMS_CONTENDERS = (STREAMS, STREAMS_QUEUED, STREAMS_CSR, NODE_STREAMS, NODE_STREAMS_CSR)
 STREAM = "bench-stream"  # the stream of the streams contenders when none is given
 
 LABELS = {
@@ -43,6 +51,11 @@ LABELS = {
     NODE_SHARDED: "Node createShardedAdapter 8.3 (dynamic)",
     STREAMS: "AsyncStreamsRedisAdapter",
     NODE_STREAMS: "Node @socket.io/redis-streams-adapter 0.3.1",
+    ADAPTER_QUEUED: "AsyncRedisAdapter, queued_emits",
+    SHARDED_QUEUED: "AsyncShardedRedisAdapter (dynamic), queued_emits",
+    STREAMS_QUEUED: "AsyncStreamsRedisAdapter, queued_emits",
+    STREAMS_CSR: "AsyncStreamsRedisAdapter, connection-state recovery",
+    NODE_STREAMS_CSR: "Node @socket.io/redis-streams-adapter 0.3.1, connectionStateRecovery",
 }
 
 EVENT = "m"
@@ -70,16 +83,30 @@ def build_manager(
         AsyncRedisAdapter,
         AsyncShardedRedisAdapter,
         AsyncStreamsRedisAdapter,
+        ConnectionStateRecovery,
     )
 
     contender = base_contender(contender)
+    if contender == STREAMS_CSR:
+        return AsyncStreamsRedisAdapter(
+            redis_url,
+            stream_name=stream,
+            channel_prefix=key,
+            connection_state_recovery=ConnectionStateRecovery(),
+        )
+    queued = contender.endswith(QUEUED)
+    contender = contender.removesuffix(QUEUED)
     if contender == ADAPTER:
-        return AsyncRedisAdapter(redis_url, key=key)
+        return AsyncRedisAdapter(redis_url, key=key, queued_emits=queued)
     if contender == SHARDED:
-        return AsyncShardedRedisAdapter(redis_url, channel_prefix=key)
+        return AsyncShardedRedisAdapter(redis_url, channel_prefix=key, queued_emits=queued)
     if contender == STREAMS:
         # Node's defaults otherwise: MAXLEN ~ 10,000, COUNT 100, BLOCK 5 s.
-        return AsyncStreamsRedisAdapter(redis_url, stream_name=stream, channel_prefix=key)
+        return AsyncStreamsRedisAdapter(
+            redis_url, stream_name=stream, channel_prefix=key, queued_emits=queued
+        )
+    if queued:
+        raise ValueError(f"only this package's adapters queue emits, not {contender!r}")
     if contender == ADAPTER_NOMUX:
         return AsyncRedisAdapter(redis_url, key=key, with_channel_multiplexing=False)
     if contender == REDIS_MANAGER:

@@ -39,6 +39,8 @@ function parseArgs(argv) {
     // --streams yes: @socket.io/redis-streams-adapter (XADD/XREAD + pub/sub) on node-redis 5,
     // broadcasting on the stream --stream (its channelPrefix is --key)
     else if (argv[i] === "--streams") o.streams = argv[i + 1];
+    // --csr yes: the server's connectionStateRecovery (Node's defaults) on the streams adapter
+    else if (argv[i] === "--csr") o.csr = argv[i + 1];
     else if (argv[i] === "--stream") o.stream = argv[i + 1];
     else throw new Error(`unknown argument ${argv[i]}`);
   }
@@ -208,7 +210,8 @@ async function main() {
       : createAdapter(pub, sub, { key: opts.key });
   }
   const httpServer = http.createServer();
-  io = new Server(httpServer, { transports: ["websocket"], adapter });
+  const recovery = opts.csr === "yes" ? { connectionStateRecovery: {} } : {};
+  io = new Server(httpServer, { transports: ["websocket"], adapter, ...recovery });
   io.on("connection", (socket) => {
     const rooms = socket.handshake.auth && socket.handshake.auth.rooms;
     if (Array.isArray(rooms)) socket.join(rooms);

@@ -16,6 +16,7 @@ from .scenarios import (
     EMITTERS,
     FANOUT,
     LATENCY,
+    LOOPS,
     MEMORY,
     REDIS_MEMORY,
     REQUESTS,
@@ -169,6 +170,14 @@ TABLES: dict[str, list[Column]] = {
         _metric("max ms", "lat_max_ms", 2),
         _metric("CPU µs/msg B", "cpu_us_server_B", 1),
         _metric("CPU µs/msg redis (all nodes)", "cpu_us_redis", 1),
+    ],
+    LOOPS: [
+        CONTENDER,
+        _case("emitters"),
+        _metric("msg/s", "msgs_per_s"),
+        _metric("CPU µs/msg A", "cpu_us_server_A", 1),
+        _metric("CPU µs/msg B", "cpu_us_server_B", 1),
+        _metric("CPU µs/msg redis", "cpu_us_redis", 2),
     ],
     EMITTERS: [
         CONTENDER,
@@ -421,6 +430,16 @@ def markdown(
         "Paced at the latency rate of section 2:",
         "",
         *_scenario_table(results, SHARD_LATENCY),
+        "## 9. One emitting loop or many: awaited emits and `queued_emits`",
+        "",
+        f"Server A emits round-robin to {SHARD_ROOMS} rooms whose one client is on server "
+        "B, on one Redis, at max rate: from one loop awaiting each emit, then from "
+        f"{CONCURRENT} such loops at once. Awaited, each emit returns once Redis accepted "
+        "it; with `queued_emits=True` once it is queued for the pipelined publisher, as "
+        "Node's emits return at once (Node runs its one loop only). Redis CPU per broadcast "
+        "is the figure of issue 20.",
+        "",
+        *_scenario_table(results, LOOPS),
     ]
     if results.skipped or results.notes:
         out += ["## Notes", ""]

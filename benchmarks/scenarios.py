@@ -14,6 +14,7 @@ from .config import Config
 from .contenders import (
     ADAPTER,
     ADAPTER_NOMUX,
+    ADAPTER_QUEUED,
     ADAPTER_UVLOOP,
     ASYNC_MANAGER,
     EMITTER,
@@ -22,10 +23,14 @@ from .contenders import (
     NODE_CONTENDERS,
     NODE_SHARDED,
     NODE_STREAMS,
+    NODE_STREAMS_CSR,
     RAW,
     REDIS_MANAGER,
     SHARDED,
+    SHARDED_QUEUED,
     STREAMS,
+    STREAMS_CSR,
+    STREAMS_QUEUED,
 )
 from .results import Results, percentile
 
@@ -34,6 +39,7 @@ THROUGHPUT, LATENCY, FANOUT, ROOMS = "throughput", "latency", "fanout", "rooms"
 REQUESTS, MEMORY, EMITTERS = "requests", "memory", "emitters"
 SHARDS, SHARD_LATENCY = "shards", "shard_latency"
 REDIS_MEMORY = "redis_memory"
+LOOPS = "loops"
 SHARD_ROOMS = 64  # rooms A emits to in turn; their clients are on B
 SHARD_COUNTS = (0, 3)  # a standalone Redis, then a cluster of 3 masters
 CONCURRENT = 16  # emitting tasks on the sender in the "concurrent emits" cases
@@ -51,9 +57,12 @@ CONTENDERS = {
         ADAPTER_UVLOOP,
         SHARDED,
         STREAMS,
+        STREAMS_QUEUED,
+        STREAMS_CSR,
         REDIS_MANAGER,
         NODE,
         NODE_STREAMS,
+        NODE_STREAMS_CSR,
         RAW,
     ),
     "fanout": (ADAPTER, STREAMS, ASYNC_MANAGER),
@@ -62,6 +71,17 @@ CONTENDERS = {
     "memory": (ADAPTER, STREAMS, ASYNC_MANAGER, REDIS_MANAGER),
     "emitters": (EMITTER, EMITTER_UVLOOP),
     "shards": (ADAPTER, SHARDED, NODE_SHARDED),
+    "loops": (
+        ADAPTER,
+        ADAPTER_QUEUED,
+        NODE,
+        SHARDED,
+        SHARDED_QUEUED,
+        NODE_SHARDED,
+        STREAMS,
+        STREAMS_QUEUED,
+        NODE_STREAMS,
+    ),
 }
 # Scenario 1's side-by-side of the streams adapter: also paced at config.more_latency_rates.
 SIDE_BY_SIDE = (ADAPTER, SHARDED, STREAMS, NODE, NODE_STREAMS)
@@ -96,6 +116,10 @@ def shard_case(shards: int) -> str:
 
 def emitter_case(k: int, concurrency: int) -> str:
     return f"K={k}" if concurrency == 1 else f"K={k}, {concurrency} concurrent emits"
+
+
+def loop_case(concurrency: int) -> str:
+    return "one loop" if concurrency == 1 else f"{concurrency} concurrent emitters"
 
 
 async def cross_node(config: Config, results: Results) -> None:
@@ -309,6 +333,29 @@ async def shards(config: Config, results: Results) -> None:
                     results.add(SHARD_LATENCY, contender, case, rep, **metrics)
 
 
+async def loops(config: Config, results: Results) -> None:
+    """9: one loop awaiting each emit vs 16 concurrent emitters, awaited vs queued_emits.
+
+    A emits round-robin to 64 rooms whose one client is on B, on one Redis, at max rate;
+    Redis CPU per broadcast is the figure. Node's emits never wait: its one loop is its
+    only shape."""
+    for contender in CONTENDERS["loops"]:
+        if contender in NODE_CONTENDERS and (why := node_available(contender)):
+            results.skipped[contender] = why
+            continue
+        print(f"[loops] {contender}", flush=True)
+        async with Cluster(contender) as cluster:
+            rooms = [f"s-{i}" for i in range(SHARD_ROOMS)]
+            receiver = await cluster.connect("s", cluster.b, 1, rooms)
+            if contender == NODE_SHARDED:
+                await cluster.wait_shard_channels([f"{KEY}#/#{room}#" for room in rooms])
+            shapes = (1,) if contender in NODE_CONTENDERS else (1, CONCURRENT)
+            for concurrency in shapes:
+                blast = Blast(cluster.a, receiver, f"s:{SHARD_ROOMS}", 1, concurrency)
+                key = (LOOPS, contender, loop_case(concurrency))
+                await max_rate(cluster, config, results, key, blast)
+
+
 Scenario = Callable[[Config, Results], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {
     "cross_node": cross_node,
@@ -318,4 +365,5 @@ SCENARIOS: dict[str, Scenario] = {
     "memory": memory,
     "emitters": emitters,
     "shards": shards,
+    "loops": loops,
 }

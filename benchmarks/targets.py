@@ -5,9 +5,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .contenders import ADAPTER, ASYNC_MANAGER, NODE_STREAMS, REDIS_MANAGER, STREAMS
+from .contenders import (
+    ADAPTER,
+    ADAPTER_QUEUED,
+    ASYNC_MANAGER,
+    NODE,
+    NODE_SHARDED,
+    NODE_STREAMS,
+    NODE_STREAMS_CSR,
+    REDIS_MANAGER,
+    SHARDED,
+    SHARDED_QUEUED,
+    STREAMS,
+    STREAMS_CSR,
+    STREAMS_QUEUED,
+)
 from .results import Results
-from .scenarios import CONCURRENT, FANOUT, LATENCY, ROOMS, THROUGHPUT, cross_case, fanout_case
+from .scenarios import (
+    CONCURRENT,
+    FANOUT,
+    LATENCY,
+    LOOPS,
+    ROOMS,
+    THROUGHPUT,
+    cross_case,
+    fanout_case,
+    loop_case,
+)
 
 K1 = cross_case(1, True)
 K20 = cross_case(20, True)
@@ -111,20 +135,55 @@ def _streams_receiver(name: str, scenario: str, case: str) -> Check:
     )
 
 
-def _streams_redis(name: str, scenario: str, case: str, node_case: str | None = None) -> Check:
-    """Redis spends at most 2x as much CPU per message on the Python streams adapter as
-    on Node's (``node_case``: Node's case to compare with, when it differs)."""
+def _streams_redis(
+    name: str,
+    scenario: str,
+    case: str,
+    node_case: str | None = None,
+    mine: str = STREAMS,
+    node: str = NODE_STREAMS,
+) -> Check:
+    """Redis spends at most 2x as much CPU per message on the Python streams adapter
+    (``mine``) as on Node's (``node``; ``node_case``: Node's case, when it differs)."""
     return _ratio(
         name,
-        "Python streams <= 2x Node streams",
+        f"{mine} <= 2x {node}",
         "cpu_us_redis",
         "µs",
-        (scenario, STREAMS, case),
-        (scenario, NODE_STREAMS, node_case or case),
+        (scenario, mine, case),
+        (scenario, node, node_case or case),
         lambda ratio: ratio <= 2,
     )
 
 
+def _recovery_receiver(name: str, scenario: str, case: str) -> Check:
+    """Connection-state recovery costs the receiving server at most 1.2x its CPU without."""
+    return _ratio(
+        name,
+        "streams-csr <= 1.2x streams",
+        "cpu_us_server_B",
+        "µs",
+        (scenario, STREAMS_CSR, case),
+        (scenario, STREAMS, case),
+        lambda ratio: ratio <= 1.2,
+    )
+
+
+def _loop_redis(name: str, mine: str, node: str, case: str = loop_case(1)) -> Check:
+    """Scenario 9: Redis spends at most 2x as much CPU per broadcast on ``mine`` (its
+    ``case``) as on Node's ``node`` adapter, whose emits never wait (one loop)."""
+    return _ratio(
+        name,
+        "<= 2x Node's",
+        "cpu_us_redis",
+        "µs",
+        (LOOPS, mine, case),
+        (LOOPS, node, loop_case(1)),
+        lambda ratio: ratio <= 2,
+    )
+
+
+ONE_LOOP = "one emitting loop, 64 rooms"
 BUSY = f"K=20, {CONCURRENT} concurrent emits"
 # Every target of the issue, in the order RESULTS.md lists them.
 TARGETS: list[Check] = [
@@ -166,7 +225,17 @@ TARGETS: list[Check] = [
     _vs_manager(f"*supplementary:* Redis CPU per message, {BUSY}", K20_BUSY, "cpu_us_redis", 5),
     # The streams adapter (scenario 1 side by side).
     _streams_receiver("Streams: receiving-server CPU per message, K=1", THROUGHPUT, K1),
-    _streams_redis("Streams: Redis CPU per message, K=20 at max rate", THROUGHPUT, K20),
+    _streams_redis(
+        "Streams: Redis CPU per message, K=20 at max rate, emits not awaited (as Node's)",
+        THROUGHPUT,
+        K20,
+        mine=STREAMS_QUEUED,
+    ),
+    _streams_redis(
+        "*supplementary:* Streams: Redis CPU per message, K=20 at max rate, each emit awaited",
+        THROUGHPUT,
+        K20,
+    ),
     _streams_receiver(
         "*supplementary:* Streams: receiving-server CPU per message, K=20", THROUGHPUT, K20
     ),
@@ -186,6 +255,55 @@ TARGETS: list[Check] = [
         THROUGHPUT,
         K20_BUSY,
         K20,
+    ),
+    # Connection-state recovery (issue 19): its cost, and against Node's.
+    _recovery_receiver("Recovery: receiving-server CPU per message, K=20", THROUGHPUT, K20),
+    _recovery_receiver(
+        "*supplementary:* Recovery: receiving-server CPU per message, K=20 paced at 500 msg/s",
+        LATENCY,
+        K20,
+    ),
+    _ratio(
+        "Recovery: Redis CPU per message, K=20 at max rate",
+        "streams-csr <= 1.2x streams",
+        "cpu_us_redis",
+        "µs",
+        (THROUGHPUT, STREAMS_CSR, K20),
+        (THROUGHPUT, STREAMS, K20),
+        lambda ratio: ratio <= 1.2,
+    ),
+    _streams_redis(
+        "*supplementary:* Recovery: Redis CPU per message, K=20 at max rate, against Node's "
+        "(each Python emit awaits its XADD for the offset; Node's never wait)",
+        THROUGHPUT,
+        K20,
+        mine=STREAMS_CSR,
+        node=NODE_STREAMS_CSR,
+    ),
+    # Single-loop emitters (issue 20), scenario 9: queued_emits against Node.
+    _loop_redis(f"Redis CPU per broadcast, {ONE_LOOP}: queued_emits", ADAPTER_QUEUED, NODE),
+    _loop_redis(
+        f"Sharded: Redis CPU per broadcast, {ONE_LOOP}: queued_emits", SHARDED_QUEUED, NODE_SHARDED
+    ),
+    _loop_redis(
+        f"Streams: Redis CPU per message, {ONE_LOOP}: queued_emits", STREAMS_QUEUED, NODE_STREAMS
+    ),
+    _loop_redis(f"*supplementary:* Redis CPU per broadcast, {ONE_LOOP}: awaited", ADAPTER, NODE),
+    _loop_redis(
+        f"*supplementary:* Sharded: Redis CPU per broadcast, {ONE_LOOP}: awaited",
+        SHARDED,
+        NODE_SHARDED,
+    ),
+    _loop_redis(
+        f"*supplementary:* Streams: Redis CPU per message, {ONE_LOOP}: awaited",
+        STREAMS,
+        NODE_STREAMS,
+    ),
+    _loop_redis(
+        f"*supplementary:* Redis CPU per broadcast, {CONCURRENT} concurrent emitters: awaited",
+        ADAPTER,
+        NODE,
+        loop_case(CONCURRENT),
     ),
 ]
 
