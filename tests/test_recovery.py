@@ -184,3 +184,36 @@ async def test_a_client_whose_offset_was_trimmed_gets_a_new_session(redis_server
             assert py.adapter._recovery.failures == {"offset_not_found": 1}
     finally:
         await py.aclose()
+
+
+async def test_a_recovered_socket_the_connect_handler_refuses_loses_its_session(redis_server, key):
+    """The connect handler still runs on recovery and may refuse: the client gets the
+    refusal, the session is deleted, and its next attempt is a new session."""
+    prefix = f"{key}:session:"
+    py = await start_recovering(redis_server.url, key, session_key_prefix=prefix)
+    refusing: list[bool] = []
+    seen: list[bool] = []
+
+    @py.sio.event
+    async def connect(sid: str, environ: object, auth: object) -> bool:
+        seen.append(py.adapter.recovered(sid))
+        return not refusing
+
+    client_redis = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        async with dropped(py) as (proxy, client, sid):
+            refusing.append(True)
+            proxy.refusing = False
+            await client._wait_matching(1, 10, type="connect_error")
+            assert seen == [False, True]  # the handler saw the recovery, and refused it
+            with anyio.fail_after(5):
+                while await client_redis.keys(prefix + "*"):
+                    await anyio.sleep(0.02)
+            refusing.clear()
+            client.command("connect")
+            again = await client.wait_connects(2)
+            assert again["sid"] != sid and again["recovered"] is False
+            assert py.adapter._recovery.failures == {"no_session": 1}
+    finally:
+        await client_redis.aclose()
+        await py.aclose()
