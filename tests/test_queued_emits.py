@@ -11,6 +11,7 @@ in-memory transport's queued path are unit tests.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from typing import Any
@@ -33,7 +34,10 @@ from tests.unit_cluster import UnitCluster, make_options
 
 pytestmark = pytest.mark.anyio
 
-KINDS = ("classic", "sharded", "streams")
+# The embedded Redis 6.2 (tests-embedded-redis) has no sharded pub/sub: no sharded case
+# is made there, as that session leaves out the sharded test files (no skips in CI).
+EMBEDDED = os.environ.get("SOCKETIO_REDIS_SERVER") == "embedded"
+KINDS = ("classic", "streams") if EMBEDDED else ("classic", "sharded", "streams")
 ADAPTERS: dict[str, Any] = {
     "classic": AsyncRedisAdapter,
     "sharded": AsyncShardedRedisAdapter,
@@ -44,13 +48,7 @@ SLACK = 1.0  # seconds allowed past a documented bound (scheduling on a loaded m
 
 
 async def start(kind: str, url: str, key: str, **options: Any) -> Node:
-    """A server on ``kind``'s adapter (streams: its stream named after ``key``); the
-    sharded one is skipped on a Redis older than 7 (no sharded pub/sub there)."""
-    if kind == "sharded":
-        async with redis.asyncio.Redis.from_url(url) as client:
-            version = str((await client.info("server"))["redis_version"])
-        if int(version.split(".")[0]) < 7:
-            pytest.skip(f"sharded pub/sub needs Redis 7 or newer, not {version}")
+    """A server on ``kind``'s adapter (streams: its stream named after ``key``)."""
     if kind == "streams":
         return await start_streams(url, key, **options)
     return await Node.start(url, key, ADAPTERS[kind], **options)
