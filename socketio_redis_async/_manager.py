@@ -262,7 +262,7 @@ class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
     def _recoverable(self, sid: str, namespace: str) -> bool:
         """Lost, not closed on purpose by the client (a DISCONNECT packet), the server, or
         a connect handler that refused it."""
-        eio_sid = self.rooms.get(namespace, {}).get(None, {}).get(sid)
+        eio_sid = self.eio_sid_from_sid(sid, namespace)
         on_purpose = (eio_sid, namespace) in self._leaving or self.is_pre_connected(sid, namespace)
         return not (on_purpose or (namespace, sid) in self._engine.local.closing)
 
