@@ -125,6 +125,9 @@ def test_parse_request_validates_each_type():
         {"type": 7, "requestId": "r", "packet": {"data": "x"}},
         {"type": 0, "rooms": {"a": 1}},
         {"type": 3, "sid": "s", "room": None},
+        {"type": 5, "requestId": {"a": 1}, "opts": {}},
+        {"type": 1, "requestId": 7},
+        {"type": 7, "requestId": ["r"], "packet": {"data": ["ev"]}, "opts": {}},
     ],
 )
 def test_parse_request_rejects_malformed_fields(raw):

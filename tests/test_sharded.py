@@ -126,8 +126,8 @@ async def test_a_remote_disconnect_reaches_the_socket_on_the_other_server(
 async def test_malformed_sharded_messages_are_dropped_and_counted(
     make_sharded, make_client, redis_client, key
 ):
-    """Junk on every channel (including Node's killer: a message without data) is dropped,
-    counted, and the listener keeps delivering."""
+    """Junk on every channel (including Node's killer: a message without data, and request
+    ids no map can hold) is dropped, counted, and the listener keeps delivering."""
     a, b = await make_sharded(), await make_sharded()
     client = await make_client(b)
     await b.sio.enter_room(client.sid(), "room")
@@ -142,6 +142,9 @@ async def test_malformed_sharded_messages_are_dropped_and_counted(
         json.dumps({"uid": "x", "nsp": "/", "type": 99, "data": {}}).encode(),
         json.dumps({"uid": "x", "nsp": "/", "type": 4, "data": {"opts": 1}}).encode(),
         msgpack.packb({"uid": "x", "nsp": "/", "type": 7, "data": {"opts": []}}),
+        msgpack.packb({"uid": "x", "nsp": "/", "type": 7, "data": {"opts": {}, "requestId": {}}}),
+        msgpack.packb({"uid": "x", "nsp": "/", "type": 3, "data": {"requestId": [1]}}),
+        msgpack.packb({"uid": "x", "nsp": "/", "type": 8, "data": {"requestId": {"a": 1}}}),
         b"\xc1\xc1",
         b"[" * 100_000,
     ]

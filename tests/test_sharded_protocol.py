@@ -132,6 +132,19 @@ def test_an_invalid_envelope_is_malformed(payload):
         sharded.decode(payload)
 
 
+@pytest.mark.parametrize(
+    "kind, request_id", [(7, {"a": 1}), (3, ["r"]), (9, 7), (8, {}), (10, [1]), (12, 1.5)]
+)
+def test_a_request_id_that_is_not_a_string_is_malformed(kind, request_id):
+    """A request or answer whose requestId is not a string (no server sends one) is
+    MalformedMessage, never a TypeError further in."""
+    data = {"opts": {}, "requestId": request_id, "packet": {"type": 2, "data": ["ev"]}}
+    msg = sharded.decode(msgpack.packb({"uid": "u", "nsp": "/", "type": kind, "data": data}))
+    read = sharded.as_answer if kind in sharded.ANSWERS else sharded.as_request
+    with pytest.raises(MalformedMessage, match="requestId"):
+        read(msg)
+
+
 def test_the_slot_map_is_read_from_cluster_slots():
     """Every slot gets its master; an empty host means the node that answered."""
     reply = [[0, 99, [b"", 7001, b"id1"], [b"10.0.0.2", 7004, b"id4"]], [100, 16383, [b"h", 7002]]]

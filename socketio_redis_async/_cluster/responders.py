@@ -207,7 +207,7 @@ class Responders:
         request_id = request.request_id
         if request.uid == self._uid() or self._is_own(request_id) or request.nsp != nsp:
             return
-        assert request.data is not None
+        assert request.data is not None and request_id is not None  # parse_request checks
         recipients = self._local.recipients(nsp, request.selector or (), request.excluded or ())
         count = answers.client_count_answer(request_id, self._uid(), len(recipients))
         await self._answer(nsp, request, count)

@@ -24,6 +24,7 @@ from typing import Any, Final
 import msgpack
 
 from .._errors import MalformedMessage
+from .checks import check_request_id
 
 MAX_DEPTH: Final = 100
 """Messages nested deeper than this many lists and maps are dropped as malformed."""
@@ -165,7 +166,5 @@ def decode_request(payload: bytes) -> dict[str, Any]:
         value = unpack(payload)
     if not isinstance(value, dict):
         raise MalformedMessage("a request or response must be a map")
-    request_id = value.get("requestId")
-    if request_id is not None and not isinstance(request_id, (str, int, float)):
-        raise MalformedMessage(f"requestId must be a string or a number, not {request_id!r:.40}")
+    check_request_id(value)
     return value

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from .._errors import MalformedMessage
 from . import codec
+from .checks import EVENT, check_event_data, check_opts, check_packet, check_request_id
 from .rooms import Room, wire_room, wire_rooms
 
 
@@ -31,8 +32,6 @@ class RequestType(IntEnum):
     BROADCAST_ACK = 9
 
 
-EVENT: Final = 2
-BINARY_EVENT: Final = 5
 EMITTER_UID: Final = "emitter"
 """The uid Node's emitter signs its broadcasts with."""
 RESERVED_EVENTS: Final = frozenset(
@@ -114,38 +113,6 @@ def decode_broadcast(payload: bytes) -> Broadcast:
     nsp, data = check_packet(msg[1])
     rooms, except_rooms, flags = check_opts(msg[2])
     return Broadcast(msg[0], nsp, data, rooms, except_rooms, flags, None if extended else False)
-
-
-def check_opts(opts: Any) -> tuple[list[Room], list[Room], dict[str, Any]]:
-    """Validate the ``opts`` of any message of either protocol: a map (missing or not a
-    map is malformed: Node cannot process it either) of ``{rooms, except, flags}``, each
-    optional (``{}`` selects every socket, as Node's ``new Set(opts.rooms)`` does)."""
-    if not isinstance(opts, dict):
-        raise MalformedMessage("opts must be a map")
-    flags = {} if opts.get("flags") is None else opts["flags"]
-    if not isinstance(flags, dict):
-        raise MalformedMessage("flags must be a map")
-    return wire_rooms(opts.get("rooms")), wire_rooms(opts.get("except"), "except"), flags
-
-
-def check_packet(packet: Any) -> tuple[str, list[Any]]:
-    """Validate a socket.io EVENT packet; return its namespace and ``[event, *args]``."""
-    if not isinstance(packet, dict):
-        raise MalformedMessage("packet must be a map")
-    if packet.get("type", EVENT) not in (EVENT, BINARY_EVENT):
-        raise MalformedMessage(f"unsupported packet type {packet.get('type')!r:.20}")
-    data = check_event_data(packet.get("data"), "packet data")
-    nsp = "/" if packet.get("nsp") is None else packet["nsp"]
-    if not isinstance(nsp, str):
-        raise MalformedMessage("packet nsp must be a string")
-    return nsp, data
-
-
-def check_event_data(data: Any, what: str) -> list[Any]:
-    """``[event, *args]`` as received (``what`` names it in the error), or MalformedMessage."""
-    if not isinstance(data, list) or not data or not isinstance(data[0], str):
-        raise MalformedMessage(f"{what} must be [event, ...args]")
-    return data
 
 
 # -- requests: one builder per type ---------------------------------------------------------
@@ -247,7 +214,7 @@ class Request:
 
     kind: RequestType
     uid: str | None
-    request_id: Any
+    request_id: str | None
     selector: list[Room] | None = None
     excluded: list[Room] | None = None
     rooms: list[Room] | None = None
@@ -268,7 +235,7 @@ def parse_request(raw: dict[str, Any]) -> Request | None:
         return None
     kind = RequestType(kind)
     uid = raw.get("uid") if isinstance(raw.get("uid"), str) else None
-    head: dict[str, Any] = {"kind": kind, "uid": uid, "request_id": raw.get("requestId")}
+    head: dict[str, Any] = {"kind": kind, "uid": uid, "request_id": check_request_id(raw)}
     head["accepts_zlib"] = raw.get("zlib") is True
     if kind == RequestType.SOCKETS:
         return Request(**head, rooms=wire_rooms(raw.get("rooms")))
@@ -291,7 +258,7 @@ def parse_request(raw: dict[str, Any]) -> Request | None:
         return Request(**head, selector=selector, excluded=excluded)
     if kind == RequestType.SERVER_SIDE_EMIT:
         return Request(**head, data=check_event_data(raw.get("data"), "server-side emit data"))
-    if not isinstance(raw.get("requestId"), str):
+    if head["request_id"] is None:
         return None  # BROADCAST (7) without a request id: nothing to answer
     nsp, data = check_packet(raw.get("packet"))
     selector, excluded, flags = check_opts(raw.get("opts"))

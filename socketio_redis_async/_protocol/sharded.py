@@ -21,7 +21,7 @@ from enum import IntEnum
 from typing import Any, Final, Literal
 
 from .._errors import MalformedMessage
-from . import codec, messages
+from . import checks, codec
 from .channels import NamespaceChannels, glob_escape
 from .messages import Broadcast, Request, RequestType, broadcast_parts
 from .rooms import Room, wire_rooms
@@ -243,14 +243,14 @@ def as_broadcast(msg: Message) -> Broadcast | None:
     """A BROADCAST (3) without acks as the broadcast to deliver; None for any other."""
     if msg.kind != MessageType.BROADCAST or "requestId" in msg.data:
         return None
-    nsp, data = messages.check_packet(msg.data.get("packet"))
-    rooms, except_rooms, flags = messages.check_opts(msg.data.get("opts"))
+    nsp, data = checks.check_packet(msg.data.get("packet"))
+    rooms, except_rooms, flags = checks.check_opts(msg.data.get("opts"))
     return Broadcast(msg.uid, nsp, data, rooms, except_rooms, flags, None if msg.binary else False)
 
 
 def as_answer(msg: Message) -> dict[str, Any] | None:
     """An answer (8, 10, 11, 12) in the classic shape the requests layer reads."""
-    data, head = msg.data, {"requestId": msg.data.get("requestId"), "uid": msg.uid}
+    data, head = msg.data, {"requestId": checks.check_request_id(msg.data), "uid": msg.uid}
     if "error" in data:
         head["error"] = data["error"]
     if msg.kind == MessageType.FETCH_SOCKETS_RESPONSE:
@@ -281,11 +281,11 @@ def as_request(msg: Message) -> Request | None:
     data, kind = msg.data, _REQUESTS.get(msg.kind)
     if kind is None or (kind == RequestType.BROADCAST and "requestId" not in data):
         return None
-    head: dict[str, Any] = {"uid": msg.uid, "request_id": data.get("requestId")}
+    head: dict[str, Any] = {"uid": msg.uid, "request_id": checks.check_request_id(data)}
     if kind == RequestType.SERVER_SIDE_EMIT:
-        emitted = messages.check_event_data(data.get("packet"), "server-side emit data")
+        emitted = checks.check_event_data(data.get("packet"), "server-side emit data")
         return Request(kind, **head, data=emitted)
-    selector, excluded, flags = messages.check_opts(data.get("opts"))
+    selector, excluded, flags = checks.check_opts(data.get("opts"))
     head.update(selector=selector, excluded=excluded)
     if kind in (RequestType.REMOTE_JOIN, RequestType.REMOTE_LEAVE):
         return Request(kind, **head, rooms=wire_rooms(data.get("rooms"), required=True))
@@ -293,7 +293,7 @@ def as_request(msg: Message) -> Request | None:
         return Request(kind, **head, close=data.get("close") is True)
     if kind == RequestType.REMOTE_FETCH:
         return Request(kind, **head)
-    if not isinstance(data["requestId"], str):
+    if head["request_id"] is None:
         raise MalformedMessage("a broadcast with acks needs a string requestId")
-    nsp, packet = messages.check_packet(data.get("packet"))
+    nsp, packet = checks.check_packet(data.get("packet"))
     return Request(kind, **head, data=packet, nsp=nsp, flags=flags)

@@ -558,6 +558,8 @@ def malformed_entries(huge: int) -> dict[str, list[bytes]]:
         "opts rooms not a list": entry(data={**BROADCAST_DATA, "opts": {"rooms": 5}}),
         "join with rooms a number": entry(kind=b"4", data={"opts": {}, "rooms": 5}),
         "disconnect with opts a list": entry(kind=b"6", data={"opts": [1], "close": True}),
+        "fetch with a map requestId": entry(kind=b"7", data={"opts": {}, "requestId": {"a": 1}}),
+        "broadcast with a list requestId": entry(data={**BROADCAST_DATA, "requestId": [1]}),
         "answer type 8 on the stream": entry(kind=b"8", data={"requestId": "r", "sockets": []}),
         "answer type 10 on the stream": entry(kind=b"10", data={"requestId": "r"}),
         "answer type 11 on the stream": entry(kind=b"11", data={"requestId": "r"}),
