@@ -75,6 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     profile_cmd.add_argument("--k", type=int, default=20, help="clients on server B")
     profile_cmd.add_argument("--seconds", type=float, default=5.0, help="profiled run length")
     profile_cmd.add_argument("--rate", type=int, default=1000, help="samples per second")
+    profile_cmd.add_argument(
+        "--paced", type=int, default=0, help="emit at this many msg/s (default: max rate)"
+    )
     for sub in (render_cmd, profile_cmd):
         sub.add_argument("--out", type=Path, default=argparse.SUPPRESS, help="output directory")
     args = parser.parse_args(argv)
@@ -145,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "profile":
         out = args.out or HERE / "out"
-        profile(out, args.k, args.seconds, args.role, args.rate, args.contender)
+        profile(out, args.k, args.seconds, args.role, args.rate, args.contender, args.paced)
         return 0
     return run(args, argv)
 

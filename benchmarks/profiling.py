@@ -64,12 +64,12 @@ def _py_spy() -> str:
 
 
 async def _record(
-    py_spy: str, raw: Path, k: int, seconds: float, role: str, rate: int, contender: str
+    py_spy: str, raw: Path, k: int, seconds: float, role: str, rate: int, contender: str, paced: int
 ) -> str:
     async with Cluster(contender) as cluster:
         blast = Blast(cluster.a, await cluster.connect("k", cluster.b, k, ["k"]), "k", k)
-        probe = await blast_run(cluster, blast, 500)
-        events = int(probe["msgs_per_s"] * seconds)
+        probe = await blast_run(cluster, blast, 500, rate=paced)
+        events = int((paced or probe["msgs_per_s"]) * seconds)
         target = cluster.b if role == "b" else cluster.a
         spy = await asyncio.create_subprocess_exec(
             *(py_spy, "record", "--nonblocking", "--rate", str(rate), "--format", "raw"),
@@ -79,23 +79,30 @@ async def _record(
         )
         try:
             await asyncio.sleep(1.0)  # py-spy attaches
-            metrics = await blast_run(cluster, blast, events)
+            metrics = await blast_run(cluster, blast, events, rate=paced, latency=True)
         finally:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
             await asyncio.wait_for(spy.wait(), 30)
     return (
         f"{contender} server {role.upper()}, K={k}: {metrics['msgs_per_s']:,.0f} msg/s, "
-        f"B {metrics['cpu_us_server_B']:.0f} µs/msg, A {metrics['cpu_us_server_A']:.0f} µs/msg"
+        f"B {metrics['cpu_us_server_B']:.0f} µs/msg, A {metrics['cpu_us_server_A']:.0f} µs/msg, "
+        f"p50 {metrics['lat_p50_ms']:.2f} ms, p99 {metrics['lat_p99_ms']:.2f} ms"
     )
 
 
 def profile(
-    out: Path, k: int, seconds: float, role: str, rate: int, contender: str = ADAPTER
+    out: Path,
+    k: int,
+    seconds: float,
+    role: str,
+    rate: int,
+    contender: str = ADAPTER,
+    paced: int = 0,
 ) -> None:
-    """Record a profile of server ``role`` of ``contender`` into ``out`` and print its
-    summary."""
+    """Record a profile of server ``role`` of ``contender`` (emits at ``paced`` msg/s, 0:
+    max rate) into ``out`` and print its summary."""
     out.mkdir(parents=True, exist_ok=True)
-    suffix = "" if contender == ADAPTER else f"-{contender}"
+    suffix = ("" if contender == ADAPTER else f"-{contender}") + (f"-{paced}" if paced else "")
     raw = out / f"profile-{role}-k{k}{suffix}.txt"
-    print(asyncio.run(_record(_py_spy(), raw, k, seconds, role, rate, contender)))
+    print(asyncio.run(_record(_py_spy(), raw, k, seconds, role, rate, contender, paced)))
     print(summarize(raw.read_text()))

@@ -159,6 +159,7 @@ class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
             recovery_host.check(server, self._recovery.pid_of)
         super().set_server(server)
         watch_connects(server, self._connects, self.logger, self._leaving)
+        self._engine.delivery.direct.install(server)
 
     async def emit(
         self,

@@ -95,6 +95,11 @@ STATS: dict[str, tuple[str, str, str]] = {
         "counter",
         "Volatile packets not sent to a backed-up client connection.",
     ),
+    "direct_writes": (
+        "direct_writes_total",
+        "counter",
+        "Packets written straight to an idle websocket, past engine.io's writer queue.",
+    ),
     # AsyncStreamsRedisAdapter only:
     "stream_entries_read": ("stream_entries_read_total", "counter", "Stream entries read."),
     "stream_entries_lost": (

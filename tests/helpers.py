@@ -85,7 +85,7 @@ class Node:
         prefix option is ``channel_prefix``: ``key`` goes there)."""
         adapter_options.setdefault("requests_timeout", 2)
         namespaces = adapter_options.pop("namespaces", NAMESPACES)
-        server_options = adapter_options.pop("server_options", {})
+        server_options = {"transports": ["websocket"], **adapter_options.pop("server_options", {})}
         prefix = (
             "channel_prefix" if "channel_prefix" in signature(adapter_class).parameters else "key"
         )
@@ -94,7 +94,6 @@ class Node:
             async_mode="aiohttp",
             client_manager=adapter,
             namespaces=namespaces,
-            transports=["websocket"],
             **server_options,
         )
         runner, port = await serve(sio)

@@ -115,6 +115,7 @@ async def test_stats_has_its_documented_keys(cluster: UnitCluster, wire: str):
         "unusable_answers",
         "slow_consumers_disconnected",
         "volatile_skipped",
+        "direct_writes",
         "queued_publish_failures",
         "queued_dropped_at_close",
     }

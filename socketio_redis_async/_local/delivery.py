@@ -1,6 +1,7 @@
 """Delivery to this server's clients: one encoding per packet, slow consumers cut loose.
 
-A packet is encoded once and the same bytes go to every recipient. Every
+A packet is encoded once and the same bytes go to every recipient: written straight to
+an idle aiohttp websocket (``direct_writes``), queued for engine.io's writer otherwise. Every
 ``CHECK_EVERY``-th delivery (and every volatile one) looks at the recipients' backlog:
 a connection still ``max_socket_backlog`` packets behind once its writer had a turn is
 disconnected as a slow consumer, and a volatile packet skips connections that are behind
@@ -19,6 +20,7 @@ import socketio
 from engineio import packet as eio_packet
 
 from .backlog import CHECK_EVERY, VOLATILE_BACKLOG, abort_connection, backlog
+from .direct_writes import DirectWrites
 from .host import Host
 
 Recipients = list[tuple[str, str]]
@@ -57,9 +59,19 @@ class Delivery:
         self._last_slow_log = -1e9
         self._ack_expiry: dict[int, asyncio.TimerHandle] = {}
         self._expiry_ids = itertools.count()
+        self.direct = DirectWrites(logger)
+
+    def stats(self) -> dict[str, int]:
+        """Slow consumers cut loose, volatile packets skipped, frames written directly."""
+        return {
+            "slow_consumers_disconnected": self.slow_consumers,
+            "volatile_skipped": self.volatile_skipped,
+            "direct_writes": self.direct.written,
+        }
 
     def close(self) -> None:
-        """Stop the ack expiry timers (on close)."""
+        """Stop the ack expiry timers and the direct writes still waiting (on close)."""
+        self.direct.close()
         for timer in self._ack_expiry.values():
             timer.cancel()
         self._ack_expiry.clear()
@@ -92,8 +104,16 @@ class Delivery:
                     await send(eio_sid, eio_packet.Packet(_MESSAGE, part))
             return
         pkt = eio_packet.Packet(_MESSAGE, encoded)
+        direct = self.direct
+        if not direct.enabled:
+            for _, eio_sid in recipients:
+                await send(eio_sid, pkt)
+            return
+        frame, sockets = pkt.encode().encode(), server.eio.sockets
         for _, eio_sid in recipients:
-            await send(eio_sid, pkt)
+            sock = sockets.get(eio_sid)
+            if sock is None or not direct.write(sock, frame):
+                await send(eio_sid, pkt)
 
     async def deliver_with_acks(
         self,
