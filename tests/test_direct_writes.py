@@ -63,7 +63,7 @@ async def test_a_reader_that_stalls_gets_everything_in_order_once_it_reads(make_
             peak = max(peak, sock.queue.qsize())
         assert peak > 0, "the stalled socket's packets never queued up"
         assert node.adapter.stats["direct_writes"] > 0
-        got = []
+        got: list[int] = []
         while len(got) < count:
             frame = await asyncio.wait_for(_read_frame(slow.reader), 10)
             if frame.startswith("42"):
