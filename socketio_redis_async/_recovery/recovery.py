@@ -87,7 +87,6 @@ class Recovery:
         self._live_ttl = settings.window_ms + int(2000 * self.refresh_every)
         self.recovered = 0
         self.failures: Counter[str] = Counter()
-        self.store_errors = 0
         self._logged: dict[str, float] = {}
 
     # -- what the rest of the adapter asks ----------------------------------------------
@@ -192,7 +191,10 @@ class Recovery:
         if session is not None:
             self._recovered.add((nsp, sid))
             self.recovered += 1
-        await self._write(nsp, sid, live, self._live_ttl, unconditional=True)
+        try:
+            await self._write(nsp, sid, live, self._live_ttl, unconditional=True)
+        except Exception as exc:  # the socket connects all the same; the refresh retries
+            self._store_failed(exc)
 
     async def disconnected(self, nsp: str, sid: str, recoverable: bool) -> None:
         """Keep the session for the window (``recoverable``), or delete it."""
@@ -230,7 +232,6 @@ class Recovery:
         live.written = value
 
     def _store_failed(self, exc: BaseException) -> None:
-        self.store_errors += 1
         self._fail("store_error", "-", f"{type(exc).__name__}: {exc}")
 
     # -- the task that keeps live sessions stored ---------------------------------------
@@ -273,6 +274,6 @@ class Recovery:
         return {
             "recovered_sessions": self.recovered,
             "recovery_failures": sum(self.failures.values()) - self.failures["store_error"],
-            "recovery_store_errors": self.store_errors,
+            "recovery_store_errors": self.failures["store_error"],
             "recovery_sessions_live": len(self._live),
         }
