@@ -30,6 +30,8 @@ from .scenarios import (
 COLORS = {
     "adapter": "#1f77b4",
     "adapter-nomux": "#17becf",
+    "adapter-plain": "#aec7e8",
+    "node-sharded": "#98df8a",
     "redismanager": "#d62728",
     "asyncmanager": "#ff7f0e",
     "raw": "#7f7f7f",

@@ -24,7 +24,7 @@ class Config:
     latency_seconds: float = 3.0
     # Scenario 1's side-by-side contenders (classic, sharded, streams, Node's) are also
     # paced at these rates, each for ``latency_seconds``.
-    more_latency_rates: tuple[float, ...] = (1_000.0,)
+    more_latency_rates: tuple[float, ...] = (250.0, 1_000.0)
     # Redis memory per message (scenario 1): ``reps`` runs of this many events each, on a
     # fresh Redis, before anything else; kept under the streams' MAXLEN (10,000) in total.
     redis_memory_events: int = 2_000

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 ADAPTER = "adapter"
 ADAPTER_NOMUX = "adapter-nomux"
+ADAPTER_PLAIN = "adapter-plain"  # direct_writes=False: every packet through engine.io's queue
 ADAPTER_UVLOOP = "adapter-uvloop"
 EMITTER = "emitter"
 EMITTER_UVLOOP = "emitter-uvloop"
@@ -40,6 +41,7 @@ STREAM = "bench-stream"  # the stream of the streams contenders when none is giv
 LABELS = {
     ADAPTER: "AsyncRedisAdapter",
     ADAPTER_NOMUX: "AsyncRedisAdapter (multiplexing off)",
+    ADAPTER_PLAIN: "AsyncRedisAdapter, direct_writes=False",
     ADAPTER_UVLOOP: "AsyncRedisAdapter on uvloop",
     EMITTER: "AsyncEmitter",
     EMITTER_UVLOOP: "AsyncEmitter on uvloop",
@@ -109,6 +111,8 @@ def build_manager(
         raise ValueError(f"only this package's adapters queue emits, not {contender!r}")
     if contender == ADAPTER_NOMUX:
         return AsyncRedisAdapter(redis_url, key=key, with_channel_multiplexing=False)
+    if contender == ADAPTER_PLAIN:
+        return AsyncRedisAdapter(redis_url, key=key, direct_writes=False)
     if contender == REDIS_MANAGER:
         return socketio.AsyncRedisManager(redis_url, channel=key)
     if contender == ASYNC_MANAGER:

@@ -14,6 +14,7 @@ from .config import Config
 from .contenders import (
     ADAPTER,
     ADAPTER_NOMUX,
+    ADAPTER_PLAIN,
     ADAPTER_QUEUED,
     ADAPTER_UVLOOP,
     ASYNC_MANAGER,
@@ -54,6 +55,7 @@ MEMORY_CASE = "per 10k"
 CONTENDERS = {
     "cross_node": (
         ADAPTER,
+        ADAPTER_PLAIN,
         ADAPTER_UVLOOP,
         SHARDED,
         STREAMS,
@@ -61,6 +63,7 @@ CONTENDERS = {
         STREAMS_CSR,
         REDIS_MANAGER,
         NODE,
+        NODE_SHARDED,
         NODE_STREAMS,
         NODE_STREAMS_CSR,
         RAW,
@@ -84,7 +87,7 @@ CONTENDERS = {
     ),
 }
 # Scenario 1's side-by-side of the streams adapter: also paced at config.more_latency_rates.
-SIDE_BY_SIDE = (ADAPTER, SHARDED, STREAMS, NODE, NODE_STREAMS)
+SIDE_BY_SIDE = (ADAPTER, ADAPTER_PLAIN, SHARDED, STREAMS, NODE, NODE_SHARDED, NODE_STREAMS)
 
 
 def cross_case(k: int, cross: bool, concurrency: int = 1) -> str:
@@ -187,6 +190,9 @@ async def _cross_cases(cluster: Cluster, contender: str, config: Config) -> dict
     k = max(config.k_values)
     local = await cluster.connect("local", a, k, ["local"])
     cases[cross_case(k, False)] = Blast(a, local, "local", k)
+    if contender == NODE_SHARDED:  # dynamic mode: room channels subscribed in the background
+        rooms = ["local", *(f"k{k}" for k in config.k_values)]
+        await cluster.wait_shard_channels([f"{KEY}#/#{room}#" for room in rooms])
     if contender not in NODE_CONTENDERS:  # Node's emits never wait: always "concurrent"
         busy = cases[cross_case(k, True)]
         cases[cross_case(k, True, CONCURRENT)] = replace(busy, concurrency=CONCURRENT)

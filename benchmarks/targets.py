@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .config import FULL
 from .contenders import (
     ADAPTER,
+    ADAPTER_PLAIN,
     ADAPTER_QUEUED,
     ASYNC_MANAGER,
     NODE,
@@ -30,6 +32,7 @@ from .scenarios import (
     THROUGHPUT,
     cross_case,
     fanout_case,
+    latency_case,
     loop_case,
 )
 
@@ -37,6 +40,7 @@ K1 = cross_case(1, True)
 K20 = cross_case(20, True)
 K20_LOCAL = cross_case(20, False)
 K20_BUSY = cross_case(20, True, CONCURRENT)
+K20_AT_250 = latency_case(20, 250.0, FULL)
 ZERO_CPU_US = 1.0  # "~0": at most 1 µs of server B CPU per message it should never see
 
 
@@ -100,6 +104,23 @@ def _p99(results: Results) -> Target:
         "not measured" if p99 is None else f"{p99:.2f} ms",
         "N/A" if p99 is None else ("PASS" if p99 <= 5.0 else "MISS"),
     )
+
+
+def _receive_path(what: str, case: str, metric: str, unit: str, limit: float) -> list[Check]:
+    """Issue 20's receive-path targets: ``metric`` on the paced ``case`` within ``limit``
+    times Node's, for the classic adapter against Node's and the sharded against Node's."""
+    return [
+        _ratio(
+            f"{label}{what}",
+            f"{mine} <= {limit:g}x {node}",
+            metric,
+            unit,
+            (LATENCY, mine, case),
+            (LATENCY, node, case),
+            lambda ratio: ratio <= limit,
+        )
+        for label, mine, node in (("", ADAPTER, NODE), ("Sharded: ", SHARDED, NODE_SHARDED))
+    ]
 
 
 def _zero_cpu_target(results: Results) -> Target:
@@ -208,6 +229,25 @@ TARGETS: list[Check] = [
         lambda ratio: ratio >= 1.5,
     ),
     _p99,
+    *_receive_path(
+        "Receiving-server CPU per broadcast, K=20 paced at 250 msg/s",
+        K20_AT_250,
+        "cpu_us_server_B",
+        "µs",
+        1.5,
+    ),
+    *_receive_path("Latency p99 at 250 msg/s, K=20", K20_AT_250, "lat_p99_ms", "ms", 1.5),
+    *_receive_path("Latency p99 at 500 msg/s, K=20", K20, "lat_p99_ms", "ms", 3),
+    _ratio(
+        "*supplementary:* Receiving-server CPU per broadcast, K=20 paced at 250 msg/s: "
+        "direct writes against engine.io's queue",
+        "adapter <= 0.75x adapter-plain",
+        "cpu_us_server_B",
+        "µs",
+        (LATENCY, ADAPTER, K20_AT_250),
+        (LATENCY, ADAPTER_PLAIN, K20_AT_250),
+        lambda ratio: ratio <= 0.75,
+    ),
     _vs_manager("Redis CPU per message, K=20 at max rate", K20, "cpu_us_redis", 5),
     _ratio(
         "Local fan-out to 10k sockets (speed-up)",

@@ -92,6 +92,11 @@ class AsyncRedisAdapter(ClusterAPI):
         ``True`` follows once a queued message is accepted again while every subscription
         is confirmed. ``aclose()`` sends what is queued (waiting at most ``publish_timeout``
         + 1 s) and logs and counts (``stats["queued_dropped_at_close"]``) what it dropped.
+    :param direct_writes: True (default): a broadcast's frame is written straight to each
+        recipient's aiohttp websocket while that connection's engine.io writer is idle,
+        encoded once per broadcast; False: every packet goes through python-engineio's
+        per-connection queue. Only on verified python-engineio releases (4.12-4.15), and
+        never for polling, ASGI servers or with engine.io's packet logging on.
     :param on_connection_change: ``callback(subscribed)``, sync or async, run in a task the
         adapter owns: ``False`` when the pub/sub link to Redis is lost or cannot be made
         (messages from other servers are being missed), ``True`` once it is back and every
@@ -127,6 +132,7 @@ class AsyncRedisAdapter(ClusterAPI):
         logger: logging.Logger | None = None,
         publish_timeout: float = 5.0,
         queued_emits: bool = False,
+        direct_writes: bool = True,
         on_connection_change: ConnectionCallback | None = None,
         bridge_channel: str | None = None,
         redis_options: dict[str, Any] | None = None,
@@ -151,6 +157,7 @@ class AsyncRedisAdapter(ClusterAPI):
             max_socket_backlog=max_socket_backlog,
             publish_timeout=publish_timeout,
             queued_emits=queued_emits,
+            direct_writes=direct_writes,
             share_sensitive_headers=share_sensitive_headers,
             redact_headers=redact_headers,
             redact_query=redact_query,

@@ -52,8 +52,7 @@ class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
         self._options = options
         self._connects: Connects = {}
         self._leaving: Leaving = set()
-        self._recovery: Recovery | None = None
-        """Connection-state recovery, when the adapter turns it on."""
+        self._recovery: Recovery | None = None  # connection-state recovery, when turned on
         self._engine = ClusterEngine(
             host=self,
             options=options,
@@ -159,7 +158,8 @@ class ClusterManager(socketio.AsyncManager):  # type: ignore[misc]
             recovery_host.check(server, self._recovery.pid_of)
         super().set_server(server)
         watch_connects(server, self._connects, self.logger, self._leaving)
-        self._engine.delivery.direct.install(server)
+        if self._options.direct_writes:
+            self._engine.delivery.direct.install(server)
 
     async def emit(
         self,

@@ -152,6 +152,7 @@ class Options:
     redact_headers: frozenset[str]
     redact_query: frozenset[str]
     queued_emits: bool
+    direct_writes: bool
     redis_options: dict[str, Any] = field(repr=False)
 
 
@@ -174,6 +175,7 @@ def build_options(
     redact_query: Iterable[str] | None,
     redis_options: dict[str, Any] | None,
     queued_emits: bool = False,
+    direct_writes: bool = True,
 ) -> Options:
     """Validate the adapter's keyword arguments (ValueError/TypeError saying what to pass)."""
     options_ok = isinstance(redis_options, dict) and all(type(k) is str for k in redis_options)
@@ -206,6 +208,7 @@ def build_options(
         if redact_query is None
         else check_names("redact_query", redact_query, headers=False),
         queued_emits=check_bool("queued_emits", queued_emits),
+        direct_writes=check_bool("direct_writes", direct_writes),
         redis_options=dict(redis_options or {}),
     )
 
@@ -227,6 +230,7 @@ class AdapterOptions(TypedDict, total=False):
     redact_query: Iterable[str] | None
     publish_timeout: float
     queued_emits: bool
+    direct_writes: bool
     redis_options: dict[str, Any] | None
     logger: Any
     on_connection_change: Any
@@ -246,6 +250,7 @@ ADAPTER_DEFAULTS: dict[str, Any] = {
     "redact_query": None,
     "publish_timeout": 5.0,
     "queued_emits": False,
+    "direct_writes": True,
     "redis_options": None,
 }
 

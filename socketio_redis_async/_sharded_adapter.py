@@ -69,6 +69,7 @@ class AsyncShardedRedisAdapter(ClusterAPI):
         logger: logging.Logger | None = None,
         publish_timeout: float = 5.0,
         queued_emits: bool = False,
+        direct_writes: bool = True,
         on_connection_change: ConnectionCallback | None = None,
         redis_options: dict[str, Any] | None = None,
     ) -> None:
@@ -87,6 +88,7 @@ class AsyncShardedRedisAdapter(ClusterAPI):
             max_socket_backlog=max_socket_backlog,
             publish_timeout=publish_timeout,
             queued_emits=queued_emits,
+            direct_writes=direct_writes,
             share_sensitive_headers=share_sensitive_headers,
             redact_headers=redact_headers,
             redact_query=redact_query,

@@ -118,6 +118,28 @@ async def test_an_unverified_engineio_falls_back_to_the_plain_path(
     assert node.adapter.stats["direct_writes"] == 0
 
 
+async def test_direct_writes_false_keeps_every_packet_on_the_plain_path(
+    make_node, make_sharded, make_client
+):
+    """direct_writes=False (classic and sharded adapters) hooks nothing; all arrives."""
+    for node in (await make_node(direct_writes=False), await make_sharded(direct_writes=False)):
+        assert not node.adapter._engine.delivery.direct.enabled
+        client = await make_client(node)
+        for i in range(20):
+            await node.sio.emit("n", i)
+        assert await client.wait_for("n", 20) == [[i] for i in range(20)]
+        assert node.adapter.stats["direct_writes"] == 0
+
+
+@pytest.mark.unit
+def test_direct_writes_must_be_a_bool():
+    """A direct_writes that is not a bool is refused, saying so."""
+    from socketio_redis_async import AsyncRedisAdapter
+
+    with pytest.raises(TypeError, match="direct_writes"):
+        AsyncRedisAdapter(direct_writes="no")  # type: ignore[arg-type]
+
+
 @pytest.mark.unit
 def test_asgi_servers_are_left_alone():
     """An ASGI server's websocket factory is not hooked: the plain path serves it."""

@@ -109,11 +109,9 @@ class Delivery:
             for _, eio_sid in recipients:
                 await send(eio_sid, pkt)
             return
-        frame, sockets = pkt.encode().encode(), server.eio.sockets
-        for _, eio_sid in recipients:
-            sock = sockets.get(eio_sid)
-            if sock is None or not direct.write(sock, frame):
-                await send(eio_sid, pkt)
+        eio_sids = [eio_sid for _, eio_sid in recipients]
+        for eio_sid in direct.write(server.eio.sockets, eio_sids, pkt.encode().encode()):
+            await send(eio_sid, pkt)
 
     async def deliver_with_acks(
         self,

@@ -119,38 +119,49 @@ class DirectWrites:
         self._eio, self.enabled = eio, True
         return True
 
-    def write(self, sock: Any, frame: bytes) -> bool:
-        """Write a text ``frame`` to ``sock`` now; False: use the plain path instead."""
-        ws = self._drivers.get(sock)
-        if ws is None or sock in self._busy or not sock.upgraded or sock.upgrading:
-            return False
-        if sock.closed or sock.closing:
-            return False
-        queue = sock.queue
-        if queue.qsize() or not any(not waiter.done() for waiter in queue._getters):
-            return False  # packets wait, or the writer holds some: they go first
+    def write(self, sockets: dict[str, Any], eio_sids: list[str], frame: bytes) -> list[str]:
+        """Write the text ``frame`` now to each connection of ``eio_sids`` (found in
+        ``sockets``) that can take it; return those left for the plain path."""
         eio = self._eio
-        last = sock.last_ping
-        if last and time.time() - last > eio.ping_timeout:
-            return False  # the plain path closes it
-        response = getattr(ws, "_sock", None)
-        if response is None or eio.logger.isEnabledFor(logging.INFO):
-            return False
+        if eio.logger.isEnabledFor(logging.INFO):
+            return eio_sids  # engine.io logs each packet it sends: let it
+        timed_out = time.time() - eio.ping_timeout
+        drivers, busy, rest = self._drivers, self._busy, []
+        for eio_sid in eio_sids:
+            sock: Any = sockets.get(eio_sid)
+            ws = None if sock is None or sock in busy else drivers.get(sock)
+            if ws is None or not sock.upgraded or sock.upgrading or sock.closed or sock.closing:
+                rest.append(eio_sid)
+                continue
+            queue = sock.queue
+            for waiter in queue._getters:
+                if not waiter.done():
+                    break  # the writer waits for packets: it holds none
+            else:
+                rest.append(eio_sid)
+                continue
+            response = ws._sock
+            if queue.qsize() or response is None or 0 < (sock.last_ping or 0) < timed_out:
+                rest.append(eio_sid)  # packets wait first, or the plain path closes it
+                continue
+            self._send(sock, response, frame)
+        return rest
+
+    def _send(self, sock: Any, response: Any, frame: bytes) -> None:
         coro = response.send_frame(frame, _TEXT)
         try:
             first = coro.send(None)
         except StopIteration:
             self.written += 1
-            return True
+            return
         except Exception as exc:  # the connection is going: as engine.io's writer, drop
             self._logger.debug("direct write to %s failed: %r", sock.sid, exc)
-            return True
+            return
         self.written += 1
         self._busy.add(sock)
         task = asyncio.ensure_future(_finish(coro, first))
         self._tasks.add(task)
         task.add_done_callback(lambda done: self._finished(sock, done))
-        return True
 
     def _finished(self, sock: Any, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
