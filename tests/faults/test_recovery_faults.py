@@ -11,9 +11,7 @@ from tests.recovery import start_recovering
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_refused_session_write_does_not_refuse_the_connection(
-    own_redis, make_client, key
-):
+async def test_a_refused_session_write_does_not_refuse_the_connection(own_redis, make_client, key):
     """Redis out of memory at CONNECT: the socket connects, the failure is counted, and the
     session is stored by the next refresh once Redis takes writes again."""
     node = await start_recovering(own_redis.url, key, window=3.0)
