@@ -72,7 +72,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=ADAPTER,
         help="which Python adapter (default: adapter)",
     )
-    profile_cmd.add_argument("--k", type=int, default=20, help="clients on server B")
+    profile_cmd.add_argument(
+        "--k", type=int, default=20, help="clients on server B (0: the 64-room spread)"
+    )
     profile_cmd.add_argument("--seconds", type=float, default=5.0, help="profiled run length")
     profile_cmd.add_argument("--rate", type=int, default=1000, help="samples per second")
     profile_cmd.add_argument(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .cluster import Blast, Cluster, blast_run
 from .contenders import ADAPTER
+from .scenarios import CONCURRENT, SHARD_ROOMS
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
@@ -67,7 +68,12 @@ async def _record(
     py_spy: str, raw: Path, k: int, seconds: float, role: str, rate: int, contender: str, paced: int
 ) -> str:
     async with Cluster(contender) as cluster:
-        blast = Blast(cluster.a, await cluster.connect("k", cluster.b, k, ["k"]), "k", k)
+        if k:
+            blast = Blast(cluster.a, await cluster.connect("k", cluster.b, k, ["k"]), "k", k)
+        else:  # scenario 8/9's spread: 16 emitters round-robin over 64 rooms, one client each
+            rooms = [f"s-{i}" for i in range(SHARD_ROOMS)]
+            receiver = await cluster.connect("s", cluster.b, 1, rooms)
+            blast = Blast(cluster.a, receiver, f"s:{SHARD_ROOMS}", 1, CONCURRENT)
         probe = await blast_run(cluster, blast, 500, rate=paced)
         events = int((paced or probe["msgs_per_s"]) * seconds)
         target = cluster.b if role == "b" else cluster.a
@@ -84,7 +90,8 @@ async def _record(
             spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
             await asyncio.wait_for(spy.wait(), 30)
     return (
-        f"{contender} server {role.upper()}, K={k}: {metrics['msgs_per_s']:,.0f} msg/s, "
+        f"{contender} server {role.upper()}, K={k or '64 rooms'}: "
+        f"{metrics['msgs_per_s']:,.0f} msg/s, "
         f"B {metrics['cpu_us_server_B']:.0f} µs/msg, A {metrics['cpu_us_server_A']:.0f} µs/msg, "
         f"p50 {metrics['lat_p50_ms']:.2f} ms, p99 {metrics['lat_p99_ms']:.2f} ms"
     )

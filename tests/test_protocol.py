@@ -3,6 +3,9 @@ the room rule and answers (their bytes, compression, size limit and channel)."""
 
 from __future__ import annotations
 
+import struct
+
+import msgpack
 import pytest
 
 from socketio_redis_async._errors import MalformedMessage
@@ -219,3 +222,20 @@ def test_reading_answers_keeps_only_usable_values():
             reader(bad)
     with pytest.raises(MalformedMessage):
         answers.rooms_of({"rooms": [None]})
+
+
+@pytest.mark.parametrize(
+    ("arg", "binary"),
+    [
+        (struct.unpack(">d", bytes([0x40, 0xC4, 0xC7, 0xD4, 0, 0, 0, 1]))[0], False),
+        ({"t": 1.5, "s": "\u0100 \u0107"}, False),
+        (b"\x00\x01", None),
+        ({"deep": [[b"x"]]}, None),
+    ],
+)
+def test_a_broadcast_is_binary_only_when_it_holds_bytes(arg, binary):
+    """A float or text whose bytes look like msgpack bin/ext markers is not binary (the
+    fast text path takes it); real bytes are."""
+    payload = msgpack.packb(["u", {"type": 2, "data": ["ev", arg], "nsp": "/"}, {}])
+    broadcast = messages.decode_broadcast(payload)
+    assert broadcast.data == ["ev", arg] and broadcast.binary is binary

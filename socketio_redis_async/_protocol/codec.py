@@ -70,14 +70,15 @@ def _dates_to_iso(value: Any) -> Any:
     return value
 
 
-def check_plain(value: Any, keys: bool = True) -> None:
+def check_plain(value: Any, keys: bool = True) -> bool:
     """Raise MalformedMessage if decoded ``value`` nests deeper than ``MAX_DEPTH``, or
-    (``keys``) has a map key JSON cannot encode. Iterative, a level at a time: its cost is
-    bounded by the size of ``value``."""
+    (``keys``) has a map key JSON cannot encode; return whether it holds bytes. Iterative,
+    a level at a time: its cost is bounded by the size of ``value``."""
     level = [value] if type(value) is dict or type(value) is list else []
+    holds_bytes = type(value) is bytes
     for _ in range(MAX_DEPTH):
         if not level:
-            return
+            return holds_bytes
         below: list[Any] = []
         item: Any
         for item in level:
@@ -87,11 +88,15 @@ def check_plain(value: Any, keys: bool = True) -> None:
                     raise MalformedMessage(f"a map key must be a string or number, not {key!r:.40}")
                 item = item.values()
             for child in item:
-                if type(child) is dict or type(child) is list:
+                kind = type(child)
+                if kind is dict or kind is list:
                     below.append(child)
+                elif kind is bytes:
+                    holds_bytes = True
         level = below
     if level:
         raise MalformedMessage(f"nested deeper than {MAX_DEPTH} levels")
+    return holds_bytes
 
 
 def unpack(payload: bytes) -> Any:
@@ -100,7 +105,7 @@ def unpack(payload: bytes) -> Any:
 
 
 def unpack_marked(payload: bytes) -> tuple[Any, bool]:
-    """``unpack``, and whether the payload may hold bytes or extension values."""
+    """``unpack``, and whether the decoded value holds bytes."""
     try:
         value = msgpack.unpackb(
             payload, raw=False, strict_map_key=False, timestamp=3, ext_hook=_ext_hook
@@ -109,13 +114,15 @@ def unpack_marked(payload: bytes) -> tuple[Any, bool]:
         raise
     except Exception as exc:
         raise MalformedMessage(f"invalid msgpack: {exc}") from None
-    # Without bin or ext bytes every map key is a str, number, bool or None already.
-    extended = _BIN_OR_EXT.search(payload) is not None
-    if extended or len(payload.translate(None, _NOT_CONTAINER)) > MAX_DEPTH:
-        check_plain(value, keys=extended)
-    if extended and any(marker in payload for marker in _TIMESTAMPS):
+    # Without bin or ext marker bytes (which a float's bytes may also hold) there are no
+    # bytes, and every map key is a str, number, bool or None already.
+    marked = _BIN_OR_EXT.search(payload) is not None
+    holds_bytes = False
+    if marked or len(payload.translate(None, _NOT_CONTAINER)) > MAX_DEPTH:
+        holds_bytes = check_plain(value, keys=marked)
+    if marked and any(marker in payload for marker in _TIMESTAMPS):
         value = _dates_to_iso(value)
-    return value, extended
+    return value, holds_bytes
 
 
 def pack(value: Any) -> bytes:

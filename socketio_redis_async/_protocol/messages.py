@@ -107,12 +107,12 @@ def encode_emitter_broadcast(
 
 def decode_broadcast(payload: bytes) -> Broadcast:
     """Decode and validate a broadcast, or raise MalformedMessage."""
-    msg, extended = codec.unpack_marked(payload)
+    msg, holds_bytes = codec.unpack_marked(payload)
     if not isinstance(msg, list) or len(msg) < 3 or not isinstance(msg[0], str):
         raise MalformedMessage("a broadcast must be [uid, packet, opts]")
     nsp, data = check_packet(msg[1])
     rooms, except_rooms, flags = check_opts(msg[2])
-    return Broadcast(msg[0], nsp, data, rooms, except_rooms, flags, None if extended else False)
+    return Broadcast(msg[0], nsp, data, rooms, except_rooms, flags, None if holds_bytes else False)
 
 
 # -- requests: one builder per type ---------------------------------------------------------
