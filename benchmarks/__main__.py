@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import machine, report
 from .config import FULL, QUICK, Config
-from .contenders import ADAPTER, ADAPTER_NOMUX, SHARDED, STREAMS
+from .contenders import ADAPTER, ADAPTER_NOMUX, ADAPTER_PLAIN, SHARDED, STREAMS
 from .profiling import profile
 from .results import Results
 from .scenarios import CONTENDERS, SCENARIOS
@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     profile_cmd.add_argument("--role", choices=("a", "b"), default="b", help="which server")
     profile_cmd.add_argument(
         "--contender",
-        choices=(ADAPTER, ADAPTER_NOMUX, SHARDED, STREAMS),
+        choices=(ADAPTER, ADAPTER_NOMUX, ADAPTER_PLAIN, SHARDED, STREAMS),
         default=ADAPTER,
         help="which Python adapter (default: adapter)",
     )

@@ -17,7 +17,15 @@ from tests.helpers import QUIET_PINGS, SlowConsumer, _read_frame, wait_until
 pytestmark = pytest.mark.anyio
 
 
-async def test_idle_websockets_get_broadcasts_directly_in_order(make_node, make_client):
+@pytest.fixture
+def no_burst_gap(monkeypatch):
+    """Every packet may go direct, however close to the last: the paths are what is tested."""
+    monkeypatch.setattr(direct_writes, "BURST_GAP", 0.0)
+
+
+async def test_idle_websockets_get_broadcasts_directly_in_order(
+    make_node, make_client, no_burst_gap
+):
     """Local and cross-server broadcasts to websocket clients skip engine.io's queue, and
     each client gets every event once, in the order each server sent them."""
     a, b = await make_node(), await make_node()
@@ -32,7 +40,7 @@ async def test_idle_websockets_get_broadcasts_directly_in_order(make_node, make_
     assert b.adapter.stats["direct_writes"] >= 150
 
 
-async def test_order_holds_when_packets_switch_paths(make_node, make_client):
+async def test_order_holds_when_packets_switch_paths(make_node, make_client, no_burst_gap):
     """An emit with an ack (always queued) between two plain emits: the first plain one
     goes direct, the second queues behind the ack; the client gets all in order."""
     node = await make_node()
@@ -50,7 +58,7 @@ async def test_order_holds_when_packets_switch_paths(make_node, make_client):
     assert node.adapter.stats["direct_writes"] == 50
 
 
-async def test_a_reader_that_stalls_gets_everything_in_order_once_it_reads(make_node):
+async def test_a_reader_that_stalls_gets_everything_in_order_once_it_reads(make_node, no_burst_gap):
     """A client that stops reading fills its transport; its packets then queue behind the
     unfinished direct write, and once it reads again every frame arrives, in order."""
     node = await make_node(**QUIET_PINGS)
@@ -71,6 +79,19 @@ async def test_a_reader_that_stalls_gets_everything_in_order_once_it_reads(make_
         assert got == list(range(count))
     finally:
         slow.close()
+
+
+async def test_a_connection_in_a_burst_takes_engineio_writer(make_node, make_client, monkeypatch):
+    """Packets closer together than BURST_GAP go through engine.io's queue, whose writer
+    sends what piled up back to back; only the first of the burst goes direct."""
+    monkeypatch.setattr(direct_writes, "BURST_GAP", 3600.0)
+    node = await make_node()
+    client = await make_client(node)
+    for i in range(30):
+        await node.sio.emit("n", i)
+        await client.wait_for("n", i + 1)  # the writer is idle again: only the gap decides
+    assert client.received("n") == [[i] for i in range(30)]
+    assert node.adapter.stats["direct_writes"] == 1
 
 
 async def test_polling_clients_take_the_plain_path(make_node):
