@@ -4,6 +4,7 @@ and the plain engine.io path everywhere else (polling, ASGI, logging, other vers
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 
@@ -92,6 +93,26 @@ async def test_a_connection_in_a_burst_takes_engineio_writer(make_node, make_cli
         await client.wait_for("n", i + 1)  # the writer is idle again: only the gap decides
     assert client.received("n") == [[i] for i in range(30)]
     assert node.adapter.stats["direct_writes"] == 1
+
+
+async def test_closed_connections_leave_nothing_behind(make_node, make_client, no_burst_gap):
+    """Once a client is gone (and engine.io, whose ping and service tasks hold a socket up
+    to a ping interval longer, lets go of it), the hook holds nothing of it."""
+    node = await make_node(server_options={"ping_interval": 1, "ping_timeout": 1})
+    direct = node.adapter._engine.delivery.direct
+    for round_ in range(3):
+        client = await make_client(node, name=f"c{round_}")
+        await node.sio.emit("n", round_)
+        await client.wait_for("n")
+        await client.aclose()
+        await wait_until(lambda: not node.sids() and not node.sio.eio.sockets)
+    assert node.adapter.stats["direct_writes"] == 3
+
+    def released() -> bool:  # engine.io's service task keeps its last-checked socket
+        gc.collect()
+        return len(direct._drivers) <= 1
+
+    await wait_until(released, timeout=15)
 
 
 async def test_polling_clients_take_the_plain_path(make_node):
